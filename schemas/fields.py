@@ -1,0 +1,181 @@
+"""Field rules shared by every event kind, and the checks that enforce them.
+
+A `Field` says what one JSON member may hold. The same table drives the
+validation in `schemas.events` and the JSON Schema files in `schemas/json/`,
+so producers in other languages and this code read one set of rules.
+
+Examples
+--------
+>>> count_in = Field("count_in", "integer", minimum=0, maximum=100_000)
+>>> count_in.check(12)
+12
+>>> try:
+...     count_in.check(-3)
+... except InvalidEvent as exc:
+...     print(exc)
+field 'count_in': value -3 violates rule '>= 0'
+
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MAX_STRING_LENGTH", "Field", "InvalidEvent"]
+
+#: Longest string any identifier or label may have; longer ones are rejected, never truncated.
+MAX_STRING_LENGTH = 128
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks a schema rule.
+
+    `reason` is a short stable code for counting and dead-letter routing
+    (`missing_field`, `wrong_type`, `out_of_range`, ...); the message names the
+    field, the value and the rule.
+    """
+
+    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field = field
+
+
+def _short(value: Any) -> str:
+    """The value as it appears in an error message, cut so a huge string stays readable."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}...(len {len(value) if hasattr(value, '__len__') else '?'})"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One member of an event object.
+
+    Parameters
+    ----------
+    name
+        JSON member name.
+    type
+        JSON type: `string`, `integer`, `number` or `boolean`.
+    required
+        Whether the member must be present (and not null).
+    minimum, maximum
+        Inclusive bounds for numbers.
+    enum
+        Allowed values for strings.
+    pattern
+        Regular expression a string must match in full.
+    max_length
+        Longest allowed string.
+    identifier
+        A customer or device identifier: pseudonymised with a keyed hash at ingest.
+    description
+        Shown in the JSON Schema.
+
+    """
+
+    name: str
+    type: str
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[str, ...] | None = None
+    pattern: str | None = None
+    max_length: int = MAX_STRING_LENGTH
+    identifier: bool = False
+    description: str = ""
+
+    def check(self, value: Any) -> Any:
+        """Return `value` if it obeys this field's rules, else raise `InvalidEvent`."""
+        name = self.name
+        if self.type == "string":
+            if not isinstance(value, str):
+                raise InvalidEvent(
+                    "wrong_type", f"field {name!r}: value {_short(value)} violates rule 'is a string'", name
+                )
+            if not value:
+                raise InvalidEvent("out_of_range", f"field {name!r}: value '' violates rule 'not empty'", name)
+            if len(value) > self.max_length:
+                raise InvalidEvent(
+                    "too_large",
+                    f"field {name!r}: value {_short(value)} violates rule 'at most {self.max_length} characters'",
+                    name,
+                )
+            if self.enum is not None and value not in self.enum:
+                raise InvalidEvent(
+                    "out_of_range",
+                    f"field {name!r}: value {_short(value)} violates rule 'one of {', '.join(self.enum)}'",
+                    name,
+                )
+            if self.pattern is not None and _compiled(self.pattern).fullmatch(value) is None:
+                raise InvalidEvent(
+                    "out_of_range",
+                    f"field {name!r}: value {_short(value)} violates rule 'matches {self.pattern}'",
+                    name,
+                )
+            return value
+        if self.type == "boolean":
+            if not isinstance(value, bool):
+                raise InvalidEvent(
+                    "wrong_type", f"field {name!r}: value {_short(value)} violates rule 'is a boolean'", name
+                )
+            return value
+        # Numbers. bool is a subclass of int in Python but not a number in JSON.
+        if self.type == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidEvent(
+                    "wrong_type", f"field {name!r}: value {_short(value)} violates rule 'is an integer'", name
+                )
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidEvent(
+                    "wrong_type", f"field {name!r}: value {_short(value)} violates rule 'is a number'", name
+                )
+            if not math.isfinite(value):
+                raise InvalidEvent(
+                    "out_of_range", f"field {name!r}: value {value!r} violates rule 'is finite'", name
+                )
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidEvent(
+                "out_of_range", f"field {name!r}: value {value!r} violates rule '>= {_num(self.minimum)}'", name
+            )
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidEvent(
+                "out_of_range", f"field {name!r}: value {value!r} violates rule '<= {_num(self.maximum)}'", name
+            )
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        """This field as a JSON Schema (draft 2020-12) property."""
+        prop: dict[str, Any] = {"type": self.type}
+        if self.description:
+            prop["description"] = self.description
+        if self.type == "string":
+            prop["minLength"] = 1
+            prop["maxLength"] = self.max_length
+            if self.enum is not None:
+                prop["enum"] = list(self.enum)
+            if self.pattern is not None:
+                prop["pattern"] = f"^(?:{self.pattern})$"
+        if self.minimum is not None:
+            prop["minimum"] = _num(self.minimum)
+        if self.maximum is not None:
+            prop["maximum"] = _num(self.maximum)
+        return prop
+
+
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    compiled = _PATTERNS.get(pattern)
+    if compiled is None:
+        compiled = _PATTERNS[pattern] = re.compile(pattern)
+    return compiled

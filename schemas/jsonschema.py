@@ -1,0 +1,86 @@
+"""JSON Schema (draft 2020-12) documents for each event kind, built from the field tables.
+
+The files in `schemas/json/` are these documents written out
+(`footfall schemas export`); a test checks the files are current and that an
+independent JSON Schema validator agrees with `parse_event` on many events.
+
+Examples
+--------
+>>> doc = kind_schema("pos")
+>>> doc["required"]
+['event_id', 'store_id', 'kind', 'schema_version', 'ts', 'transaction_id', 'amount', 'items']
+>>> doc["properties"]["kind"]
+{'const': 'pos'}
+
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from footfall.schemas.events import COMMON_FIELDS, KIND_FIELDS, SCHEMA_VERSION
+
+__all__ = ["SCHEMA_DIR", "kind_schema", "write_schemas"]
+
+SCHEMA_DIR = Path(__file__).parent / "json"
+_BASE_ID = "https://footfall.dev/schemas/v{version}/{kind}.schema.json"
+
+_TS = {
+    "description": "Event time: ISO-8601 with a UTC offset, or integer epoch milliseconds (UTC).",
+    "oneOf": [
+        {"type": "string", "format": "date-time", "pattern": "(Z|[+-][0-9]{2}:?[0-9]{2})$", "maxLength": 40},
+        {"type": "integer", "minimum": 0},
+    ],
+}
+
+
+def kind_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of one event kind."""
+    fields = COMMON_FIELDS + KIND_FIELDS[kind]
+    properties: dict[str, Any] = {}
+    for field in fields:
+        prop = field.json_schema()
+        if not field.required:
+            # An optional member may be absent or null; parse_event reads both as "not given".
+            prop["type"] = [prop["type"], "null"]
+        properties[field.name] = prop
+    properties["kind"] = {"const": kind}
+    properties["ts"] = _TS
+    required = [f.name for f in COMMON_FIELDS if f.required] + ["ts"]
+    required += [f.name for f in KIND_FIELDS[kind] if f.required]
+    doc: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _BASE_ID.format(version=SCHEMA_VERSION, kind=kind),
+        "title": f"footfall {kind} event (schema_version {SCHEMA_VERSION})",
+        "type": "object",
+        "required": required,
+        "properties": properties,
+        # Producers may add members of their own; footfall ignores them.
+        "additionalProperties": True,
+    }
+    if kind == "door":
+        doc["description"] = (
+            "One person (direction) or an interval report (count_in, count_out, interval_s), never both."
+        )
+        doc["oneOf"] = [
+            {"required": ["direction"],
+             "not": {"anyOf": [{"required": [n]} for n in ("count_in", "count_out", "interval_s")]}},
+            {"required": ["count_in", "count_out", "interval_s"], "not": {"required": ["direction"]}},
+        ]
+    if kind == "visit":
+        doc["if"] = {"properties": {"action": {"const": "arrive"}}}
+        doc["then"] = {"not": {"required": ["dwell_s"]}}
+    return doc
+
+
+def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """Write one `<kind>.schema.json` per kind; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind in KIND_FIELDS:
+        path = directory / f"{kind}.schema.json"
+        path.write_bytes(orjson.dumps(kind_schema(kind), option=orjson.OPT_INDENT_2) + b"\n")
+        paths.append(path)
+    return paths

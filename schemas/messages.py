@@ -1,0 +1,156 @@
+"""From the bytes of one Kafka message to events and rejects.
+
+A message holds one event (a JSON object) or a batch (a JSON array) of events
+from one store, as store gateways send after an outage. Each event of a batch
+stands alone: the good ones are kept, each bad one becomes a `Reject` carrying
+its own bytes, the reason and its place in the batch.
+
+Identifier fields are pseudonymised before anything leaves this module, in the
+events and in the bytes of rejects alike (where those bytes are still JSON), so
+a dead-letter topic never holds a raw customer id that a valid event would not.
+
+Examples
+--------
+>>> from footfall.schemas.events import Limits
+>>> raw = b'''[
+...  {"event_id": "a", "store_id": "s1", "kind": "door", "ts": 1000, "schema_version": 1,
+...   "door_id": "d", "sensor_id": "c", "direction": "in"},
+...  {"event_id": "b", "store_id": "s1", "kind": "door", "ts": 2000, "schema_version": 1,
+...   "door_id": "d", "sensor_id": "c", "count_in": -3, "count_out": 0, "interval_s": 60}
+... ]'''
+>>> decoded = decode_message(raw, now_ms=10_000, limits=Limits(min_ts_ms=0))
+>>> [e.event_id for e in decoded.events]
+['a']
+>>> [(r.reason, r.batch_index) for r in decoded.rejects]
+[('out_of_range', 1)]
+>>> print(decoded.rejects[0].error)
+InvalidEvent: field 'count_in': value -3 violates rule '>= 0'
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from footfall.schemas.events import ALL_IDENTIFIER_FIELDS, Event, Limits, parse_event
+from footfall.schemas.fields import InvalidEvent
+
+__all__ = ["MAX_BATCH_EVENTS", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message"]
+
+#: Largest message accepted (Kafka's default max.message.bytes is about 1 MB).
+MAX_MESSAGE_BYTES = 1_048_576
+#: Most events one batch may carry.
+MAX_BATCH_EVENTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input that is not a valid event.
+
+    Parameters
+    ----------
+    reason
+        Stable short code: `not_utf8`, `not_json`, `not_an_object`, `missing_field`,
+        `wrong_type`, `out_of_range`, `bad_timestamp`, `too_large`, ...
+    error
+        Error class and message, for people.
+    payload
+        The bytes of the rejected input (the whole message, or this batch element
+        re-encoded), with identifier fields pseudonymised where it is JSON.
+    batch_index
+        Position in the batch, or None for a single-event message.
+
+    """
+
+    reason: str
+    error: str
+    payload: bytes
+    batch_index: int | None = None
+
+
+@dataclass(slots=True)
+class Decoded:
+    """Events and rejects of one message.
+
+    `originals[i]` is the decoded JSON object `events[i]` came from, before
+    pseudonymisation: only for sending a mis-keyed event back to the input topic
+    under its right key, never for output.
+    """
+
+    events: list[Event] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    originals: list[Any] = field(default_factory=list)
+    is_batch: bool = False
+
+
+def _reject_whole(reason: str, exc: BaseException | str, raw: bytes) -> Decoded:
+    error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return Decoded(rejects=[Reject(reason, error, raw)])
+
+
+def _scrubbed(obj: Any, pseudonymize: Callable[[str], str] | None) -> Any:
+    """The object with every identifier field pseudonymised (the dead-letter copy)."""
+    if pseudonymize is None or not isinstance(obj, dict):
+        return obj
+    if not ALL_IDENTIFIER_FIELDS.intersection(obj):
+        return obj
+    return {
+        k: (pseudonymize(v) if k in ALL_IDENTIFIER_FIELDS and isinstance(v, str) else
+            ("<non-string identifier removed>" if k in ALL_IDENTIFIER_FIELDS and v is not None else v))
+        for k, v in obj.items()
+    }
+
+
+def decode_message(
+    raw: bytes | None,
+    *,
+    now_ms: int,
+    limits: Limits,
+    pseudonymize: Callable[[str], str] | None = None,
+) -> Decoded:
+    """Decode one message into events and rejects. Never raises on bad input."""
+    if raw is None or len(raw) == 0:
+        return _reject_whole("empty", "InvalidEvent: message: value empty violates rule 'not empty'", b"")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return _reject_whole(
+            "too_large",
+            f"InvalidEvent: message: value of {len(raw)} bytes violates rule 'at most {MAX_MESSAGE_BYTES} bytes'",
+            raw,
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _reject_whole("not_utf8", exc, raw)
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _reject_whole("not_json", exc, raw)
+
+    if isinstance(doc, list):
+        decoded = Decoded(is_batch=True)
+        if not doc:
+            decoded.rejects.append(Reject("empty", "InvalidEvent: batch: value [] violates rule 'not empty'", raw))
+            return decoded
+        if len(doc) > MAX_BATCH_EVENTS:
+            return _reject_whole(
+                "too_large",
+                f"InvalidEvent: batch: value of {len(doc)} events violates rule 'at most {MAX_BATCH_EVENTS}'",
+                orjson.dumps([_scrubbed(o, pseudonymize) for o in doc]),
+            )
+        elements = list(enumerate(doc))
+    else:
+        decoded = Decoded()
+        elements = [(None, doc)]
+
+    for index, obj in elements:
+        try:
+            decoded.events.append(parse_event(obj, now_ms=now_ms, limits=limits, pseudonymize=pseudonymize))
+            decoded.originals.append(obj)
+        except InvalidEvent as exc:
+            scrubbed = _scrubbed(obj, pseudonymize)
+            payload = raw if index is None and scrubbed is obj else orjson.dumps(scrubbed)
+            decoded.rejects.append(Reject(exc.reason, f"InvalidEvent: {exc}", payload, index))
+    return decoded

@@ -1,0 +1,220 @@
+"""footfall's configuration: one frozen, validated object read from `FOOTFALL_*` variables.
+
+Nothing else in footfall reads the environment: the worker and the tools build
+one `Settings` at start-up and pass it down. A bad value stops start-up with
+the variable's name, its value and what was expected.
+
+Examples
+--------
+>>> s = Settings.from_env({"FOOTFALL_PSEUDONYM_SECRET": "0123456789abcdef", "FOOTFALL_BUCKET_S": "1800"})
+>>> s.bucket_s, s.topic("events")
+(1800, 'footfall.events')
+>>> Settings.from_env({"FOOTFALL_PSEUDONYM_SECRET": "0123456789abcdef", "FOOTFALL_BUCKET_S": "7"})
+Traceback (most recent call last):
+...
+footfall.stream.settings.SettingsError: FOOTFALL_BUCKET_S='7': must divide a day into whole minutes (60..86400, a divisor of 86400 and a multiple of 60)
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ENV_VARIABLES", "Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A `FOOTFALL_*` variable holds a value footfall cannot use."""
+
+
+_TOPIC_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+_APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a footfall process is told from outside.
+
+    Each attribute is read from the environment variable `FOOTFALL_<NAME>` (upper
+    case); `ENV_VARIABLES` lists them with their meaning, as the README does.
+    """
+
+    broker: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    topic_prefix: str = "footfall"
+    app_id: str = "footfall-worker"
+    partitions: int = 4
+    bucket_s: int = 900
+    grace_s: int = 300
+    timezone: str = "UTC"
+    pseudonym_secret: str = field(default="", repr=False)
+    min_event_time: str = "2000-01-01T00:00:00Z"
+    max_future_s: int = 3600
+    history_maxlen: int = 10_000
+    bucket_retention_days: int = 8
+    session_timeout_s: float = 6.0
+    heartbeat_s: float = 1.0
+    processing_guarantee: str = "at_least_once"
+    dead_letter_log_every_s: float = 10.0
+    log_level: str = "info"
+    web_enabled: bool = False
+    web_port: int = 6066
+    data_dir: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived values --------------------------------------------------------------------
+
+    def topic(self, name: str) -> str:
+        """Full topic name: `<prefix>.<name>` (`events`, `aggregates`, `predictions`, `alerts`, `dead-letter`)."""
+        return f"{self.topic_prefix}.{name}"
+
+    def redis_key(self, *parts: str) -> str:
+        """Redis key under the prefix: `<prefix>:<part>:<part>...`."""
+        return ":".join((self.topic_prefix, *parts))
+
+    @property
+    def bucket_ms(self) -> int:
+        return self.bucket_s * 1000
+
+    @property
+    def grace_ms(self) -> int:
+        return self.grace_s * 1000
+
+    @property
+    def min_event_time_ms(self) -> int:
+        parsed = dt.datetime.fromisoformat(self.min_event_time)
+        return int(parsed.timestamp() * 1000)
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build from `FOOTFALL_*` variables; explicit `overrides` win over the environment."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            var = f"FOOTFALL_{f.name.upper()}"
+            if f.name in overrides:
+                continue
+            raw = environ.get(var)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(var, raw, f.type)
+        values.update(overrides)
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that rebuild these settings in a child process."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"FOOTFALL_{f.name.upper()}"] = str(value)
+        return env
+
+
+def _convert(var: str, raw: str, type_name: Any) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        expected = "an integer" if type_name == "int" else "a number"
+        raise SettingsError(f"{var}={raw!r}: must be {expected}") from None
+    if type_name == "bool":
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{var}={raw!r}: must be true or false")
+    return raw
+
+
+def _fail(name: str, value: Any, expected: str) -> None:
+    shown = "***" if name == "pseudonym_secret" else repr(str(value))
+    raise SettingsError(f"FOOTFALL_{name.upper()}={shown}: {expected}")
+
+
+def _validate(s: Settings) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+:\d{1,5}(,[A-Za-z0-9_.\-]+:\d{1,5})*", s.broker):
+        _fail("broker", s.broker, "must be host:port[,host:port...] (a Kafka bootstrap list)")
+    if not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        _fail("redis_url", s.redis_url, "must be a redis://, rediss:// or unix:// URL")
+    if not _TOPIC_PREFIX.fullmatch(s.topic_prefix):
+        _fail("topic_prefix", s.topic_prefix, "must be letters, digits, '.', '_' or '-' (at most 101)")
+    if not _APP_ID.fullmatch(s.app_id):
+        _fail("app_id", s.app_id, "must be letters, digits, '.', '_' or '-' (at most 101)")
+    if not 1 <= s.partitions <= 1024:
+        _fail("partitions", s.partitions, "must be between 1 and 1024")
+    if not (60 <= s.bucket_s <= 86_400 and 86_400 % s.bucket_s == 0 and s.bucket_s % 60 == 0):
+        _fail("bucket_s", s.bucket_s,
+              "must divide a day into whole minutes (60..86400, a divisor of 86400 and a multiple of 60)")
+    if not 0 <= s.grace_s <= 7 * 86_400:
+        _fail("grace_s", s.grace_s, "must be between 0 and 604800 (a week)")
+    try:
+        zoneinfo.ZoneInfo(s.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        _fail("timezone", s.timezone, "must be an IANA time zone such as Europe/Paris")
+    if s.pseudonym_secret and len(s.pseudonym_secret) < 16:
+        _fail("pseudonym_secret", s.pseudonym_secret, "must be at least 16 characters")
+    try:
+        parsed = dt.datetime.fromisoformat(s.min_event_time)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        _fail("min_event_time", s.min_event_time, "must be ISO-8601 with a UTC offset, e.g. 2000-01-01T00:00:00Z")
+    if not 0 <= s.max_future_s <= 7 * 86_400:
+        _fail("max_future_s", s.max_future_s, "must be between 0 and 604800")
+    if not 10 <= s.history_maxlen <= 10_000_000:
+        _fail("history_maxlen", s.history_maxlen, "must be between 10 and 10000000")
+    if not 1 <= s.bucket_retention_days <= 400:
+        _fail("bucket_retention_days", s.bucket_retention_days, "must be between 1 and 400")
+    if not 1 <= s.session_timeout_s <= 300:
+        _fail("session_timeout_s", s.session_timeout_s, "must be between 1 and 300 seconds")
+    if not 0.1 <= s.heartbeat_s < s.session_timeout_s:
+        _fail("heartbeat_s", s.heartbeat_s, "must be at least 0.1 s and below FOOTFALL_SESSION_TIMEOUT_S")
+    if s.processing_guarantee not in ("at_least_once", "exactly_once"):
+        _fail("processing_guarantee", s.processing_guarantee, "must be at_least_once or exactly_once")
+    if s.dead_letter_log_every_s < 0:
+        _fail("dead_letter_log_every_s", s.dead_letter_log_every_s, "must be >= 0")
+    if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        _fail("log_level", s.log_level, "must be debug, info, warning, error or critical")
+    if not 1 <= s.web_port <= 65_535:
+        _fail("web_port", s.web_port, "must be a TCP port")
+
+
+#: Each variable, its default and what it does (the README's configuration table).
+ENV_VARIABLES: dict[str, str] = {
+    "FOOTFALL_BROKER": "Kafka bootstrap servers, host:port[,host:port]. Default 127.0.0.1:9092.",
+    "FOOTFALL_REDIS_URL": "Redis URL. Default redis://127.0.0.1:6379/0.",
+    "FOOTFALL_TOPIC_PREFIX": "Prefix of every topic (`<prefix>.events`...) and Redis key (`<prefix>:...`). Default footfall.",
+    "FOOTFALL_APP_ID": "Faust application id = consumer group and changelog topic prefix. Default footfall-worker.",
+    "FOOTFALL_PARTITIONS": "Partitions of the topics footfall creates; the events topic's count is fixed once created. Default 4.",
+    "FOOTFALL_BUCKET_S": "Bucket length in seconds (divides a day, whole minutes: 300, 900, 1800, 3600...). Default 900.",
+    "FOOTFALL_GRACE_S": "How long after a bucket's end (in the store's event time) late events still count. Default 300.",
+    "FOOTFALL_TIMEZONE": "Default IANA time zone of stores (day keys in Redis). Default UTC.",
+    "FOOTFALL_PSEUDONYM_SECRET": "Key (>= 16 chars) of the HMAC that replaces customer/device ids. Required by the worker.",
+    "FOOTFALL_MIN_EVENT_TIME": "Earliest believable event time (ISO-8601). Default 2000-01-01T00:00:00Z.",
+    "FOOTFALL_MAX_FUTURE_S": "How far ahead of the worker's clock an event may be. Default 3600.",
+    "FOOTFALL_HISTORY_MAXLEN": "Approximate cap of each Redis history stream. Default 10000.",
+    "FOOTFALL_BUCKET_RETENTION_DAYS": "Days a per-store, per-day bucket hash stays in Redis. Default 8.",
+    "FOOTFALL_SESSION_TIMEOUT_S": "Kafka consumer session and rebalance timeout (s). Default 6 (fast rejoin); raise in production.",
+    "FOOTFALL_HEARTBEAT_S": "Kafka consumer heartbeat interval (s). Default 1.",
+    "FOOTFALL_PROCESSING_GUARANTEE": "at_least_once or exactly_once (Kafka transactions). Default at_least_once.",
+    "FOOTFALL_DEAD_LETTER_LOG_EVERY_S": "At most one dead-letter log line per reason this often (s). Default 10.",
+    "FOOTFALL_LOG_LEVEL": "debug, info, warning, error. Default info.",
+    "FOOTFALL_WEB_ENABLED": "Faust's web server (metrics) on or off. Default false.",
+    "FOOTFALL_WEB_PORT": "Port of Faust's web server when enabled. Default 6066.",
+    "FOOTFALL_DATA_DIR": "Folder for the worker's local data. Default: a temporary folder.",
+}
