@@ -1,1 +1,5 @@
-"""footfall operators."""
+"""Pure, synchronous, I/O-free customer-flow logic: aggregations, windows, statistics."""
+
+from footfall.operators import buckets, flow
+
+__all__ = ["buckets", "flow"]

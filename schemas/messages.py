@@ -38,7 +38,7 @@ import orjson
 from footfall.schemas.events import ALL_IDENTIFIER_FIELDS, Event, Limits, parse_event
 from footfall.schemas.fields import InvalidEvent
 
-__all__ = ["MAX_BATCH_EVENTS", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message"]
+__all__ = ["MAX_BATCH_EVENTS", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message", "scrub_identifiers"]
 
 #: Largest message accepted (Kafka's default max.message.bytes is about 1 MB).
 MAX_MESSAGE_BYTES = 1_048_576
@@ -91,7 +91,7 @@ def _reject_whole(reason: str, exc: BaseException | str, raw: bytes) -> Decoded:
     return Decoded(rejects=[Reject(reason, error, raw)])
 
 
-def _scrubbed(obj: Any, pseudonymize: Callable[[str], str] | None) -> Any:
+def scrub_identifiers(obj: Any, pseudonymize: Callable[[str], str] | None) -> Any:
     """The object with every identifier field pseudonymised (the dead-letter copy)."""
     if pseudonymize is None or not isinstance(obj, dict):
         return obj
@@ -138,7 +138,7 @@ def decode_message(
             return _reject_whole(
                 "too_large",
                 f"InvalidEvent: batch: value of {len(doc)} events violates rule 'at most {MAX_BATCH_EVENTS}'",
-                orjson.dumps([_scrubbed(o, pseudonymize) for o in doc]),
+                orjson.dumps([scrub_identifiers(o, pseudonymize) for o in doc]),
             )
         elements = list(enumerate(doc))
     else:
@@ -150,7 +150,7 @@ def decode_message(
             decoded.events.append(parse_event(obj, now_ms=now_ms, limits=limits, pseudonymize=pseudonymize))
             decoded.originals.append(obj)
         except InvalidEvent as exc:
-            scrubbed = _scrubbed(obj, pseudonymize)
+            scrubbed = scrub_identifiers(obj, pseudonymize)
             payload = raw if index is None and scrubbed is obj else orjson.dumps(scrubbed)
             decoded.rejects.append(Reject(exc.reason, f"InvalidEvent: {exc}", payload, index))
     return decoded

@@ -399,7 +399,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie has exited but still answers kill(0) until its parent reaps it; a detached
+    # service's parent is init, which may reap late (or never, in some containers).
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def _terminate_group(pid: int, timeout_s: float, proc: subprocess.Popen | None = None) -> None:

@@ -1,0 +1,153 @@
+"""Where results go: Redis (latest state, history, live push) and the dead-letter topic.
+
+Redis layout (`<p>` is `FOOTFALL_TOPIC_PREFIX`):
+
+- `<p>:store:<store_id>:latest` (hash): the latest bucket record of the store, one field per
+  record field (numbers as text).
+- `<p>:store:<store_id>:history` (stream, capped near `FOOTFALL_HISTORY_MAXLEN`): every record
+  published, field `record` = the JSON record.
+- `<p>:store:<store_id>:buckets:<YYYY-MM-DD>` (hash, expires after
+  `FOOTFALL_BUCKET_RETENTION_DAYS`): field = bucket start (ISO, UTC), value = the JSON record;
+  the day is the store's local day (`FOOTFALL_TIMEZONE`).
+- `<p>:live:<store_id>` (pub/sub channel): every record, as JSON; `PSUBSCRIBE <p>:live:*` for all.
+- `<p>:dead-letter:counts` (hash): dead-lettered inputs per reason.
+- `<p>:stats` (hash): worker counters (`events`, `late`, `rerouted`, `redis_failures`...).
+
+Writes are pipelined (one round trip per message, not per field); a failed write is
+retried a bounded number of times by the client, then logged and counted, never raised
+into the agent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import zoneinfo
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from footfall.stream.settings import Settings
+
+__all__ = ["DeadLetterLog", "RedisSink", "dead_letter_headers"]
+
+logger = logging.getLogger(__name__)
+
+
+def _day_of(bucket_start_ms: int, tz: zoneinfo.ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(bucket_start_ms / 1000, tz).date().isoformat()
+
+
+class RedisSink:
+    """Publishes bucket records to Redis: latest hash, history stream, day hash, pub/sub."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = aioredis.Redis.from_url(
+            settings.redis_url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
+        self._tz = zoneinfo.ZoneInfo(settings.timezone)
+        self._retention_s = settings.bucket_retention_days * 86_400
+        self.failures = 0
+
+    async def publish(self, records: Iterable[dict[str, Any]], stats: Counter[str] | None = None) -> bool:
+        """Write `records` in one pipeline; add `stats` to `<p>:stats`. False when Redis failed."""
+        s = self.settings
+        pipe = self.client.pipeline(transaction=False)
+        n = 0
+        for record in records:
+            n += 1
+            store = record["store_id"]
+            body = orjson.dumps(record)
+            flat = {k: (v if isinstance(v, str) else orjson.dumps(v).decode()) for k, v in record.items()}
+            pipe.hset(s.redis_key("store", store, "latest"), mapping=flat)
+            pipe.xadd(s.redis_key("store", store, "history"), {"record": body},
+                      maxlen=s.history_maxlen, approximate=True)
+            day_key = s.redis_key("store", store, "buckets", _day_of(record["bucket_start_ms"], self._tz))
+            pipe.hset(day_key, record["bucket_start"], body)
+            pipe.expire(day_key, self._retention_s)
+            pipe.publish(s.redis_key("live", store), body)
+        if stats:
+            for name, count in stats.items():
+                pipe.hincrby(s.redis_key("stats"), name, count)
+        if n == 0 and not stats:
+            return True
+        try:
+            await pipe.execute()
+            return True
+        except (RedisError, OSError) as exc:
+            self.failures += 1
+            logger.error("redis write failed after retries: %d records lost to Redis (failures=%d): %r",
+                         n, self.failures, exc)
+            return False
+
+    async def count_dead_letter(self, reason: str) -> None:
+        try:
+            await self.client.hincrby(self.settings.redis_key("dead-letter", "counts"), reason, 1)
+        except (RedisError, OSError) as exc:
+            self.failures += 1
+            logger.error("redis dead-letter count failed (reason=%s): %r", reason, exc)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def dead_letter_headers(
+    *, reason: str, error: str, topic: str, partition: int, offset: int, batch_index: int | None
+) -> list[tuple[str, bytes]]:
+    """Kafka headers of a dead-letter record; its value is the rejected input's bytes.
+
+    >>> dict(dead_letter_headers(reason="not_json", error="JSONDecodeError: x", topic="t",
+    ...                          partition=1, offset=7, batch_index=None))["footfall.reason"]
+    b'not_json'
+
+    """
+    headers = [
+        ("footfall.reason", reason.encode()),
+        ("footfall.error", error[:2000].encode("utf-8", "replace")),
+        ("footfall.source.topic", topic.encode()),
+        ("footfall.source.partition", str(partition).encode()),
+        ("footfall.source.offset", str(offset).encode()),
+        ("footfall.received_at_ms", str(int(time.time() * 1000)).encode()),
+    ]
+    if batch_index is not None:
+        headers.append(("footfall.batch_index", str(batch_index).encode()))
+    return headers
+
+
+class DeadLetterLog:
+    """Counts dead letters per reason and logs at most one WARNING per reason per interval."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.counts: Counter[str] = Counter()
+        self._last_logged: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+
+    def record(self, reason: str, error: str, where: str) -> None:
+        self.counts[reason] += 1
+        now = time.monotonic()
+        last = self._last_logged.get(reason)
+        if last is not None and now - last < self.every_s:
+            self._unlogged[reason] += 1
+            return
+        suppressed = self._unlogged.pop(reason, 0)
+        self._last_logged[reason] = now
+        logger.warning(
+            "dead-lettered reason=%s at=%s error=%s total=%d%s",
+            reason, where, error[:300], self.counts[reason],
+            f" (+{suppressed} more since the last line)" if suppressed else "",
+        )

@@ -1,0 +1,74 @@
+"""footfall's topics: names, and creating them with the right partition count before anyone writes.
+
+Every topic is `<prefix>.<name>`. The events topic and Faust's changelog
+topics must have the same partition count (a store's events and its table
+state live in the same partition number), so footfall creates its topics
+itself, with `Settings.partitions`, before a producer could auto-create one
+with the broker's default of 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from footfall.stream.settings import Settings
+
+__all__ = ["OUTPUT_TOPICS", "TOPIC_NAMES", "ensure_topics", "partition_count"]
+
+logger = logging.getLogger(__name__)
+
+#: Input topic first, then the outputs.
+TOPIC_NAMES = ("events", "aggregates", "predictions", "alerts", "dead-letter")
+OUTPUT_TOPICS = TOPIC_NAMES[1:]
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]:
+    """Create footfall's topics where missing; return each topic's partition count.
+
+    Raises `RuntimeError` when the events topic exists with another partition
+    count than `FOOTFALL_PARTITIONS`: the worker's tables would not line up with it.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout_s
+    admin = KafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    try:
+        names = [settings.topic(n) for n in TOPIC_NAMES]
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(n, num_partitions=settings.partitions, replication_factor=1) for n in missing]
+                )
+                logger.info("created topics %s with %d partitions", ", ".join(missing), settings.partitions)
+            except TopicAlreadyExistsError:
+                pass  # another process created them in between: fine
+        counts: dict[str, int] = {}
+        while True:
+            for name in names:
+                counts[name] = partition_count(admin, name)
+            if all(counts.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    events = settings.topic("events")
+    if counts.get(events) != settings.partitions:
+        raise RuntimeError(
+            f"topic {events} has {counts.get(events)} partitions but FOOTFALL_PARTITIONS={settings.partitions}; "
+            "set FOOTFALL_PARTITIONS to match or use another FOOTFALL_TOPIC_PREFIX"
+        )
+    return counts
+
+
+def partition_count(admin: object, topic: str) -> int:
+    """Partitions of `topic` as the broker reports them (0 when unknown)."""
+    described = admin.describe_topics([topic])  # type: ignore[attr-defined]
+    for entry in described:
+        if (entry.get("name") or entry.get("topic")) == topic and not entry.get("error_code"):
+            return len(entry.get("partitions") or [])
+    return 0
