@@ -110,7 +110,8 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("service", "string", required=True, description="Service type (teller, advice, repair...)."),
         Field("counter", "string", description="Counter or desk that called or served the ticket."),
         Field("customer_id", "string", identifier=True, description="Customer id; pseudonymised at ingest."),
-        Field("wait_s", "number", minimum=0, maximum=MAX_INTERVAL_S, description="Wait so far, on called/served/abandoned."),
+        Field("wait_s", "number", minimum=0, maximum=MAX_INTERVAL_S,
+              description="Wait so far, on called/served/abandoned."),
         Field("service_s", "number", minimum=0, maximum=MAX_INTERVAL_S, description="Service time, on served."),
     ),
     "heartbeat": (

@@ -31,10 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time customer-flow intelligence: live aggregates, forecasts and alerts "
         "from store events on Kafka.",
     )
-    parser.add_argument("--log-level", default=None, help="debug, info, warning, error (default: FOOTFALL_LOG_LEVEL or info)")
+    parser.add_argument("--log-level", default=None, help="debug, info, warning, error (default info)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module in TOOLS.items():
+    for module in TOOLS.values():
         try:
             mod = importlib.import_module(f"footfall.scripts.{module}")
         except ModuleNotFoundError as exc:

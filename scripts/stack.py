@@ -101,7 +101,8 @@ def ensure_kafka_libs(
     jars = list(tmp.glob("*.jar"))
     if result.returncode != 0 or not any(j.name.startswith(f"kafka_2.13-{version}") for j in jars):
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StackError(f"Maven could not fetch Apache Kafka {version}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+        output = result.stdout[-3000:] + result.stderr[-2000:]
+        raise StackError(f"Maven could not fetch Apache Kafka {version}:\n{output}")
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
     stamp.write_text(f"{len(jars)} jars\n")
@@ -304,7 +305,8 @@ class LocalStack:
         return self
 
     def _start_redis(self) -> None:
-        exe = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+        # Debian puts it in /usr/bin, which a minimal PATH may lack.
+        exe = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
         if exe is None:
             raise StackError("redis-server is not installed: apt-get install -y redis-server")
         port = free_port()

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import faust
-
 from footfall.stream.agents import FlowCounter
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink

@@ -19,7 +19,9 @@ class RangeReader:
         self.bootstrap = bootstrap
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def read(self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0) -> list[ConsumerRecord]:
+    async def read(
+        self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0
+    ) -> list[ConsumerRecord]:
         """Records with `start <= offset < end`, in offset order (fewer where offsets hold no record)."""
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(

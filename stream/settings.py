@@ -9,10 +9,11 @@ Examples
 >>> s = Settings.from_env({"FOOTFALL_PSEUDONYM_SECRET": "0123456789abcdef", "FOOTFALL_BUCKET_S": "1800"})
 >>> s.bucket_s, s.topic("events")
 (1800, 'footfall.events')
->>> Settings.from_env({"FOOTFALL_PSEUDONYM_SECRET": "0123456789abcdef", "FOOTFALL_BUCKET_S": "7"})
-Traceback (most recent call last):
-...
-footfall.stream.settings.SettingsError: FOOTFALL_BUCKET_S='7': must divide a day into whole minutes (60..86400, a divisor of 86400 and a multiple of 60)
+>>> try:
+...     Settings.from_env({"FOOTFALL_PSEUDONYM_SECRET": "0123456789abcdef", "FOOTFALL_BUCKET_S": "7"})
+... except SettingsError as exc:
+...     print(exc)
+FOOTFALL_BUCKET_S='7': must divide a day into whole minutes (60..86400, a divisor of 86400 and a multiple of 60)
 
 """
 
@@ -198,18 +199,30 @@ def _validate(s: Settings) -> None:
 ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_BROKER": "Kafka bootstrap servers, host:port[,host:port]. Default 127.0.0.1:9092.",
     "FOOTFALL_REDIS_URL": "Redis URL. Default redis://127.0.0.1:6379/0.",
-    "FOOTFALL_TOPIC_PREFIX": "Prefix of every topic (`<prefix>.events`...) and Redis key (`<prefix>:...`). Default footfall.",
+    "FOOTFALL_TOPIC_PREFIX": (
+        "Prefix of every topic (`<prefix>.events`...) and Redis key (`<prefix>:...`). Default footfall."
+    ),
     "FOOTFALL_APP_ID": "Faust application id = consumer group and changelog topic prefix. Default footfall-worker.",
-    "FOOTFALL_PARTITIONS": "Partitions of the topics footfall creates; the events topic's count is fixed once created. Default 4.",
-    "FOOTFALL_BUCKET_S": "Bucket length in seconds (divides a day, whole minutes: 300, 900, 1800, 3600...). Default 900.",
-    "FOOTFALL_GRACE_S": "How long after a bucket's end (in the store's event time) late events still count. Default 300.",
+    "FOOTFALL_PARTITIONS": (
+        "Partitions of the topics footfall creates; the events topic's count is fixed once created. Default 4."
+    ),
+    "FOOTFALL_BUCKET_S": (
+        "Bucket length in seconds (divides a day, whole minutes: 300, 900, 1800, 3600...). Default 900."
+    ),
+    "FOOTFALL_GRACE_S": (
+        "How long after a bucket's end (in the store's event time) late events still count. Default 300."
+    ),
     "FOOTFALL_TIMEZONE": "Default IANA time zone of stores (day keys in Redis). Default UTC.",
-    "FOOTFALL_PSEUDONYM_SECRET": "Key (>= 16 chars) of the HMAC that replaces customer/device ids. Required by the worker.",
+    "FOOTFALL_PSEUDONYM_SECRET": (
+        "Key (>= 16 chars) of the HMAC that replaces customer/device ids. Required by the worker."
+    ),
     "FOOTFALL_MIN_EVENT_TIME": "Earliest believable event time (ISO-8601). Default 2000-01-01T00:00:00Z.",
     "FOOTFALL_MAX_FUTURE_S": "How far ahead of the worker's clock an event may be. Default 3600.",
     "FOOTFALL_HISTORY_MAXLEN": "Approximate cap of each Redis history stream. Default 10000.",
     "FOOTFALL_BUCKET_RETENTION_DAYS": "Days a per-store, per-day bucket hash stays in Redis. Default 8.",
-    "FOOTFALL_SESSION_TIMEOUT_S": "Kafka consumer session and rebalance timeout (s). Default 6 (fast rejoin); raise in production.",
+    "FOOTFALL_SESSION_TIMEOUT_S": (
+        "Kafka consumer session and rebalance timeout (s). Default 6 (fast rejoin); raise in production."
+    ),
     "FOOTFALL_HEARTBEAT_S": "Kafka consumer heartbeat interval (s). Default 1.",
     "FOOTFALL_PROCESSING_GUARANTEE": "at_least_once or exactly_once (Kafka transactions). Default at_least_once.",
     "FOOTFALL_DEAD_LETTER_LOG_EVERY_S": "At most one dead-letter log line per reason this often (s). Default 10.",

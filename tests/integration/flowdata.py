@@ -92,7 +92,8 @@ def _event(rng: random.Random, store_id: str, vertical: str, region: str, ts_ms:
         return {**base, "kind": "heartbeat", "sensor_id": "c1", "status": "ok", "device_id": raw_id()}
     if vertical == "retail":
         if r < 0.45:
-            return {**base, "kind": "door", "door_id": "main", "sensor_id": "c1", "direction": rng.choice(["in", "out"])}
+            return {**base, "kind": "door", "door_id": "main", "sensor_id": "c1",
+                    "direction": rng.choice(["in", "out"])}
         if r < 0.7:
             return {**base, "kind": "door", "door_id": "side", "sensor_id": "c2", "count_in": rng.randint(0, 30),
                     "count_out": rng.randint(0, 30), "interval_s": 60}
@@ -101,7 +102,8 @@ def _event(rng: random.Random, store_id: str, vertical: str, region: str, ts_ms:
                 "customer_id": raw_id()}
     if vertical == "bank":
         if r < 0.4:
-            return {**base, "kind": "door", "door_id": "main", "sensor_id": "c1", "direction": rng.choice(["in", "out"])}
+            return {**base, "kind": "door", "door_id": "main", "sensor_id": "c1",
+                    "direction": rng.choice(["in", "out"])}
         action = rng.choice(["issued", "issued", "called", "served", "abandoned", "no_show"])
         ev = {**base, "kind": "queue", "action": action, "ticket_id": f"A{rng.randint(1, 999)}",
               "service": rng.choice(["teller", "advice"]), "customer_id": raw_id()}

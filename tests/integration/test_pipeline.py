@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
 from tests.integration.conftest import WorkerProcess, wait_until
 from tests.integration.flowdata import (
     COMPARED,
