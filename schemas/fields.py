@@ -89,7 +89,21 @@ class Field:
     description: str = ""
 
     def check(self, value: Any) -> Any:
-        """Return `value` if it obeys this field's rules, else raise `InvalidEvent`."""
+        """Return `value` if it obeys this field's rules, else raise `InvalidEvent`.
+
+        The message shows the value, except for identifier fields: a raw customer id
+        must not reach a dead-letter header or a log line, even when it is malformed.
+        """
+        try:
+            return self._check(value)
+        except InvalidEvent as exc:
+            if not self.identifier:
+                raise
+            shown = _short(value)
+            raise InvalidEvent(exc.reason, str(exc).replace(f"value {shown}", "value <withheld identifier>"),
+                               self.name) from None
+
+    def _check(self, value: Any) -> Any:
         name = self.name
         if self.type == "string":
             if not isinstance(value, str):

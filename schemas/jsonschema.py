@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from footfall.schemas.events import COMMON_FIELDS, KIND_FIELDS, SCHEMA_VERSION
 
 __all__ = ["SCHEMA_DIR", "kind_schema", "write_schemas"]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from footfall.schemas.events import ALL_IDENTIFIER_FIELDS, Event, Limits, parse_event
 from footfall.schemas.fields import InvalidEvent
 

@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import orjson
+
     from footfall.schemas.events import KINDS
 
     if args.action == "show":

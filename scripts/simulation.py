@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from footfall.schemas.events import STORE_ID_PATTERN, VERTICALS
 
 __all__ = [

@@ -25,6 +25,7 @@ from typing import Any
 
 import faust
 import orjson
+
 from footfall.operators.buckets import TumblingBuckets
 from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import decode_message, scrub_identifiers

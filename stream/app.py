@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import faust
+
 from footfall.stream.agents import FlowCounter
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink

@@ -30,12 +30,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from footfall.stream.settings import Settings
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from footfall.stream.settings import Settings
 
 __all__ = ["DeadLetterLog", "RedisSink", "dead_letter_headers"]
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from footfall.scripts.brokercheck import CHECKS, CheckResult, run_checks
 from footfall.scripts.stack import stop_recorded
 

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from footfall.stream.settings import Settings
-from footfall.stream.topics import ensure_topics
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from footfall.stream.settings import Settings
+from footfall.stream.topics import ensure_topics
 from tests.integration.conftest import WorkerProcess, wait_until
 from tests.integration.flowdata import (
     COMPARED,
@@ -203,6 +203,15 @@ def test_no_raw_identifier_reaches_any_output(services, worker_factory, unique_p
     now = _now_ms()
     traffic = make_valid_traffic(rng, stores=6, events_per_store=150, start_ms=now - 3 * HOUR_MS, span_ms=HOUR_MS)
     make_malformed(rng, 64, "telecom-002", now - 2 * HOUR_MS, now, traffic)
+    # Malformed identifiers themselves: the rejection must not quote them.
+    for i in range(20):
+        pos = {"event_id": f"bad-id-{i}", "store_id": "retail-000", "kind": "pos", "ts": now - HOUR_MS,
+               "schema_version": 1, "transaction_id": "t", "amount": 1.0, "items": 1}
+        too_long = f"{RAW_ID_MARK}{i:04d}" + "x" * 200
+        traffic.messages.append((b"retail-000", orjson.dumps({**pos, "customer_id": too_long})))
+        traffic.messages.append((b"retail-000", orjson.dumps({**pos, "customer_id": [f"{RAW_ID_MARK}list{i}"]})))
+        traffic.raw_identifiers.update({too_long, f"{RAW_ID_MARK}list{i}"})
+        traffic.expected_rejects += 2
     assert len(traffic.raw_identifiers) > 100
     worker = worker_factory(grace_s=86_400)
     client = run_and_check(services, unique_prefix, worker, traffic, services.bootstrap)

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from footfall.schemas import Limits, decode_message
 from footfall.scripts.simulation import generate, make_stores, take_events
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from footfall.schemas import Limits, decode_message
 from footfall.scripts import cli
 from footfall.scripts.replay import (

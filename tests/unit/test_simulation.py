@@ -11,6 +11,9 @@ from collections.abc import Iterable
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from footfall.schemas import Limits, decode_message
 from footfall.scripts.simulation import (
     Anomaly,
@@ -22,8 +25,6 @@ from footfall.scripts.simulation import (
     make_stores,
     take_events,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
