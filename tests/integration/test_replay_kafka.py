@@ -15,11 +15,12 @@ import pytest
 
 from footfall.schemas import Limits, decode_message
 from footfall.scripts.simulation import generate, make_stores, take_events
+from tests import SHARED_DATA
 
 pytestmark = pytest.mark.integration
 
-BANK_CALLS = Path("/work/shared/data/bank_calls/bank_calls_5min.csv")
-AUCKLAND = Path("/work/shared/data/auckland_pedestrians/auckland_hourly_counts.csv")
+BANK_CALLS = SHARED_DATA / "bank_calls" / "bank_calls_5min.csv"
+AUCKLAND = SHARED_DATA / "auckland_pedestrians" / "auckland_hourly_counts.csv"
 LIMITS = Limits(min_ts_ms=0, max_future_ms=3_600_000)
 
 

@@ -21,8 +21,9 @@ from footfall.scripts.replay import (
     store_ids_for,
     transactions_to_events,
 )
+from tests import SHARED_DATA
 
-DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 CALIT2 = DATA / "calit2" / "calit2_counts.csv"
 BANK_CALLS = DATA / "bank_calls" / "bank_calls_5min.csv"
 AUCKLAND = DATA / "auckland_pedestrians" / "auckland_hourly_counts.csv"
