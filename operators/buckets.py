@@ -109,7 +109,7 @@ class TumblingBuckets:
         return start
 
     def get(self, bucket_start_ms: int) -> dict[str, Any] | None:
-        """Result of an open bucket, or None when it holds nothing (or has closed)."""
+        """Result of a bucket still held (open, or closed but not yet popped), else None."""
         state = self._open.get(bucket_start_ms)
         return None if state is None else self._agg.result(state)
 
@@ -129,7 +129,8 @@ class TumblingBuckets:
 
     def to_state(self) -> dict[str, Any]:
         """Plain JSON-able state (bucket starts as string keys, as JSON objects need)."""
-        return {"wm": self.watermark_ms, "open": {str(k): v for k, v in self._open.items()}}
+        # Copies: a saved state must not change with later updates.
+        return {"wm": self.watermark_ms, "open": {str(k): list(v) for k, v in self._open.items()}}
 
     @classmethod
     def from_state(

@@ -175,6 +175,8 @@ def parse_ts_ms(value: Any, *, now_ms: int, limits: Limits) -> int:
         ts_ms = (parsed - _EPOCH) // _MS
     elif isinstance(value, int) and not isinstance(value, bool):
         ts_ms = value
+    elif isinstance(value, float) and value.is_integer():
+        ts_ms = int(value)  # 1.7e12 written with a zero fraction is still whole milliseconds
     else:
         raise InvalidEvent(
             "wrong_type",

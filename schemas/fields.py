@@ -139,6 +139,9 @@ class Field:
             return value
         # Numbers. bool is a subclass of int in Python but not a number in JSON.
         if self.type == "integer":
+            # JSON has one number type: 3.0 is an integer to JSON Schema, so it is to footfall.
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidEvent(
                     "wrong_type", f"field {name!r}: value {_short(value)} violates rule 'is an integer'", name

@@ -46,6 +46,8 @@ def kind_schema(kind: str) -> dict[str, Any]:
         if not field.required:
             # An optional member may be absent or null; parse_event reads both as "not given".
             prop["type"] = [prop["type"], "null"]
+            if "enum" in prop:
+                prop["enum"] = [*prop["enum"], None]
         properties[field.name] = prop
     properties["kind"] = {"const": kind}
     properties["ts"] = _TS
@@ -65,15 +67,22 @@ def kind_schema(kind: str) -> dict[str, Any]:
         doc["description"] = (
             "One person (direction) or an interval report (count_in, count_out, interval_s), never both."
         )
+        counts = ("count_in", "count_out", "interval_s")
         doc["oneOf"] = [
-            {"required": ["direction"],
-             "not": {"anyOf": [{"required": [n]} for n in ("count_in", "count_out", "interval_s")]}},
-            {"required": ["count_in", "count_out", "interval_s"], "not": {"required": ["direction"]}},
+            {"required": ["direction"], "properties": {"direction": {"type": "string"}},
+             "not": {"anyOf": [_given(n) for n in counts]}},
+            {"required": list(counts), "properties": {n: {"type": "integer"} for n in counts},
+             "not": _given("direction")},
         ]
     if kind == "visit":
         doc["if"] = {"properties": {"action": {"const": "arrive"}}}
-        doc["then"] = {"not": {"required": ["dwell_s"]}}
+        doc["then"] = {"not": _given("dwell_s")}
     return doc
+
+
+def _given(name: str) -> dict[str, Any]:
+    """Present and not null (a null member counts as absent, as in parse_event)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
 
 def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:

@@ -93,16 +93,32 @@ def _reject_whole(reason: str, exc: BaseException | str, raw: bytes) -> Decoded:
 
 
 def scrub_identifiers(obj: Any, pseudonymize: Callable[[str], str] | None) -> Any:
-    """The object with every identifier field pseudonymised (the dead-letter copy)."""
-    if pseudonymize is None or not isinstance(obj, dict):
+    """The value with every identifier member pseudonymised, at any depth (the dead-letter copy).
+
+    Returns `obj` itself when nothing needed changing, so unchanged rejects keep their original bytes.
+    """
+    if pseudonymize is None:
         return obj
-    if not ALL_IDENTIFIER_FIELDS.intersection(obj):
+    if isinstance(obj, list):
+        scrubbed = [scrub_identifiers(v, pseudonymize) for v in obj]
+        return obj if all(a is b for a, b in zip(scrubbed, obj, strict=True)) else scrubbed
+    if not isinstance(obj, dict):
         return obj
-    return {
-        k: (pseudonymize(v) if k in ALL_IDENTIFIER_FIELDS and isinstance(v, str) else
-            ("<non-string identifier removed>" if k in ALL_IDENTIFIER_FIELDS and v is not None else v))
-        for k, v in obj.items()
-    }
+    out: dict[str, Any] = {}
+    changed = False
+    for k, v in obj.items():
+        if k in ALL_IDENTIFIER_FIELDS and v is not None:
+            out[k] = pseudonymize(v) if isinstance(v, str) else "<non-string identifier removed>"
+            changed = True
+        else:
+            out[k] = scrub_identifiers(v, pseudonymize)
+            changed = changed or out[k] is not v
+    return out if changed else obj
+
+
+def _scrubbed_bytes(obj: Any, raw: bytes, pseudonymize: Callable[[str], str] | None) -> bytes:
+    scrubbed = scrub_identifiers(obj, pseudonymize)
+    return raw if scrubbed is obj else orjson.dumps(scrubbed)
 
 
 def decode_message(
@@ -116,11 +132,12 @@ def decode_message(
     if raw is None or len(raw) == 0:
         return _reject_whole("empty", "InvalidEvent: message: value empty violates rule 'not empty'", b"")
     if len(raw) > MAX_MESSAGE_BYTES:
-        return _reject_whole(
-            "too_large",
-            f"InvalidEvent: message: value of {len(raw)} bytes violates rule 'at most {MAX_MESSAGE_BYTES} bytes'",
-            raw,
-        )
+        error = f"InvalidEvent: message: value of {len(raw)} bytes violates rule 'at most {MAX_MESSAGE_BYTES} bytes'"
+        try:
+            # Still pseudonymise identifiers when the oversize message is JSON.
+            return _reject_whole("too_large", error, _scrubbed_bytes(orjson.loads(raw), raw, pseudonymize))
+        except orjson.JSONDecodeError:
+            return _reject_whole("too_large", error, raw)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -139,7 +156,7 @@ def decode_message(
             return _reject_whole(
                 "too_large",
                 f"InvalidEvent: batch: value of {len(doc)} events violates rule 'at most {MAX_BATCH_EVENTS}'",
-                orjson.dumps([scrub_identifiers(o, pseudonymize) for o in doc]),
+                _scrubbed_bytes(doc, raw, pseudonymize),
             )
         elements = list(enumerate(doc))
     else:

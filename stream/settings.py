@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -47,7 +48,7 @@ class Settings:
     """
 
     broker: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     topic_prefix: str = "footfall"
     app_id: str = "footfall-worker"
     partitions: int = 4
@@ -92,7 +93,8 @@ class Settings:
     @property
     def min_event_time_ms(self) -> int:
         parsed = dt.datetime.fromisoformat(self.min_event_time)
-        return int(parsed.timestamp() * 1000)
+        # Integer arithmetic, as event times are parsed: float seconds * 1000 loses the last millisecond.
+        return (parsed - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
 
     # -- construction ----------------------------------------------------------------------
 
@@ -143,7 +145,7 @@ def _convert(var: str, raw: str, type_name: Any) -> Any:
 
 
 def _fail(name: str, value: Any, expected: str) -> None:
-    shown = "***" if name == "pseudonym_secret" else repr(str(value))
+    shown = "***" if name == "pseudonym_secret" else repr(re.sub(r"//[^@/]*@", "//***@", str(value)))
     raise SettingsError(f"FOOTFALL_{name.upper()}={shown}: {expected}")
 
 
@@ -165,7 +167,7 @@ def _validate(s: Settings) -> None:
         _fail("grace_s", s.grace_s, "must be between 0 and 604800 (a week)")
     try:
         zoneinfo.ZoneInfo(s.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a tzdata folder
         _fail("timezone", s.timezone, "must be an IANA time zone such as Europe/Paris")
     if s.pseudonym_secret and len(s.pseudonym_secret) < 16:
         _fail("pseudonym_secret", s.pseudonym_secret, "must be at least 16 characters")
@@ -187,8 +189,8 @@ def _validate(s: Settings) -> None:
         _fail("heartbeat_s", s.heartbeat_s, "must be at least 0.1 s and below FOOTFALL_SESSION_TIMEOUT_S")
     if s.processing_guarantee not in ("at_least_once", "exactly_once"):
         _fail("processing_guarantee", s.processing_guarantee, "must be at_least_once or exactly_once")
-    if s.dead_letter_log_every_s < 0:
-        _fail("dead_letter_log_every_s", s.dead_letter_log_every_s, "must be >= 0")
+    if not (math.isfinite(s.dead_letter_log_every_s) and s.dead_letter_log_every_s >= 0):
+        _fail("dead_letter_log_every_s", s.dead_letter_log_every_s, "must be a finite number >= 0")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         _fail("log_level", s.log_level, "must be debug, info, warning, error or critical")
     if not 1 <= s.web_port <= 65_535:
