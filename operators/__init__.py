@@ -1,5 +1,27 @@
-"""Pure, synchronous, I/O-free customer-flow logic: aggregations, windows, statistics."""
+"""Pure, synchronous, I/O-free customer-flow logic: aggregations, windows, statistics, KPIs."""
 
-from footfall.operators import buckets, flow
+from footfall.operators import (
+    buckets,
+    dedupe,
+    flow,
+    localtime,
+    occupancy,
+    quantiles,
+    queues,
+    retail,
+    rolling,
+    sliding,
+)
 
-__all__ = ["buckets", "flow"]
+__all__ = [
+    "buckets",
+    "dedupe",
+    "flow",
+    "localtime",
+    "occupancy",
+    "quantiles",
+    "queues",
+    "retail",
+    "rolling",
+    "sliding",
+]

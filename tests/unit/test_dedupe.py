@@ -1,0 +1,241 @@
+"""RecentEventIds against a brute-force dict of id -> latest remembered time, plus timelines.
+
+The model follows the module's rule: the watermark is the highest time seen; an id is
+remembered while the slot of its latest time ends after `watermark - horizon`
+(`slot >= floor((watermark - horizon) / slot_ms)`); a duplicate refreshes it; an event
+whose own slot is already past that edge is reported new and not remembered.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from footfall.operators.dedupe import RecentEventIds, digest
+
+SETTINGS = settings(max_examples=200, deadline=None)
+
+
+@dataclass
+class Model:
+    horizon_ms: int
+    slot_ms: int
+    last_seen: dict[str, int] = field(default_factory=dict)  # id -> latest time remembered
+    watermark_ms: int | None = None
+
+    def first_slot(self) -> int:
+        assert self.watermark_ms is not None
+        return (self.watermark_ms - self.horizon_ms) // self.slot_ms
+
+    def remembered(self) -> set[str]:
+        return {i for i, t in self.last_seen.items() if t // self.slot_ms >= self.first_slot()}
+
+    def seen(self, event_id: str, ts_ms: int) -> bool:
+        self.watermark_ms = ts_ms if self.watermark_ms is None else max(self.watermark_ms, ts_ms)
+        if event_id in self.remembered():
+            self.last_seen[event_id] = max(self.last_seen[event_id], ts_ms)
+            return True
+        if ts_ms // self.slot_ms >= self.first_slot():
+            self.last_seen[event_id] = ts_ms
+        return False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    horizon_ms: int
+    slot_ms: int
+    events: list[tuple[str, int]]
+
+
+STEPS = st.lists(st.tuples(st.integers(0, 11), st.integers(0, 2), st.integers(0, 2**24), st.integers(0, 2),
+                           st.integers(0, 2**24)), max_size=80)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    """A few ids re-sent on a clock that mostly moves forward, within and beyond the horizon, out of order."""
+    slot_ms = draw(st.sampled_from([1, 10, 1_000, 60_000]))
+    horizon_ms = draw(st.one_of(st.just(0), st.integers(1, 5).map(lambda k: k * slot_ms), st.integers(0, 300_000)))
+    span = horizon_ms + slot_ms
+    clock = draw(st.integers(-(10**6), 10**12))
+    events = []
+    for n, step_kind, step, back_kind, back in draw(STEPS):
+        clock += step % [1, slot_ms + 1, 2 * span + 1][step_kind]  # same time, within a slot, up to 2 horizons
+        back %= [1, span + 1, 3 * span + 1][back_kind]  # in order, around the horizon, far back
+        events.append((f"e-{n}", clock - back))
+    return Scenario(horizon_ms, slot_ms, events)
+
+
+def round_trip(ids: RecentEventIds) -> RecentEventIds:
+    """Through JSON bytes, as a Faust table changelog would carry it."""
+    state = orjson.loads(orjson.dumps(ids.to_state()))
+    return RecentEventIds.from_state(state, horizon_ms=ids.horizon_ms, slot_ms=ids.slot_ms)
+
+
+# -- properties ------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(scenarios(), st.data())
+def test_matches_brute_force_at_every_step(scenario: Scenario, data: st.DataObject) -> None:
+    model = Model(scenario.horizon_ms, scenario.slot_ms)
+    replicas = [RecentEventIds(scenario.horizon_ms, scenario.slot_ms)]
+    for event_id, ts_ms in scenario.events:
+        expected = model.seen(event_id, ts_ms)
+        for ids in replicas:
+            assert ids.seen(event_id, ts_ms) is expected
+            assert ids.watermark_ms == model.watermark_ms
+            assert len(ids) == len(model.remembered())
+            state = ids.to_state()
+            assert sum(len(joined) for joined in state["ids"].values()) == 8 * len(model.remembered())
+        if len(replicas) < 3 and data.draw(st.integers(0, 9), label="restore") == 0:
+            restored = round_trip(replicas[0])
+            assert restored.to_state() == orjson.loads(orjson.dumps(replicas[0].to_state()))
+            replicas.append(restored)
+
+
+@SETTINGS
+@given(scenarios())
+def test_a_resend_with_the_same_time_within_the_horizon_is_always_caught(scenario: Scenario) -> None:
+    # What a retrying producer does: the same event (id and time) again, later on the stream.
+    ids = RecentEventIds(scenario.horizon_ms, scenario.slot_ms)
+    for event_id, ts_ms in scenario.events:
+        first = ids.seen(event_id, ts_ms)
+        edge_ms = ids.watermark_ms - scenario.horizon_ms
+        kept = ts_ms // scenario.slot_ms >= edge_ms // scenario.slot_ms  # its slot ends after the edge
+        assert ids.seen(event_id, ts_ms) is (first or kept)
+        if ts_ms >= edge_ms:
+            assert kept  # within the horizon: always remembered
+
+
+# -- timelines and edges -----------------------------------------------------------------------------------
+
+
+def test_horizon_edge_is_a_slot_end() -> None:
+    # horizon 60 s, slots of 10 s; `a` seen at 5 s, in the slot [0 s, 10 s)
+    #
+    #   [0s---10s)                                  wm 69.999 s: edge 9.999 s < 10 s -> kept
+    #        5s(a)                                  wm 70 s:     edge 10 s, slot ended -> forgotten
+    ids = RecentEventIds(horizon_ms=60_000, slot_ms=10_000)
+    assert ids.seen("a", 5_000) is False
+    assert ids.seen("x", 69_999) is False
+    assert ids.seen("a", 5_000) is True  # 64.999 s old: more than the horizon, but its slot is kept
+    ids2 = RecentEventIds(horizon_ms=60_000, slot_ms=10_000)
+    ids2.seen("a", 5_000)
+    ids2.seen("x", 70_000)
+    assert len(ids2) == 1
+    assert ids2.seen("a", 5_000) is False  # too old to check: new, not remembered
+    assert len(ids2) == 1
+    assert ids2.seen("a", 10_000) is False  # its slot is kept: remembered now
+    assert ids2.seen("a", 10_000) is True
+
+
+def test_duplicates_refresh_the_memory() -> None:
+    # a sensor retrying the same id every 40 s, horizon 60 s: caught every time
+    ids = RecentEventIds(horizon_ms=60_000, slot_ms=1_000)
+    assert ids.seen("r", 0) is False
+    for t in range(40_000, 400_000, 40_000):
+        assert ids.seen("r", t) is True
+    assert len(ids) == 1
+    assert ids.to_state()["ids"] == {"360": digest("r")}
+
+
+def test_zero_horizon_remembers_the_watermark_slot_only() -> None:
+    ids = RecentEventIds(horizon_ms=0, slot_ms=10)
+    assert ids.seen("a", 100) is False
+    assert ids.seen("a", 105) is True  # same slot [100, 110)
+    assert ids.seen("b", 110) is False
+    assert ids.seen("a", 109) is False  # slot [100, 110) ended at the watermark 110
+    assert len(ids) == 1
+
+
+def test_digest_is_stable_blake2b() -> None:
+    # 6-byte blake2b, base64url: the same in every process and release
+    assert digest("e-1") == "cS4Kn4_E"
+    raw = hashlib.blake2b(b"store-7/evt-000123", digest_size=6).digest()
+    assert digest("store-7/evt-000123") == "".join(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(int.from_bytes(raw) >> s) & 63]
+        for s in range(42, -1, -6)
+    )
+    assert all(len(digest(str(i))) == 8 for i in range(1_000))
+    assert digest("ü-ß") != digest("u-ss")
+
+
+def test_durations_as_timedelta() -> None:
+    ids = RecentEventIds(horizon_ms=dt.timedelta(minutes=15), slot_ms=dt.timedelta(minutes=1))
+    assert (ids.horizon_ms, ids.slot_ms) == (900_000, 60_000)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"horizon_ms": -1},  # negative horizon
+        {"horizon_ms": 1_000, "slot_ms": 0},  # empty slots
+        {"horizon_ms": 1.5},  # not ms
+    ],
+)
+def test_invalid_arguments_raise(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        RecentEventIds(**kwargs)
+
+
+# -- state ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [None, {}, {"wm": None}])  # no state yet: a new store
+def test_from_empty_state(state: dict[str, Any] | None) -> None:
+    ids = RecentEventIds.from_state(state, horizon_ms=60_000)
+    assert ids.watermark_ms is None
+    assert len(ids) == 0
+    assert ids.to_state() == {"wm": None, "slot_ms": 60_000, "ids": {}}
+
+
+def test_state_layout() -> None:
+    ids = RecentEventIds(horizon_ms=60_000, slot_ms=10_000)
+    ids.seen("a", 5_000)
+    ids.seen("b", 12_000)
+    ids.seen("c", 14_000)
+    ids.seen("a", 15_000)  # refreshed: filed once, under its latest slot
+    assert ids.to_state() == {"wm": 15_000, "slot_ms": 10_000, "ids": {"1": digest("b") + digest("c") + digest("a")}}
+
+
+def test_from_state_with_a_shorter_horizon_forgets_at_once() -> None:
+    ids = RecentEventIds(horizon_ms=600_000, slot_ms=10_000)
+    ids.seen("a", 0)
+    ids.seen("b", 300_000)
+    state = orjson.loads(orjson.dumps(ids.to_state()))
+    shorter = RecentEventIds.from_state(state, horizon_ms=60_000, slot_ms=10_000)
+    assert len(shorter) == 1
+    assert shorter.seen("a", 300_000) is False
+    assert shorter.seen("b", 300_000) is True
+    with pytest.raises(ValueError):
+        RecentEventIds.from_state(state, horizon_ms=60_000, slot_ms=1_000)
+
+
+def test_copy_pickle_and_params() -> None:
+    for params in RecentEventIds._unit_test_params():
+        ids = RecentEventIds(**params)
+        ids.seen("a", 1_000)
+        for clone in (copy.deepcopy(ids), pickle.loads(pickle.dumps(ids)), round_trip(ids)):
+            assert clone.to_state() == ids.to_state()
+            assert clone.seen("a", 1_000) is True
+
+
+@pytest.mark.parametrize(("horizon_ms", "limit"), [(900_000, 10_500), (3_600_000, 40_000)])
+def test_busy_store_state_is_small(horizon_ms: int, limit: int) -> None:
+    # 2,000 arrivals and 2,000 departures an hour as single events, plus 300 transactions, for two hours
+    ids = RecentEventIds(horizon_ms=horizon_ms)
+    t0 = 1_767_225_600_000
+    for i in range(2 * 4_300):
+        ids.seen(f"store-7/{i:08d}", t0 + i * 3_600_000 // 4_300)
+    assert abs(len(ids) - 4_300 * horizon_ms / 3_600_000) < 4_300 * 60_000 / 3_600_000 + 2  # within a slot
+    assert len(orjson.dumps(ids.to_state())) < limit
