@@ -11,6 +11,12 @@ events' own.
 Only open buckets are kept, so the state stays small: at most
 `grace_ms / bucket_ms + 2` buckets while events arrive in order.
 
+Empty buckets are real: once a store has sent its first event, every bucket the
+watermark closes is handed out, with zeros where nothing happened (a quiet night
+closes as zeros). Heartbeats move the watermark too, so a silent but healthy
+sensor still closes its store's buckets. After a silence longer than
+`max_gap_ms`, only the empty buckets of its last `max_gap_ms` are handed out.
+
 Examples
 --------
 Buckets of 10 s with 5 s of grace; the timeline::
@@ -60,12 +66,16 @@ class TumblingBuckets:
         How long past a bucket's end (in event time) its late events still count.
     aggregation
         What a bucket computes (`initialize`/`agg`/`result`); `FlowCounts` by default.
+    max_gap_ms
+        Longest run of empty buckets handed out at once, after a long silence (default a week).
 
     """
 
-    __slots__ = ("_agg", "_open", "bucket_ms", "grace_ms", "watermark_ms")
+    __slots__ = ("_agg", "_closed_to", "_open", "bucket_ms", "grace_ms", "max_gap_ms", "watermark_ms")
 
-    def __init__(self, bucket_ms: int, grace_ms: int, aggregation: FlowCounts | None = None) -> None:
+    def __init__(
+        self, bucket_ms: int, grace_ms: int, aggregation: FlowCounts | None = None, max_gap_ms: int = 7 * 86_400_000
+    ) -> None:
         if bucket_ms <= 0:
             raise ValueError(f"bucket_ms must be positive, got {bucket_ms}")
         if grace_ms < 0:
@@ -73,7 +83,12 @@ class TumblingBuckets:
         self.bucket_ms = bucket_ms
         self.grace_ms = grace_ms
         self._agg = aggregation or FlowCounts()
+        if max_gap_ms < bucket_ms:
+            raise ValueError(f"max_gap_ms must be at least one bucket, got {max_gap_ms}")
+        self.max_gap_ms = max_gap_ms
         self._open: dict[int, Any] = {}
+        # Start of the first bucket not handed out yet (None before the first close).
+        self._closed_to: int | None = None
         self.watermark_ms: int | None = None
 
     @classmethod
@@ -118,27 +133,54 @@ class TumblingBuckets:
         return sorted(self._open)
 
     def pop_closed(self) -> list[tuple[int, dict[str, Any]]]:
-        """Remove and return `(start, result)` of every bucket the watermark has closed, oldest first."""
+        """Remove and return `(start, result)` of every bucket the watermark has closed, oldest first.
+
+        Buckets without events in between are handed out too, with the aggregation's empty result.
+        """
         if self.watermark_ms is None:
             return []
-        closed = [start for start in self._open if self.is_closed(start)]
-        closed.sort()
-        return [(start, self._agg.result(self._open.pop(start))) for start in closed]
+        starts = list(self._open)
+        if self._closed_to is not None:
+            starts.append(self._closed_to)
+        if not starts:
+            return []
+        first = min(starts)
+        # The newest bucket the watermark has closed: start + bucket + grace <= watermark.
+        last = self.bucket_of(self.watermark_ms - self.grace_ms - self.bucket_ms)
+        if last < first:
+            return []
+        oldest_empty = last - self.max_gap_ms + self.bucket_ms
+        out = []
+        for start in range(first, last + self.bucket_ms, self.bucket_ms):
+            state = self._open.pop(start, None)
+            if state is None:
+                if start < oldest_empty:
+                    continue
+                state = self._agg.initialize()
+            out.append((start, self._agg.result(state)))
+        self._closed_to = last + self.bucket_ms
+        return out
 
     # -- plain-data state, for Faust tables ------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
         """Plain JSON-able state (bucket starts as string keys, as JSON objects need)."""
         # Copies: a saved state must not change with later updates.
-        return {"wm": self.watermark_ms, "open": {str(k): list(v) for k, v in self._open.items()}}
+        return {
+            "wm": self.watermark_ms,
+            "closed_to": self._closed_to,
+            "open": {str(k): list(v) for k, v in self._open.items()},
+        }
 
     @classmethod
     def from_state(
-        cls, state: dict[str, Any] | None, *, bucket_ms: int, grace_ms: int, aggregation: FlowCounts | None = None
+        cls, state: dict[str, Any] | None, *, bucket_ms: int, grace_ms: int, aggregation: FlowCounts | None = None,
+        max_gap_ms: int = 7 * 86_400_000,
     ) -> TumblingBuckets:
         """Rebuild from `to_state()` output (None gives an empty one)."""
-        buckets = cls(bucket_ms, grace_ms, aggregation)
+        buckets = cls(bucket_ms, grace_ms, aggregation, max_gap_ms)
         if state:
             buckets.watermark_ms = state.get("wm")
+            buckets._closed_to = state.get("closed_to")
             buckets._open = {int(k): list(v) for k, v in state.get("open", {}).items()}
         return buckets

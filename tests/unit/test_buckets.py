@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from footfall.operators.buckets import TumblingBuckets
+from footfall.operators.flow import FlowCounts
 from footfall.schemas.events import DoorEvent, Event, Heartbeat, PosEvent, QueueEvent, VisitEvent
 
 STORES = ("s-a", "s-b", "s-c")
@@ -32,6 +33,11 @@ SETTINGS = settings(max_examples=200, deadline=None)
 def envelope(store_id: str, ts_ms: int, n: int) -> dict[str, Any]:
     return {"event_id": f"{store_id}-{n}", "store_id": store_id, "ts_ms": ts_ms, "region": None, "zone": None,
             "vertical": None}
+
+
+def heartbeat(ts_ms: int, store_id: str = "s") -> Heartbeat:
+    return Heartbeat(event_id=f"hb{ts_ms}", store_id=store_id, ts_ms=ts_ms, region=None, zone=None, vertical=None,
+                     sensor_id="c", status="ok", device_id=None)
 
 
 def person(ts_ms: int, store_id: str = "s") -> DoorEvent:
@@ -145,10 +151,19 @@ class Model:
         return start
 
     def due(self) -> list[tuple[int, dict[str, Any]]]:
-        """Buckets closed and not yet handed out, oldest first: what pop_closed must return now."""
-        starts = sorted(s for s in self.counted if s not in self.emitted and self.closed(s))
+        """Buckets closed and not yet handed out, oldest first: what pop_closed must return now.
+
+        Every bucket from the store's first counted bucket up to the newest closed one, with
+        zeros where nothing was counted (empty buckets are real).
+        """
+        if not self.counted or self.watermark_ms is None:
+            return []
+        starts = [
+            s for s in range(min(self.counted), self.watermark_ms + 1, self.bucket_ms)
+            if s not in self.emitted and self.closed(s)
+        ]
         self.emitted.update(starts)
-        return [(s, totals(self.counted[s])) for s in starts]
+        return [(s, totals(self.counted.get(s, []))) for s in starts]
 
     def open(self) -> list[int]:
         return sorted(s for s in self.counted if s not in self.emitted)
@@ -204,8 +219,8 @@ def test_buckets_match_brute_force_at_every_step(scenario: Scenario, data: st.Da
     for store_id in STORES:
         check_pop(store_id)
         model = models[store_id]
-        # Every bucket the watermark closed was handed out exactly once, and nothing else was.
-        assert model.emitted == {s for s in model.counted if model.closed(s)}
+        # Every bucket the watermark closed was handed out exactly once, empty ones included.
+        assert {s for s in model.counted if model.closed(s)} <= model.emitted
         for b in replicas[store_id]:
             assert b.pop_closed() == []  # never twice
             for s in model.emitted:
@@ -233,7 +248,8 @@ def test_interleaving_stores_changes_nothing(scenario: Scenario) -> None:
 @given(st.lists(st.integers(0, 10**7), max_size=80).map(sorted), st.integers(1, 10**5), st.integers(0, 10**6))
 def test_in_order_events_keep_few_buckets_open(times_ms: list[int], bucket_ms: int, grace_ms: int) -> None:
     # The module docstring: at most grace_ms / bucket_ms + 2 open buckets while events arrive in order.
-    buckets = TumblingBuckets(bucket_ms, grace_ms)
+    # (A short max_gap_ms: with 1-ms buckets a week of empty buckets would be 6e8 records.)
+    buckets = TumblingBuckets(bucket_ms, grace_ms, max_gap_ms=64 * bucket_ms)
     for t in times_ms:
         assert buckets.update(person(t)) is not None  # in order: never late
         buckets.pop_closed()
@@ -342,7 +358,29 @@ def test_from_empty_state(state: dict[str, Any] | None) -> None:
     assert buckets.open_buckets() == []
     assert buckets.pop_closed() == []
     assert buckets.late_by_ms(0) == -1
-    assert buckets.to_state() == {"wm": None, "open": {}}
+    assert buckets.to_state() == {"wm": None, "closed_to": None, "open": {}}
+
+
+def test_a_quiet_night_closes_as_zeros() -> None:
+    # 1-s buckets, no grace; events at 0.5 s and 4.5 s, then a heartbeat at 6 s:
+    #   [0s-1s) [1s-2s) [2s-3s) [3s-4s) [4s-5s) [5s-6s)
+    #     x                               x          ^ heartbeat: watermark 6 s closes up to [5s-6s)
+    flow = FlowCounts()
+    buckets = TumblingBuckets(1_000, 0, flow)
+    buckets.update(person(500))
+    buckets.update(person(4_500))
+    buckets.update(heartbeat(6_000))
+    closed = [(s, c["arrivals"], c["events"]) for s, c in buckets.pop_closed()]
+    assert closed == [(0, 1, 1), (1_000, 0, 0), (2_000, 0, 0), (3_000, 0, 0), (4_000, 1, 1), (5_000, 0, 0)]
+    assert buckets.pop_closed() == []
+
+
+def test_a_long_silence_hands_out_only_the_last_max_gap_of_empty_buckets() -> None:
+    buckets = TumblingBuckets(1_000, 0, max_gap_ms=3_000)
+    buckets.update(person(500))
+    assert [s for s, _ in buckets.pop_closed()] == []
+    buckets.update(person(10_500))  # closes [0s-1s) .. [9s-10s): the count, then only the last 3 empty ones
+    assert [(s, c["arrivals"]) for s, c in buckets.pop_closed()] == [(0, 1), (7_000, 0), (8_000, 0), (9_000, 0)]
 
 
 def test_unit_test_params_build() -> None:
