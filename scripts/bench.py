@@ -184,6 +184,7 @@ class PipelineResult:
     cpu_s_per_1k_events: float | None = None
     cpu_s_per_1k_paced: float | None = None
     paced_busy_pct: float | None = None
+    machine_busy_pct: float | None = None
     cpu_s_total: float | None = None
     peak_rss_mb: float | None = None
     paced_events: int = 0
@@ -251,6 +252,22 @@ def _loadavg() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "?"
+
+
+def _machine_jiffies() -> tuple[int, int] | None:
+    """(busy, total) CPU time of the whole machine so far, all cores (`/proc/stat`), in clock ticks."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def _busy_pct(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1]) * 100
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -467,16 +484,20 @@ async def measure_throughput(
     want = result.backlog_events
     prev_t = time.perf_counter()  # the last poll that saw no event yet
     first: tuple[float, float, int, float | None] | None = None  # (last empty poll, first poll, count, cpu)
+    machine_first: tuple[int, int] | None = None
     count, last_change = 0, time.monotonic()
     while True:
         now_count = await _stats_events(client, settings)
         t = time.perf_counter()
         if now_count and first is None:
             first = (prev_t, t, now_count, proc.cpu_s())
+            machine_first = _machine_jiffies()
             result.startup_s = t - proc.started
             logger.info("  first events in Redis after %.1f s; counting %d events", result.startup_s, want)
         if now_count >= want:
             cpu_end = proc.cpu_s()
+            # Everything on the machine, the bench's broker and Redis included: 100 = every core busy.
+            result.machine_busy_pct = _busy_pct(machine_first, _machine_jiffies())
             break
         if now_count != count:
             count, last_change = now_count, time.monotonic()
@@ -509,11 +530,15 @@ async def measure_latency(
     sent_at: list[float] = []
     seen_at: dict[int, float] = {}
     pubsub = client.pubsub()
-    await pubsub.psubscribe(settings.redis_key("live", "*"))
-    deadline = time.monotonic() + 10.0
-    while (msg := await pubsub.get_message(timeout=1.0)) is None or msg["type"] != "psubscribe":
-        if time.monotonic() > deadline:
-            raise BenchError("Redis did not confirm the PSUBSCRIBE within 10 s")
+    try:
+        await pubsub.psubscribe(settings.redis_key("live", "*"))
+        deadline = time.monotonic() + 10.0
+        while (msg := await pubsub.get_message(timeout=1.0)) is None or msg["type"] != "psubscribe":
+            if time.monotonic() > deadline:
+                raise BenchError("Redis did not confirm the PSUBSCRIBE within 10 s")
+    except BaseException:
+        await pubsub.aclose()
+        raise
 
     async def listen() -> None:
         while True:
@@ -867,6 +892,17 @@ def format_report(report: BenchReport) -> str:
     for mode, ratios in report.ratios().items():
         shown = ", ".join(f"{k} = {_num(v, '.2f')}" for k, v in ratios.items())
         lines.append(f"throughput ratios, {mode}: {shown}")
+    busy = [r.machine_busy_pct for r in report.results if r.machine_busy_pct is not None]
+    if busy:
+        lines.append(f"machine CPU busy during the throughput windows (all processes, all cores): "
+                     f"{min(busy):.0f}-{max(busy):.0f} %")
+    try:
+        load_1min = float(report.loadavg_start.split()[0])
+    except (ValueError, IndexError):
+        load_1min = 0.0
+    if report.cpus and load_1min > report.cpus / 2:
+        lines.append(f"WARNING: the machine was already busy at start (load average {report.loadavg_start} on "
+                     f"{report.cpus} CPUs): other work skews these numbers; rerun on a quiet machine to compare")
     if report.stopped_by is not None:
         lines.append(f"stopped early by {signal.Signals(report.stopped_by).name}: only the pipelines above finished")
     lines.append(f"elapsed {report.elapsed_s:.0f} s")
