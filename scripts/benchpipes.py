@@ -35,10 +35,8 @@ import datetime as dt
 import logging
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -58,16 +56,6 @@ PIPES = {
 }
 
 #: Settings the worker's app uses (`stream/app.py`), kept equal by hand: see that file.
-FAUST_APP_SETTINGS: dict[str, Any] = {
-    "store": "memory://",
-    "autodiscover": False,
-    "topic_replication_factor": 1,
-    "consumer_auto_offset_reset": "earliest",
-    "producer_linger_ms": 5,
-    "producer_max_batch_size": 65_536,
-    "stream_buffer_maxsize": 16_384,
-    "web_enabled": False,
-}
 
 
 def _iso(ts_ms: int) -> str:
@@ -196,20 +184,10 @@ def create_faust_app(settings: Settings) -> Any:
     """A Faust app with the worker's settings and one passthrough agent (no table)."""
     import faust
 
-    data_dir = settings.data_dir or tempfile.mkdtemp(prefix="footfall-bench-")
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{hostport}" for hostport in settings.broker.split(",")],
-        datadir=Path(data_dir),
-        topic_partitions=settings.partitions,
-        processing_guarantee=settings.processing_guarantee,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_rebalance_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_s,
-        web_port=settings.web_port,
-        web_host="127.0.0.1",
-        **FAUST_APP_SETTINGS,
-    )
+    from footfall.stream.app import faust_app_settings
+
+    # Exactly the worker's app settings, so (b) and (c) differ only in what the agent does.
+    app = faust.App(settings.app_id, **faust_app_settings(settings, data_dir_prefix="footfall-bench-"))
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events_topic = app.topic(settings.topic("events"), partitions=settings.partitions, **raw)
     out_topic = app.topic(settings.topic("aggregates"), partitions=settings.partitions, **raw)
