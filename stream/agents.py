@@ -12,7 +12,9 @@ ends counted, re-keyed, or dead-lettered with a reason.
 3. per store: the `TumblingBuckets` operator, restored from the table, counts the
    events; late ones are dead-lettered with reason `late`; the new state is
    assigned back to the table (the assignment is what reaches the changelog);
-4. one record per touched or closed bucket goes to the aggregates topic and Redis.
+4. one record per touched or closed bucket goes to the aggregates topic and Redis,
+   coalesced: at most one per store and bucket every `FOOTFALL_LIVE_INTERVAL_S`
+   (a busy store does not cost a send and a Redis write per event; no change waits longer).
 """
 
 from __future__ import annotations
@@ -91,6 +93,21 @@ class FlowCounter:
         self.stats: Counter[str] = Counter()
         self.ledger = OffsetLedger()
         self.range_reader = RangeReader(settings.broker)
+        # Records and counters waiting for the next flush; a newer record of a bucket replaces the older.
+        self._pending: dict[tuple[str, int], dict[str, Any]] = {}
+        self._pending_stats: Counter[str] = Counter()
+        self._last_flush = time.monotonic()
+
+    async def flush(self) -> None:
+        """Send the waiting records to the aggregates topic and Redis (the timer and the agent call it)."""
+        self._last_flush = time.monotonic()
+        if not self._pending and not self._pending_stats:
+            return
+        records, self._pending = list(self._pending.values()), {}
+        stats, self._pending_stats = self._pending_stats, Counter()
+        for record in records:
+            await self.aggregates_topic.send(key=record["store_id"].encode(), value=orjson.dumps(record))
+        await self.redis.publish(records, stats)
 
     def _applied_offsets(self, partition: int) -> list[int]:
         """Offsets recorded in this partition's table values (store states and the partition marker)."""
@@ -107,7 +124,7 @@ class FlowCounter:
             verdict = self.ledger.classify(partition, offset)
             if verdict == "replay":
                 self.stats["replayed"] += 1
-                await self.redis.publish([], Counter(replayed=1))
+                self._pending_stats["replayed"] += 1
                 return
             if verdict == "gap":
                 await self._fill_gap(topic, partition, offset)
@@ -123,7 +140,7 @@ class FlowCounter:
                        topic, partition, start, end - 1, len(records))
         for record in records:
             await self._apply(record.key, record.value, topic, partition, record.offset)
-        await self.redis.publish([], Counter(gap_records=len(records)))
+        self._pending_stats["gap_records"] += len(records)
 
     async def _apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> None:
         try:
@@ -164,10 +181,12 @@ class FlowCounter:
         if not wrote_state:
             # Nothing of this message reached a store's state: record its offset on the partition's marker.
             self.table[f"~partition-{partition}"] = {"p": partition, "o": offset}
-        for record in records:
-            await self.aggregates_topic.send(key=record["store_id"].encode(), value=orjson.dumps(record))
         self.stats.update(stats)
-        await self.redis.publish(records, stats)
+        self._pending_stats.update(stats)
+        for record in records:
+            self._pending[(record["store_id"], record["bucket_start_ms"])] = record
+        if time.monotonic() - self._last_flush >= self.settings.live_interval_s:
+            await self.flush()
 
     async def _count_store(
         self, store_id: str, items: list[tuple[Event, Any]], topic: str, partition: int, offset: int,

@@ -77,8 +77,18 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(events_topic, concurrency=1)
     async def count_flow(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            await counter.process(message.key, message.value, message.topic, message.partition, message.offset)
+        try:
+            async for event in stream.events():
+                message = event.message
+                await counter.process(message.key, message.value, message.topic, message.partition, message.offset)
+        finally:
+            await counter.flush()  # on stop: nothing counted stays unpublished
+
+    if settings.live_interval_s > 0:
+
+        @app.timer(interval=settings.live_interval_s)
+        async def flush_live() -> None:
+            # A store that went quiet still shows its last events within the interval.
+            await counter.flush()
 
     return app

@@ -64,6 +64,7 @@ class Settings:
     heartbeat_s: float = 1.0
     processing_guarantee: str = "at_least_once"
     dead_letter_log_every_s: float = 10.0
+    live_interval_s: float = 1.0
     log_level: str = "info"
     web_enabled: bool = False
     web_port: int = 6066
@@ -191,6 +192,8 @@ def _validate(s: Settings) -> None:
         _fail("processing_guarantee", s.processing_guarantee, "must be at_least_once or exactly_once")
     if not (math.isfinite(s.dead_letter_log_every_s) and s.dead_letter_log_every_s >= 0):
         _fail("dead_letter_log_every_s", s.dead_letter_log_every_s, "must be a finite number >= 0")
+    if not 0 <= s.live_interval_s <= 60:
+        _fail("live_interval_s", s.live_interval_s, "must be between 0 and 60 seconds")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         _fail("log_level", s.log_level, "must be debug, info, warning, error or critical")
     if not 1 <= s.web_port <= 65_535:
@@ -228,6 +231,9 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_HEARTBEAT_S": "Kafka consumer heartbeat interval (s). Default 1.",
     "FOOTFALL_PROCESSING_GUARANTEE": "at_least_once or exactly_once (Kafka transactions). Default at_least_once.",
     "FOOTFALL_DEAD_LETTER_LOG_EVERY_S": "At most one dead-letter log line per reason this often (s). Default 10.",
+    "FOOTFALL_LIVE_INTERVAL_S": (
+        "Live records are coalesced: at most one per store and bucket this often (s); 0 = every message. Default 1."
+    ),
     "FOOTFALL_LOG_LEVEL": "debug, info, warning, error. Default info.",
     "FOOTFALL_WEB_ENABLED": "Faust's web server (metrics) on or off. Default false.",
     "FOOTFALL_WEB_PORT": "Port of Faust's web server when enabled. Default 6066.",

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "heartbeat_s": 1.0,
     "processing_guarantee": "at_least_once",
     "dead_letter_log_every_s": 10.0,
+    "live_interval_s": 1.0,
     "log_level": "info",
     "web_enabled": False,
     "web_port": 6066,
@@ -81,6 +82,8 @@ def test_unrelated_variables_are_ignored() -> None:
         ("FOOTFALL_HEARTBEAT_S", "0.1", "heartbeat_s", 0.1),  # the smallest
         ("FOOTFALL_PROCESSING_GUARANTEE", "exactly_once", "processing_guarantee", "exactly_once"),
         ("FOOTFALL_DEAD_LETTER_LOG_EVERY_S", "0", "dead_letter_log_every_s", 0.0),  # log every dead letter
+        ("FOOTFALL_LIVE_INTERVAL_S", "0", "live_interval_s", 0.0),  # no coalescing: every message
+        ("FOOTFALL_LIVE_INTERVAL_S", "2.5", "live_interval_s", 2.5),  # slower live updates
         ("FOOTFALL_LOG_LEVEL", "DEBUG", "log_level", "DEBUG"),  # any case
         ("FOOTFALL_WEB_ENABLED", "true", "web_enabled", True),  # true
         ("FOOTFALL_WEB_ENABLED", " YES ", "web_enabled", True),  # spaces and case
@@ -176,6 +179,8 @@ def test_min_event_time_ms_is_exact_to_the_millisecond(text: str, expected_ms: i
         ("FOOTFALL_HEARTBEAT_S", "inf"),  # infinite
         ("FOOTFALL_PROCESSING_GUARANTEE", "exactly-once"),  # dash instead of underscore
         ("FOOTFALL_DEAD_LETTER_LOG_EVERY_S", "-1"),  # negative
+        ("FOOTFALL_LIVE_INTERVAL_S", "-0.5"),  # negative
+        ("FOOTFALL_LIVE_INTERVAL_S", "61"),  # a live view a minute late is not live
         ("FOOTFALL_DEAD_LETTER_LOG_EVERY_S", "ten"),  # not a number
         ("FOOTFALL_LOG_LEVEL", "verbose"),  # not a level
         ("FOOTFALL_WEB_ENABLED", "maybe"),  # not a boolean
@@ -261,6 +266,7 @@ def valid_settings(draw: st.DrawFn) -> Settings:
         heartbeat_s=draw(st.floats(0.1, session, exclude_max=True)),
         processing_guarantee=draw(st.sampled_from(["at_least_once", "exactly_once"])),
         dead_letter_log_every_s=draw(st.floats(0, 1e6)),
+        live_interval_s=draw(st.floats(0, 60)),
         log_level=draw(st.sampled_from(["debug", "INFO", "Warning", "error", "critical"])),
         web_enabled=draw(st.booleans()),
         web_port=draw(st.integers(1, 65_535)),
