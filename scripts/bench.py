@@ -91,7 +91,8 @@ PIPELINES: dict[str, tuple[str, str]] = {
     "b": ("faust passthrough", "Faust agent with the worker's app settings (no table): topic.send(value) + the same "
                                "counts and Redis pipeline as a"),
     "c": ("footfall worker", "`footfall worker`: decode + validate + pseudonymise, table + changelog, offset ledger, "
-                             "TumblingBuckets, one aggregate per touched bucket, Redis pipeline"),
+                             "TumblingBuckets, aggregates and Redis coalesced per store and bucket "
+                             "every FOOTFALL_LIVE_INTERVAL_S (default 1 s; latency samples only published records)"),
 }
 #: Message shape -> events per message.
 MODES: dict[str, int] = {"single": 1, "batch": 100}

@@ -32,8 +32,12 @@ def test_tiny_bench_runs_every_pipeline_and_loses_no_event(services, tmp_path):
         assert r.error is None, where
         assert r.events_per_s is not None and r.events_per_s > 0, where
         assert r.p50_ms is not None and r.p99_ms is not None and 0 < r.p50_ms <= r.p99_ms, where
-        # Every paced message was seen on the live channel, so the latency covers all of them.
-        assert r.latency_samples == r.paced_messages > 0, where
+        if r.pipeline == "c":
+            # The worker coalesces live records (one per store and bucket per second): fewer, not none.
+            assert 0 < r.latency_samples <= r.paced_messages, where
+        else:
+            # Every paced message was seen on the live channel, so the latency covers all of them.
+            assert r.latency_samples == r.paced_messages > 0, where
         assert r.events_produced == config.backlog_events(r.mode) + r.paced_events, where
         # The check that matters: what reached Redis's bucket records is exactly what was produced.
         assert r.events_in_redis == r.events_produced, where
