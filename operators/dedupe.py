@@ -62,6 +62,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from footfall.operators.durations import to_ms
+
+_ms = to_ms
+
 __all__ = ["RecentEventIds", "digest"]
 
 #: Characters of one stored digest: 6 bytes (48 bits) in base64url.
@@ -76,15 +80,6 @@ def digest(event_id: str) -> str:
 
     """
     return base64.urlsafe_b64encode(hashlib.blake2b(event_id.encode(), digest_size=6).digest()).decode()
-
-
-def _ms(value: int | dt.timedelta, name: str) -> int:
-    """Milliseconds of an int (ms) or a timedelta; durations are normalised here, once."""
-    if isinstance(value, dt.timedelta):
-        return value // dt.timedelta(milliseconds=1)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be int milliseconds or a timedelta, got {value!r}")
-    return value
 
 
 class RecentEventIds:

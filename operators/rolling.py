@@ -51,6 +51,10 @@ from typing import Any
 
 from river import stats, utils
 
+from footfall.operators.durations import to_ms
+
+_ms = to_ms
+
 __all__ = ["BucketBaseline"]
 
 WEEK_MS = 7 * 86_400_000
@@ -58,15 +62,6 @@ WEEK_MS = 7 * 86_400_000
 QUANTITIES = ("arrivals", "departures", "transactions")
 
 Number = int | float
-
-
-def _ms(value: int | dt.timedelta, name: str) -> int:
-    """Milliseconds of an int (ms) or a timedelta; durations are normalised here, once."""
-    if isinstance(value, dt.timedelta):
-        return value // dt.timedelta(milliseconds=1)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be int milliseconds or a timedelta, got {value!r}")
-    return value
 
 
 def _versus(value: Number, reference: Number | None) -> dict[str, Number | None] | None:

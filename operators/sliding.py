@@ -52,21 +52,16 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from footfall.operators.durations import to_ms
+
+_ms = to_ms
+
 __all__ = ["SlidingCounts"]
 
 #: What a store counts by default, in the names `FlowCounts` uses.
 QUANTITIES = ("arrivals", "departures", "transactions")
 #: 5, 15 and 60 minutes.
 WINDOWS_MS = (300_000, 900_000, 3_600_000)
-
-
-def _ms(value: int | dt.timedelta, name: str) -> int:
-    """Milliseconds of an int (ms) or a timedelta; durations are normalised here, once."""
-    if isinstance(value, dt.timedelta):
-        return value // dt.timedelta(milliseconds=1)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be int milliseconds or a timedelta, got {value!r}")
-    return value
 
 
 class SlidingCounts:
