@@ -64,8 +64,6 @@ from typing import Any
 
 from footfall.operators.durations import to_ms
 
-_ms = to_ms
-
 __all__ = ["RecentEventIds", "digest"]
 
 #: Characters of one stored digest: 6 bytes (48 bits) in base64url.
@@ -97,8 +95,8 @@ class RecentEventIds:
     __slots__ = ("_by_slot", "_first_slot", "_slot_of", "horizon_ms", "slot_ms", "watermark_ms")
 
     def __init__(self, horizon_ms: int | dt.timedelta, slot_ms: int | dt.timedelta = 60_000) -> None:
-        self.horizon_ms = _ms(horizon_ms, "horizon_ms")
-        self.slot_ms = _ms(slot_ms, "slot_ms")
+        self.horizon_ms = to_ms(horizon_ms, "horizon_ms")
+        self.slot_ms = to_ms(slot_ms, "slot_ms")
         if self.horizon_ms < 0:
             raise ValueError(f"horizon_ms must be >= 0, got {self.horizon_ms}")
         if self.slot_ms <= 0:

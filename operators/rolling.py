@@ -53,8 +53,6 @@ from river import stats, utils
 
 from footfall.operators.durations import to_ms
 
-_ms = to_ms
-
 __all__ = ["BucketBaseline"]
 
 WEEK_MS = 7 * 86_400_000
@@ -106,7 +104,7 @@ class BucketBaseline:
         window_size: int = 8,
         fading_factor: float = 0.25,
     ) -> None:
-        self.bucket_ms = _ms(bucket_ms, "bucket_ms")
+        self.bucket_ms = to_ms(bucket_ms, "bucket_ms")
         self.quantities = tuple(quantities)
         if self.bucket_ms <= 0 or WEEK_MS % self.bucket_ms:
             raise ValueError(f"bucket_ms must be a positive divisor of a week ({WEEK_MS} ms), got {self.bucket_ms}")

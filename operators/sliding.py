@@ -54,8 +54,6 @@ from typing import Any
 
 from footfall.operators.durations import to_ms
 
-_ms = to_ms
-
 __all__ = ["SlidingCounts"]
 
 #: What a store counts by default, in the names `FlowCounts` uses.
@@ -87,8 +85,8 @@ class SlidingCounts:
         slot_ms: int | dt.timedelta = 10_000,
     ) -> None:
         self.quantities = tuple(quantities)
-        self.slot_ms = _ms(slot_ms, "slot_ms")
-        self.windows_ms = tuple(sorted({_ms(w, "windows_ms") for w in windows_ms}))
+        self.slot_ms = to_ms(slot_ms, "slot_ms")
+        self.windows_ms = tuple(sorted({to_ms(w, "windows_ms") for w in windows_ms}))
         if not self.quantities or len(set(self.quantities)) != len(self.quantities):
             raise ValueError(f"quantities must be distinct names, at least one, got {self.quantities}")
         if self.slot_ms <= 0:
@@ -158,7 +156,7 @@ class SlidingCounts:
 
     def get(self, window_ms: int | dt.timedelta) -> dict[str, int]:
         """Counts in the last `window_ms` (a multiple of `slot_ms`, at most the largest window)."""
-        window_ms = _ms(window_ms, "window_ms")
+        window_ms = to_ms(window_ms, "window_ms")
         if window_ms <= 0 or window_ms % self.slot_ms or window_ms > self.windows_ms[-1]:
             raise ValueError(
                 f"window_ms must be a positive multiple of {self.slot_ms} up to {self.windows_ms[-1]}, got {window_ms}"
