@@ -471,11 +471,16 @@ async def _wait_for_count(
             return
         if now_count != count:
             count, last_change = now_count, time.monotonic()
-        if (code := proc.exited()) is not None:
-            raise BenchError(f"the pipeline exited with code {code} at {count}/{want} events (log {proc.log_path})")
-        if time.monotonic() - last_change > stall_timeout_s:
-            raise BenchError(f"no progress for {stall_timeout_s:.0f} s at {count}/{want} events (log {proc.log_path})")
+        _raise_if_stuck(proc, count, want, last_change, stall_timeout_s)
         await asyncio.sleep(0.05)
+
+
+def _raise_if_stuck(proc: PipelineProcess, count: int, want: int, last_change: float, stall_timeout_s: float) -> None:
+    """BenchError when the pipeline process died, or counted nothing new for `stall_timeout_s`."""
+    if (code := proc.exited()) is not None:
+        raise BenchError(f"the pipeline exited with code {code} at {count}/{want} events (log {proc.log_path})")
+    if time.monotonic() - last_change > stall_timeout_s:
+        raise BenchError(f"no progress for {stall_timeout_s:.0f} s at {count}/{want} events (log {proc.log_path})")
 
 
 async def measure_throughput(
@@ -502,10 +507,7 @@ async def measure_throughput(
             break
         if now_count != count:
             count, last_change = now_count, time.monotonic()
-        if (code := proc.exited()) is not None:
-            raise BenchError(f"the pipeline exited with code {code} at {count}/{want} events (log {proc.log_path})")
-        if time.monotonic() - last_change > stall_timeout_s:
-            raise BenchError(f"no progress for {stall_timeout_s:.0f} s at {count}/{want} events (log {proc.log_path})")
+        _raise_if_stuck(proc, count, want, last_change, stall_timeout_s)
         prev_t = t
         await asyncio.sleep(POLL_S)
     assert first is not None
