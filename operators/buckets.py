@@ -123,6 +123,24 @@ class TumblingBuckets:
             self.watermark_ms = event.ts_ms
         return start
 
+    def advance(self, ts_ms: int) -> None:
+        """Move the watermark to `ts_ms` without counting anything (never backwards).
+
+        For time that passes with no events: an idle store's wall clock, say. Buckets
+        it closes come out of the next `pop_closed`.
+        """
+        if self.watermark_ms is None or ts_ms > self.watermark_ms:
+            self.watermark_ms = ts_ms
+
+    def next_close_ms(self) -> int | None:
+        """Watermark at which the oldest bucket not handed out yet closes (None before any event)."""
+        starts = list(self._open)
+        if self._closed_to is not None:
+            starts.append(self._closed_to)
+        if not starts:
+            return None
+        return min(starts) + self.bucket_ms + self.grace_ms
+
     def get(self, bucket_start_ms: int) -> dict[str, Any] | None:
         """Result of a bucket still held (open, or closed but not yet popped), else None."""
         state = self._open.get(bucket_start_ms)

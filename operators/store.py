@@ -1,0 +1,333 @@
+"""Everything footfall keeps about one store, updated one event at a time.
+
+`StoreFlow` puts the window operators and KPIs of one store together, in the
+order that makes counts exact:
+
+1. a repeated `event_id` (within `dedupe_horizon_ms` of the store's watermark) is
+   a **duplicate**: dropped, counted in `duplicates`;
+2. an event whose bucket has closed (watermark past its end + grace) is **late**:
+   not counted anywhere, counted in `late` (the worker dead-letters it);
+3. anything else is counted, everywhere at once: its tumbling bucket (flow counts
+   and shop KPIs), the sliding windows, occupancy, queue KPIs and its local day.
+
+Closed buckets come out of `pop_closed`, each compared with the same bucket a
+week earlier and with the rolling baselines of the buckets before it; `live()`
+is the store's state now (last 5/15/60 minutes, occupancy, today against the
+same weekday last week, queues). The whole state goes out through `to_state()`
+as plain data and comes back, unchanged, through `from_state()`.
+
+Examples
+--------
+Buckets of 15 minutes with 5 minutes of grace, in Europe/London:
+
+>>> from footfall.schemas.events import DoorEvent, PosEvent
+>>> def door(i, ts_ms, n_in=1, n_out=0):
+...     return DoorEvent(event_id=f"d{i}", store_id="s1", ts_ms=ts_ms, region="north", zone=None,
+...                      vertical="retail", door_id="main", sensor_id="c1", count_in=n_in, count_out=n_out,
+...                      interval_s=0)
+>>> def sale(i, ts_ms, amount):
+...     return PosEvent(event_id=f"p{i}", store_id="s1", ts_ms=ts_ms, region="north", zone=None,
+...                     vertical="retail", transaction_id=f"t{i}", amount=amount, items=1, currency="GBP",
+...                     till_id=None, customer_id=None)
+>>> store = StoreFlow(StoreParams(bucket_ms=900_000, grace_ms=300_000, tz="Europe/London"))
+>>> noon = 1_790_164_800_000  # 2026-09-23T12:00:00Z, 13:00 in London
+>>> events = [door(1, noon + 60_000, 3), sale(1, noon + 120_000, 20.0), door(1, noon + 130_000),
+...           door(2, noon + 16 * 60_000, 1, 2), door(3, noon + 50_000), door(4, noon + 21 * 60_000),
+...           door(5, noon + 10 * 60_000)]
+>>> [store.update(e) for e in events]
+['counted', 'counted', 'duplicate', 'counted', 'counted', 'counted', 'late']
+>>> [(start - noon) // 60_000 for start, record in store.pop_closed()]
+[0]
+>>> closed = store.last_closed
+>>> closed["arrivals"], closed["transactions"], closed["conversion_rate"], closed["sales_per_visitor"]
+(4, 1, 0.25, 5.0)
+>>> live = store.live()
+>>> live["windows"]["15m"]["arrivals"], live["occupancy"]["occupancy"], live["today"]["arrivals"]
+(2, 4, 6)
+>>> store.duplicates, store.late
+(1, 1)
+
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from footfall.operators.buckets import TumblingBuckets
+from footfall.operators.dedupe import RecentEventIds
+from footfall.operators.flow import FlowCounts
+from footfall.operators.localtime import local_day
+from footfall.operators.occupancy import Occupancy
+from footfall.operators.queues import QueueKpis
+from footfall.operators.retail import RetailKpis
+from footfall.operators.rolling import BucketBaseline
+from footfall.operators.sliding import SlidingCounts
+from footfall.schemas.events import DoorEvent, Event, PosEvent, QueueEvent, VisitEvent
+
+__all__ = ["BucketKpis", "StoreFlow", "StoreParams"]
+
+#: Quantities of the sliding windows and of the closed-bucket comparisons.
+COMPARED = ("arrivals", "transactions", "tickets_issued")
+SLIDING = ("arrivals", "departures", "transactions", "tickets_issued")
+
+
+def _window_name(window_ms: int) -> str:
+    minutes, seconds = divmod(window_ms // 1000, 60)
+    return f"{minutes}m" if not seconds else f"{window_ms // 1000}s"
+
+
+class BucketKpis:
+    """The aggregation of one bucket or day: `FlowCounts` and `RetailKpis` side by side.
+
+    State: `[flow_state, retail_state]`; the result is both results in one dict
+    (`transactions`, `items` and `sales` appear in both and agree).
+    """
+
+    def __init__(self) -> None:
+        self.flow = FlowCounts()
+        self.retail = RetailKpis()
+
+    def initialize(self) -> list[Any]:
+        return [self.flow.initialize(), self.retail.initialize()]
+
+    def agg(self, state: list[Any], event: Event) -> list[Any]:
+        self.flow.agg(state[0], event)
+        state[1] = self.retail.agg(state[1], event)
+        return state
+
+    def result(self, state: list[Any]) -> dict[str, Any]:
+        return {**self.flow.result(state[0]), **self.retail.result(state[1])}
+
+
+@dataclass(frozen=True)
+class StoreParams:
+    """How one store is counted (configuration; never part of the saved state).
+
+    Parameters
+    ----------
+    bucket_ms, grace_ms
+        Tumbling bucket length, and how long past its end late events still count.
+    tz
+        The store's IANA time zone: its days, and the daily reset of occupancy and queues.
+    reset_at
+        Local time of the daily reset (`HH:MM`), best when the store is closed.
+    dedupe_horizon_ms
+        How long an `event_id` is remembered: a repeat within it is a duplicate.
+    target_wait_s
+        Queue service-level target.
+    windows_ms
+        Sliding windows (multiples of `slot_ms`).
+    baseline_window, baseline_fading
+        Closed buckets in the rolling baseline; weight of the newest in the EW mean.
+    days_kept
+        Local days whose totals are kept (8: today and the same day last week).
+
+    """
+
+    bucket_ms: int = 900_000
+    grace_ms: int = 300_000
+    tz: str = "UTC"
+    reset_at: str = "04:00"
+    dedupe_horizon_ms: int = 1_200_000
+    target_wait_s: float = 600.0
+    windows_ms: tuple[int, ...] = (300_000, 900_000, 3_600_000)
+    slot_ms: int = 10_000
+    baseline_window: int = 8
+    baseline_fading: float = 0.25
+    days_kept: int = 8
+    max_gap_ms: int = 7 * 86_400_000
+
+
+class StoreFlow:
+    """One store's buckets, windows, occupancy, queues, days and baselines (see the module docstring)."""
+
+    __slots__ = (
+        "_kpis", "baseline", "buckets", "days", "dedupe", "duplicates", "last_closed", "late", "occupancy", "params",
+        "queues", "sliding", "touched",
+    )
+
+    def __init__(self, params: StoreParams | None = None) -> None:
+        p = params or StoreParams()
+        self.params = p
+        self._kpis = BucketKpis()
+        self.buckets = TumblingBuckets(p.bucket_ms, p.grace_ms, aggregation=self._kpis, max_gap_ms=p.max_gap_ms)
+        self.dedupe = RecentEventIds(p.dedupe_horizon_ms)
+        self.sliding = SlidingCounts(SLIDING, p.windows_ms, p.slot_ms)
+        self.occupancy = Occupancy(p.tz, p.reset_at)
+        self.queues: QueueKpis | None = None  # made on the first queue event: most stores have none
+        self.baseline = BucketBaseline(p.bucket_ms, COMPARED, p.baseline_window, p.baseline_fading)
+        self.days: dict[str, list[Any]] = {}  # local ISO date -> BucketKpis state
+        self.duplicates = 0
+        self.late = 0
+        #: Buckets counted into since the last `pop_touched` (start -> last event id).
+        self.touched: dict[int, str] = {}
+        #: The newest record `pop_closed` returned.
+        self.last_closed: dict[str, Any] | None = None
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+
+    @property
+    def watermark_ms(self) -> int | None:
+        return self.buckets.watermark_ms
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def update(self, event: Event) -> str:
+        """Take one event: `"counted"`, `"duplicate"` (dropped) or `"late"` (its bucket had closed)."""
+        if self.dedupe.seen(event.event_id, event.ts_ms):
+            self.duplicates += 1
+            return "duplicate"
+        start = self.buckets.update(event)
+        if start is None:
+            self.late += 1
+            return "late"
+        self.touched[start] = event.event_id
+        ts = event.ts_ms
+        if isinstance(event, DoorEvent):
+            self.sliding.update(ts, {"arrivals": event.count_in, "departures": event.count_out})
+            self.occupancy.update(ts, event.count_in, event.count_out)
+        elif isinstance(event, VisitEvent):
+            arrive = event.action == "arrive"
+            self.sliding.update(ts, {"arrivals": 1} if arrive else {"departures": 1})
+            self.occupancy.update(ts, 1 if arrive else 0, 0 if arrive else 1)
+        elif isinstance(event, PosEvent):
+            self.sliding.update(ts, {"transactions": 1})
+        elif isinstance(event, QueueEvent):
+            if self.queues is None:
+                self.queues = QueueKpis(self.params.target_wait_s, tz=self.params.tz, reset_at=self.params.reset_at)
+            self.queues.update(event)
+            self.sliding.update(ts, {"tickets_issued": 1} if event.action == "issued" else {})
+        else:
+            self.sliding.update(ts, {})
+        self._count_day(event)
+        return "counted"
+
+    def _count_day(self, event: Event) -> None:
+        day = local_day(event.ts_ms, self.params.tz).isoformat()
+        state = self.days.get(day)
+        if state is None:
+            state = self._kpis.initialize()
+            self.days[day] = state
+            if len(self.days) > self.params.days_kept:
+                for old in sorted(self.days)[: len(self.days) - self.params.days_kept]:
+                    del self.days[old]
+        self._kpis.agg(state, event)
+
+    def advance(self, ts_ms: int) -> None:
+        """Let event time reach `ts_ms` with no events (an idle store); closes buckets, never counts."""
+        self.buckets.advance(ts_ms)
+        self.sliding.update(ts_ms, {})
+        self.occupancy.advance(ts_ms)
+        if self.queues is not None:
+            self.queues.advance(ts_ms)
+
+    def next_close_ms(self) -> int | None:
+        """Watermark at which the oldest bucket not handed out yet closes (None before any event)."""
+        return self.buckets.next_close_ms()
+
+    # -- results ----------------------------------------------------------------------------------
+
+    def pop_closed(self) -> list[tuple[int, dict[str, Any]]]:
+        """`(start, record)` of every bucket closed since the last call, oldest first.
+
+        A record holds the bucket's counts and KPIs and, under `compare`, each of
+        `COMPARED` against the same bucket last week and the rolling baselines.
+        """
+        out = []
+        for start, counts in self.buckets.pop_closed():
+            self.touched.pop(start, None)
+            record = dict(counts)
+            if self.baseline.last_bucket_ms is None or start > self.baseline.last_bucket_ms:
+                record["compare"] = self.baseline.compare(start, counts)
+                self.baseline.update(start, counts)
+            out.append((start, record))
+            self.last_closed = record
+        return out
+
+    def pop_touched(self) -> list[tuple[int, dict[str, Any], str]]:
+        """`(start, kpis, last_event_id)` of the open buckets counted into since the last call."""
+        out = []
+        for start, event_id in sorted(self.touched.items()):
+            counts = self.buckets.get(start)
+            if counts is not None:
+                out.append((start, counts, event_id))
+        self.touched.clear()
+        return out
+
+    def bucket(self, start_ms: int) -> dict[str, Any] | None:
+        """KPIs of an open bucket, or None."""
+        return self.buckets.get(start_ms)
+
+    def day(self, day: dt.date | str) -> dict[str, Any] | None:
+        """Totals and KPIs of a local day still kept, or None."""
+        state = self.days.get(day if isinstance(day, str) else day.isoformat())
+        return None if state is None else self._kpis.result(state)
+
+    def live(self) -> dict[str, Any]:
+        """The store now, as of its watermark: windows, occupancy, today vs a week ago, queues."""
+        wm = self.watermark_ms
+        today = local_day(wm, self.params.tz) if wm is not None else None
+        return {
+            "as_of_ms": wm,
+            "windows": {_window_name(w): self.sliding.get(w) for w in self.sliding.windows_ms},
+            "occupancy": self.occupancy.summary(),
+            "day": today.isoformat() if today else None,
+            "today": self.day(today) if today else None,
+            "same_day_last_week": self.day(today - dt.timedelta(days=7)) if today else None,
+            "queue": self.queues.get() if self.queues is not None else None,
+            "duplicates": self.duplicates,
+            "late": self.late,
+        }
+
+    # -- plain-data state, for Faust tables ------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain JSON-able state (the parameters are configuration, not state)."""
+        buckets = self.buckets.to_state()
+        # TumblingBuckets copies one level; a BucketKpis state nests two.
+        buckets["open"] = {k: [list(v[0]), _retail_copy(v[1])] for k, v in buckets["open"].items()}
+        return {
+            "b": buckets,
+            "dd": self.dedupe.to_state(),
+            "sl": self.sliding.to_state(),
+            "occ": self.occupancy.to_state(),
+            "q": self.queues.to_state() if self.queues is not None else None,
+            "bl": self.baseline.to_state(),
+            "days": {day: [list(s[0]), _retail_copy(s[1])] for day, s in self.days.items()},
+            "dup": self.duplicates,
+            "late": self.late,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None, params: StoreParams | None = None) -> StoreFlow:
+        """Rebuild from `to_state()` output (None gives an empty store)."""
+        store = cls(params)
+        if not state:
+            return store
+        p = store.params
+        store.buckets = TumblingBuckets.from_state(state["b"], bucket_ms=p.bucket_ms, grace_ms=p.grace_ms,
+                                                   aggregation=store._kpis, max_gap_ms=p.max_gap_ms)
+        store.dedupe = RecentEventIds.from_state(state["dd"], horizon_ms=p.dedupe_horizon_ms)
+        store.sliding = SlidingCounts.from_state(state["sl"], quantities=SLIDING, windows_ms=p.windows_ms,
+                                                 slot_ms=p.slot_ms)
+        store.occupancy = Occupancy.from_state(state["occ"], tz=p.tz, reset_at=p.reset_at)
+        if state.get("q") is not None:
+            store.queues = QueueKpis.from_state(state["q"], target_wait_s=p.target_wait_s, tz=p.tz,
+                                                reset_at=p.reset_at)
+        store.baseline = BucketBaseline.from_state(state["bl"], bucket_ms=p.bucket_ms, quantities=COMPARED,
+                                                   window_size=p.baseline_window, fading_factor=p.baseline_fading)
+        store.days = {day: [list(s[0]), _retail_copy(s[1])] for day, s in state["days"].items()}
+        store.duplicates = state["dup"]
+        store.late = state["late"]
+        return store
+
+
+def _retail_copy(state: list[Any]) -> list[Any]:
+    """A copy of a `RetailKpis` state deep enough that later updates do not change it."""
+    sketch = dict(state[4])
+    sketch["bins"] = list(sketch["bins"])
+    return [*state[:4], sketch]

@@ -1,0 +1,294 @@
+"""StoreFlow against a brute-force model of one store, and known values of its KPIs.
+
+The model keeps every event, decides its fate by the documented rules (a repeated
+id is a duplicate; an event whose bucket the watermark has closed is late; else it
+counts), and recomputes buckets, days, sliding windows and occupancy from the list
+of counted events, from scratch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from footfall.operators.localtime import day_bounds_ms, local_day
+from footfall.operators.store import StoreFlow, StoreParams
+from footfall.schemas.events import DoorEvent, Event, PosEvent, QueueEvent, VisitEvent
+
+MIN = 60_000
+HOUR = 3_600_000
+# 2026-06-01T05:00:00Z: far from the 04:00 UTC reset, so a 12-hour run never crosses it.
+T0 = 1_780_290_000_000
+
+
+def make_event(kind: str, event_id: str, ts_ms: int, n: int) -> Event:
+    env = {"event_id": event_id, "store_id": "s", "ts_ms": ts_ms, "region": None, "zone": None, "vertical": None}
+    if kind == "door":
+        return DoorEvent(**env, door_id=f"d{n % 3}", sensor_id="c", count_in=n % 4, count_out=(n // 4) % 4,
+                         interval_s=0)
+    if kind == "visit":
+        leave = n % 2 == 1
+        return VisitEvent(**env, action="leave" if leave else "arrive", visit_id=None, visitor_id=None,
+                          dwell_s=float(30 + n % 600) if leave else None)
+    if kind == "pos":
+        return PosEvent(**env, transaction_id=f"t{n}", amount=(n % 5000) / 100, items=n % 7, currency="EUR",
+                        till_id=None, customer_id=None)
+    return QueueEvent(**env, action="issued", ticket_id=f"A{n}", service="teller", counter=None, customer_id=None,
+                      wait_s=None, service_s=None)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[StoreParams, list[Event]]:
+    """A store's events: mostly in order, some out of order within grace, duplicates, and late ones."""
+    bucket_ms = draw(st.sampled_from([5 * MIN, 15 * MIN, 60 * MIN]))
+    grace_ms = draw(st.sampled_from([0, MIN, 5 * MIN, 20 * MIN]))
+    params = StoreParams(bucket_ms=bucket_ms, grace_ms=grace_ms, dedupe_horizon_ms=48 * HOUR)
+    n_events = draw(st.integers(1, 120))
+    clock = T0
+    events: list[Event] = []
+    for n in range(n_events):
+        clock += draw(st.integers(0, 10 * MIN))
+        shape = draw(st.sampled_from(["now", "now", "now", "earlier", "much_earlier", "repeat"]))
+        if shape == "repeat" and events:
+            events.append(draw(st.sampled_from(events)))  # the same event id again
+            continue
+        ts = clock
+        if shape == "earlier":
+            ts = clock - draw(st.integers(0, grace_ms + bucket_ms))
+        elif shape == "much_earlier":
+            ts = clock - draw(st.integers(0, 3 * HOUR))
+        kind = draw(st.sampled_from(["door", "door", "visit", "pos", "queue"]))
+        events.append(make_event(kind, f"e{n}", ts, n))
+    return params, events
+
+
+def brute_force(params: StoreParams, events: list[Event]) -> dict[str, Any]:
+    seen: set[str] = set()
+    watermark = None
+    counted: list[Event] = []
+    fates = []
+    for e in events:
+        if e.event_id in seen:
+            fates.append("duplicate")
+            continue
+        seen.add(e.event_id)
+        start = e.ts_ms - e.ts_ms % params.bucket_ms
+        if watermark is not None and watermark >= start + params.bucket_ms + params.grace_ms:
+            fates.append("late")
+            continue
+        fates.append("counted")
+        counted.append(e)
+        watermark = e.ts_ms if watermark is None else max(watermark, e.ts_ms)
+    buckets: dict[int, Counter] = defaultdict(Counter)
+    days: dict[str, Counter] = defaultdict(Counter)
+    for e in counted:
+        start = e.ts_ms - e.ts_ms % params.bucket_ms
+        for target in (buckets[start], days[local_day(e.ts_ms, params.tz).isoformat()]):
+            target["events"] += 1
+            if isinstance(e, DoorEvent):
+                target["arrivals"] += e.count_in
+                target["departures"] += e.count_out
+            elif isinstance(e, VisitEvent):
+                target["arrivals" if e.action == "arrive" else "departures"] += 1
+            elif isinstance(e, PosEvent):
+                target["transactions"] += 1
+                target["cents"] += round(e.amount * 100)
+            elif isinstance(e, QueueEvent):
+                target["tickets_issued"] += 1
+    occupancy = drift = 0
+    for e in counted:  # every counted event is after T0 and before the next 04:00 UTC reset
+        delta_in = e.count_in if isinstance(e, DoorEvent) else int(isinstance(e, VisitEvent) and e.action == "arrive")
+        delta_out = e.count_out if isinstance(e, DoorEvent) else int(isinstance(e, VisitEvent) and e.action == "leave")
+        inside = occupancy + delta_in - delta_out
+        drift += max(0, -inside)
+        occupancy = max(0, inside)
+    return {"fates": fates, "counted": counted, "watermark": watermark, "buckets": buckets, "days": days,
+            "occupancy": occupancy, "drift": drift}
+
+
+def run(params: StoreParams, events: list[Event], split_at: set[int] = frozenset()) -> tuple[StoreFlow, list, dict]:
+    """Feed `events`; after each index in `split_at`, save the state as JSON and start again from it."""
+    store = StoreFlow(params)
+    fates, closed = [], {}
+    for i, e in enumerate(events):
+        fates.append(store.update(e))
+        closed.update(store.pop_closed())
+        if i in split_at:
+            store = StoreFlow.from_state(orjson.loads(orjson.dumps(store.to_state())), params)
+    return store, fates, closed
+
+
+COUNTED = ("arrivals", "departures", "transactions", "tickets_issued", "events")
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories(), st.sets(st.integers(0, 119), max_size=5))
+def test_every_count_equals_the_brute_force_model(history, split_at):
+    params, events = history
+    want = brute_force(params, events)
+    store, fates, closed = run(params, events, split_at)
+
+    assert fates == want["fates"]
+    assert store.duplicates == fates.count("duplicate") and store.late == fates.count("late")
+    assert store.watermark_ms == want["watermark"]
+    # Closed buckets: every bucket from the first counted one up to the watermark's reach, empty ones as zeros.
+    wm = want["watermark"]
+    last_closed = wm - wm % params.bucket_ms - params.bucket_ms
+    while last_closed + params.bucket_ms + params.grace_ms > wm:
+        last_closed -= params.bucket_ms
+    first = min(want["buckets"])
+    assert sorted(closed) == list(range(first, last_closed + 1, params.bucket_ms))
+    open_starts = set(store.buckets.open_buckets())
+    assert not open_starts & set(closed)
+    for start in set(want["buckets"]) | set(closed):
+        got = closed.get(start) or store.bucket(start)
+        expected = want["buckets"].get(start, Counter())
+        assert {k: got[k] for k in COUNTED} == {k: expected[k] for k in COUNTED}, start
+        assert round(got["sales"] * 100) == expected["cents"]
+        assert got["conversion_rate"] == (expected["transactions"] / expected["arrivals"]
+                                          if expected["arrivals"] else None)
+    # Window counts sum to the total.
+    total = sum((closed.get(s) or store.bucket(s))["events"] for s in set(closed) | open_starts)
+    assert total == len(want["counted"])
+    for day, expected in want["days"].items():
+        got = store.day(day)
+        assert {k: got[k] for k in COUNTED} == {k: expected[k] for k in COUNTED}
+    # Sliding windows: counted events in the slots after watermark - W.
+    live = store.live()
+    slot = params.slot_ms
+    for window_ms, name in [(5 * MIN, "5m"), (15 * MIN, "15m"), (60 * MIN, "60m")]:
+        newest_slot = wm // slot
+        inside = [e for e in want["counted"] if newest_slot - e.ts_ms // slot < window_ms // slot]
+        arrivals = sum(
+            e.count_in if isinstance(e, DoorEvent) else int(isinstance(e, VisitEvent) and e.action == "arrive")
+            for e in inside
+        )
+        assert live["windows"][name]["arrivals"] == arrivals
+        assert live["windows"][name]["transactions"] == sum(isinstance(e, PosEvent) for e in inside)
+    assert live["occupancy"]["occupancy"] == want["occupancy"]
+    assert live["occupancy"]["drift"] == want["drift"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories(), st.sets(st.integers(0, 119), min_size=1, max_size=10))
+def test_state_round_trip_through_json_changes_nothing(history, split_at):
+    params, events = history
+    straight, fates_a, closed_a = run(params, events)
+    resumed, fates_b, closed_b = run(params, events, split_at)
+    assert fates_a == fates_b
+    assert closed_a == closed_b
+    assert straight.to_state() == resumed.to_state()
+    assert straight.live() == resumed.live()
+
+
+def test_to_state_is_a_copy():
+    store = StoreFlow()
+    store.update(make_event("visit", "a", T0, 1))
+    saved = orjson.dumps(store.to_state())
+    state = store.to_state()
+    store.update(make_event("visit", "b", T0 + 1000, 3))
+    store.update(make_event("door", "c", T0 + 2000, 5))
+    assert orjson.dumps(state) == saved
+
+
+# -- known values -------------------------------------------------------------------------------------
+
+
+def visit(event_id: str, ts_ms: int, action: str = "arrive", dwell_s: float | None = None) -> VisitEvent:
+    return VisitEvent(event_id=event_id, store_id="s", ts_ms=ts_ms, region=None, zone=None, vertical="retail",
+                      action=action, visit_id=None, visitor_id=None, dwell_s=dwell_s)
+
+
+def test_a_dst_day_in_london_has_92_buckets_and_its_own_totals():
+    # 2026-03-29, Europe/London: 00:00 GMT (00:00Z) to 00:00 BST (23:00Z): 23 hours.
+    params = StoreParams(bucket_ms=15 * MIN, grace_ms=0, tz="Europe/London")
+    start_ms, end_ms = day_bounds_ms(dt.date(2026, 3, 29), "Europe/London")
+    assert (end_ms - start_ms) == 23 * HOUR
+    store = StoreFlow(params)
+    store.update(visit("before", start_ms - 1))  # 23:59:59.999 on the 28th
+    store.update(visit("first", start_ms))
+    store.update(visit("last", end_ms - 1))  # 23:59:59.999 BST = 22:59:59.999Z
+    store.update(visit("next", end_ms))  # 00:00 BST on the 30th
+    store.advance(end_ms + 15 * MIN)
+    closed = dict(store.pop_closed())
+    of_day = [s for s in closed if start_ms <= s < end_ms]
+    assert len(of_day) == 92
+    assert sum(closed[s]["arrivals"] for s in of_day) == 2
+    assert store.day("2026-03-28")["arrivals"] == 1
+    assert store.day("2026-03-29")["arrivals"] == 2
+    assert store.day("2026-03-30")["arrivals"] == 1
+
+
+def test_an_autumn_dst_day_has_100_buckets():
+    params = StoreParams(bucket_ms=15 * MIN, grace_ms=0, tz="Europe/London")
+    start_ms, end_ms = day_bounds_ms(dt.date(2026, 10, 25), "Europe/London")
+    store = StoreFlow(params)
+    store.update(visit("first", start_ms))
+    store.advance(end_ms + 15 * MIN)
+    closed = dict(store.pop_closed())
+    assert len([s for s in closed if start_ms <= s < end_ms]) == 100
+
+
+def test_occupancy_that_would_go_negative_stops_at_zero_and_records_drift():
+    store = StoreFlow(StoreParams(tz="UTC", reset_at="04:00"))
+    t = T0
+    store.update(visit("in1", t))
+    store.update(visit("out1", t + 1000, "leave", 60.0))
+    store.update(visit("out2", t + 2000, "leave", 120.0))  # nobody left inside: stays 0, drift 1
+    store.update(visit("in2", t + 3000))
+    assert store.live()["occupancy"]["occupancy"] == 1
+    assert store.live()["occupancy"]["drift"] == 1
+    # The next 04:00 UTC resets it to 0, the residual recorded.
+    next_reset = T0 + 23 * HOUR
+    store.advance(next_reset)
+    occupancy = store.live()["occupancy"]
+    assert occupancy["occupancy"] == 0 and occupancy["reset_residual"] == 1
+
+
+def test_closed_bucket_compared_with_last_week_and_baseline():
+    params = StoreParams(bucket_ms=60 * MIN, grace_ms=0, baseline_window=2, baseline_fading=0.5)
+    store = StoreFlow(params)
+    week = 7 * 24 * HOUR
+    arrivals_at = {T0: 10, T0 + HOUR: 20, T0 + 2 * HOUR: 30, T0 + week: 40}
+    n = 0
+    for hour_start, count in arrivals_at.items():
+        for _ in range(count):
+            n += 1
+            store.update(visit(f"v{n}", hour_start + n))
+    store.advance(T0 + week + 2 * HOUR)
+    closed = dict(store.pop_closed())
+    compare = closed[T0 + week]["compare"]["arrivals"]
+    assert compare["value"] == 40
+    assert compare["last_week"] == 10
+    assert compare["vs_last_week"] == {"diff": 30, "ratio": 4.0}
+    # The two buckets before it are the empty hours just before T0 + week: mean 0, EW mean 0.
+    assert compare["baseline"] == 0 and compare["ewm"] == pytest.approx(0.0, abs=1e-12)
+    # Known values one bucket later: the rolling mean of (0, 40) is 20; the EW mean 0.5 * 40 + 0.5 * 0 = 20.
+    compare_next = closed[T0 + week + HOUR]["compare"]["arrivals"]
+    assert compare_next["last_week"] == 20
+    assert compare_next["baseline"] == pytest.approx(20.0) and compare_next["ewm"] == pytest.approx(20.0)
+
+
+def test_dwell_and_conversion_of_a_bucket_by_hand():
+    store = StoreFlow(StoreParams(bucket_ms=15 * MIN, grace_ms=0))
+    for i, dwell in enumerate([60.0, 120.0, 180.0, 240.0, 600.0]):
+        store.update(visit(f"a{i}", T0 + i))
+        store.update(visit(f"l{i}", T0 + 100 + i, "leave", dwell))
+    store.update(make_event("pos", "p1", T0 + 500, 1234))  # 12.34
+    store.update(make_event("pos", "p2", T0 + 600, 766))  # 7.66
+    store.advance(T0 + 15 * MIN)
+    (_, bucket), = store.pop_closed()
+    assert bucket["visitors"] == 5 and bucket["transactions"] == 2
+    assert bucket["conversion_rate"] == 0.4
+    assert bucket["avg_basket"] == pytest.approx(10.0)
+    assert bucket["sales_per_visitor"] == pytest.approx(4.0)
+    assert bucket["dwell_mean_s"] == pytest.approx(240.0)
+    assert bucket["dwell_p50_s"] == pytest.approx(180.0, rel=0.02)
+    # Quantiles interpolate between ranks (numpy's default): p90 = 240 + 0.6 * (600 - 240) = 456.
+    assert bucket["dwell_p90_s"] == pytest.approx(456.0, rel=0.02)
