@@ -55,7 +55,8 @@ class LiveBoard:
 
         self.client = redis.Redis.from_url(redis_url)
         self.prefix = prefix
-        self.latest: dict[str, dict[str, Any]] = {}
+        self.latest: dict[str, dict[str, Any]] = {}  # newest bucket record per store
+        self.live: dict[str, dict[str, Any]] = {}  # newest live record per store
         self.updates = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -70,13 +71,15 @@ class LiveBoard:
             if message and message["type"] == "pmessage":
                 record = orjson.loads(message["data"])
                 with self._lock:
-                    self.latest[record["store_id"]] = record
+                    target = self.live if record.get("type") == "live" else self.latest
+                    target[record["store_id"]] = record
                     self.updates += 1
         pubsub.close()
 
     def table(self, show: int) -> str:
         with self._lock:
             records = sorted(self.latest.values(), key=lambda r: r["store_id"])
+            live = dict(self.live)
             updates = self.updates
         stats = {k.decode(): int(v) for k, v in self.client.hgetall(f"{self.prefix}:stats").items()}
         dead = {k.decode(): int(v) for k, v in self.client.hgetall(f"{self.prefix}:dead-letter:counts").items()}
@@ -85,13 +88,17 @@ class LiveBoard:
             f"dead-lettered {sum(dead.values()):,} {dict(sorted(dead.items())) if dead else ''}  "
             f"late {stats.get('late', 0)}  updates pushed {updates:,}",
             f"{'store':<13} {'vertical':<8} {'bucket (UTC)':<17} {'in':>5} {'out':>5} {'sales':>6} {'revenue':>9} "
-            f"{'tickets':>7} {'served':>6} {'abandon':>7}",
+            f"{'tickets':>7} {'served':>6} {'abandon':>7} {'in 15m':>6} {'inside':>6} {'waiting':>7}",
         ]
         for r in records[:show]:
+            now = live.get(r["store_id"], {})
+            in_15m = (now.get("windows") or {}).get("15m", {}).get("arrivals", "-")
+            inside = (now.get("occupancy") or {}).get("occupancy", "-")
+            waiting = ((now.get("queue") or {}).get("total") or {}).get("waiting_now", "-")
             lines.append(
                 f"{r['store_id']:<13} {r.get('vertical') or '-':<8} {r['bucket_start'][:16]:<17} {r['arrivals']:>5} "
                 f"{r['departures']:>5} {r['transactions']:>6} {r['sales']:>9.2f} {r['tickets_issued']:>7} "
-                f"{r['tickets_served']:>6} {r['tickets_abandoned']:>7}"
+                f"{r['tickets_served']:>6} {r['tickets_abandoned']:>7} {in_15m:>6} {inside:>6} {waiting:>7}"
             )
         if len(records) > show:
             lines.append(f"... and {len(records) - show} more stores")

@@ -1,34 +1,48 @@
-"""The worker's agents: raw event messages in; bucket records, Redis state and dead letters out.
+"""The worker's agents: raw event messages in; bucket records, live KPIs, Redis state and dead letters out.
 
 `FlowCounter.process` handles one Kafka message and never raises: every input
-ends counted, re-keyed, or dead-lettered with a reason.
+ends counted, re-keyed, dropped as a duplicate (and counted), or dead-lettered
+with a reason.
 
-0. exactly once per offset (`stream.offsets`): a message already applied to
-   the tables is skipped, and offsets Faust skipped are read back and applied first;
+0. exactly once per offset (`stream.offsets`): a message already applied is
+   skipped, and offsets Faust skipped are read back and applied first;
 1. decode (`schemas.decode_message`): bad payloads and bad batch elements become
    dead letters; identifiers are pseudonymised;
 2. events whose `store_id` is not the message key go back to the events topic
    under the right key (a store's state lives in one partition only);
-3. per store: the `TumblingBuckets` operator, restored from the table, counts the
-   events; late ones are dead-lettered with reason `late`; the new state is
-   assigned back to the table (the assignment is what reaches the changelog);
-4. one record per touched or closed bucket goes to the aggregates topic and Redis,
-   coalesced: at most one per store and bucket every `FOOTFALL_LIVE_INTERVAL_S`
-   (a busy store does not cost a send and a Redis write per event; no change waits longer).
+3. per store, `operators.store.StoreFlow` takes the events: duplicates are
+   dropped and counted, late ones dead-lettered with reason `late`, the rest
+   counted into buckets, windows, occupancy, queues and the local day;
+4. records (closed buckets, open buckets, one live snapshot per store) wait in
+   `_pending`, a newer one replacing the older, and go out at most every
+   `FOOTFALL_LIVE_INTERVAL_S` (a busy store does not cost a send and a Redis
+   write per event; no change waits longer).
+
+State. Each store's `StoreFlow` stays in memory; its plain-data state is
+written to the `stores` table (and so its changelog) at each flush, not per
+message, followed by one marker per partition holding the partition's last
+applied offset. After a crash the table may lag the committed input offsets by
+up to one flush: the marker then shows the gap and the missing messages are
+read back from Kafka and applied again, each store skipping what its own saved
+offset says it already holds. Re-applied messages may re-send dead letters and
+re-routed events (the latter are then dropped as duplicates).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
 
-from footfall.operators.buckets import TumblingBuckets
+from footfall.operators.localtime import local_day
+from footfall.operators.store import StoreFlow, StoreParams
 from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import decode_message, scrub_identifiers
 from footfall.schemas.privacy import Pseudonymizer
@@ -37,18 +51,28 @@ from footfall.stream.refetch import RangeReader
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import DeadLetterLog, RedisSink, dead_letter_headers
 
-__all__ = ["FlowCounter", "bucket_record"]
+__all__ = ["REROUTED_HEADER", "TICK_HEADER", "FlowCounter", "bucket_record", "live_record", "marker_key"]
 
 logger = logging.getLogger(__name__)
+
+#: Header of the worker's own idle ticks on the events topic (value: JSON `{"advance_to_ms": ...}`).
+TICK_HEADER = "footfall.tick"
+#: Header of events the worker re-sent under their store's key (value: `<source partition>:<source offset>`).
+REROUTED_HEADER = "footfall.rerouted-from"
 
 
 def _iso(ts_ms: int) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def marker_key(partition: int) -> str:
+    """Table key of a partition's marker: the last input offset applied in that partition."""
+    return f"~partition-{partition}"
+
+
 def bucket_record(
-    store_id: str, meta: dict[str, Any], start_ms: int, bucket_ms: int, counts: dict[str, Any], status: str,
-    watermark_ms: int | None, last_event_id: str | None,
+    store_id: str, meta: dict[str, Any], start_ms: int, bucket_ms: int, kpis: dict[str, Any], status: str,
+    watermark_ms: int | None, last_event_id: str | None, tz: str = "UTC",
 ) -> dict[str, Any]:
     """The published form of one bucket (aggregates topic, Redis)."""
     return {
@@ -56,15 +80,46 @@ def bucket_record(
         "store_id": store_id,
         "region": meta.get("region"),
         "vertical": meta.get("vertical"),
+        "tz": tz,
+        "day": local_day(start_ms, tz).isoformat(),
         "bucket_start": _iso(start_ms),
         "bucket_start_ms": start_ms,
         "bucket_s": bucket_ms // 1000,
         "status": status,
-        **counts,
+        **kpis,
         "watermark_ms": watermark_ms,
         "last_event_id": last_event_id,
         "emitted_at_ms": int(time.time() * 1000),
     }
+
+
+def live_record(store_id: str, meta: dict[str, Any], tz: str, live: dict[str, Any]) -> dict[str, Any]:
+    """The published form of a store's live state (aggregates topic, Redis)."""
+    return {
+        "type": "live",
+        "store_id": store_id,
+        "region": meta.get("region"),
+        "vertical": meta.get("vertical"),
+        "tz": tz,
+        **live,
+        "emitted_at_ms": int(time.time() * 1000),
+    }
+
+
+@dataclass
+class _Store:
+    """A store held in memory: its operators, metadata, and where its state stands in the input."""
+
+    flow: StoreFlow
+    meta: dict[str, Any]
+    partition: int
+    offset: int  # last input offset applied to it
+    wall_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when it last had an event
+    wm_at_wall_ms: int | None = None  # its watermark then
+    ticked_to_ms: int = -1  # the newest idle tick sent for it
+    # Re-routed messages applied, as source partition -> highest source offset: a re-routed message
+    # sent again (its source re-applied after a crash) is recognised whatever its events' age.
+    rerouted: dict[str, int] = field(default_factory=dict)
 
 
 class FlowCounter:
@@ -93,34 +148,146 @@ class FlowCounter:
         self.stats: Counter[str] = Counter()
         self.ledger = OffsetLedger()
         self.range_reader = RangeReader(settings.broker)
+        self._timezones = settings.timezone_of_store
+        self._stores: dict[str, _Store] = {}
+        self._dirty: set[str] = set()
+        self._dirty_partitions: dict[int, int] = {}  # partition -> last applied offset, not yet saved
         # Records and counters waiting for the next flush; a newer record of a bucket replaces the older.
-        self._pending: dict[tuple[str, int], dict[str, Any]] = {}
+        self._pending: dict[tuple[str, int | str], dict[str, Any]] = {}
         self._pending_stats: Counter[str] = Counter()
         self._last_flush = time.monotonic()
+        # One message at a time, whether the agent or the catch-up reader applies it.
+        self._lock = asyncio.Lock()
+        self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
+        self._in_flight: list[Any] = []  # sends (re-routes, dead letters) not yet confirmed by the broker
+
+    # -- configuration per store ------------------------------------------------------------------
+
+    def params_for(self, store_id: str) -> StoreParams:
+        s = self.settings
+        return StoreParams(
+            bucket_ms=s.bucket_ms, grace_ms=s.grace_ms, tz=self._timezones.get(store_id, s.timezone),
+            reset_at=s.reset_at, dedupe_horizon_ms=s.dedupe_horizon_s * 1000, target_wait_s=s.target_wait_s,
+        )
+
+    def _store(self, store_id: str, partition: int) -> _Store:
+        store = self._stores.get(store_id)
+        if store is None:
+            saved = self.table.get(store_id) or {}
+            flow = StoreFlow.from_state(saved.get("st"), self.params_for(store_id))
+            store = _Store(
+                flow=flow, meta={"region": saved.get("region"), "vertical": saved.get("vertical")},
+                partition=saved.get("p", partition), offset=saved.get("o", -1), wm_at_wall_ms=flow.watermark_ms,
+                rerouted=dict(saved.get("rr") or {}),
+            )
+            self._stores[store_id] = store
+        return store
+
+    # -- flushing -----------------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send the waiting records to the aggregates topic and Redis (the timer and the agent call it)."""
-        self._last_flush = time.monotonic()
-        if not self._pending and not self._pending_stats:
-            return
-        records, self._pending = list(self._pending.values()), {}
-        stats, self._pending_stats = self._pending_stats, Counter()
-        for record in records:
-            await self.aggregates_topic.send(key=record["store_id"].encode(), value=orjson.dumps(record))
-        await self.redis.publish(records, stats)
+        """Publish what waits, then save the state it came from.
 
-    def _applied_offsets(self, partition: int) -> list[int]:
-        """Offsets recorded in this partition's table values (store states and the partition marker)."""
-        return [
-            value["o"] for value in self.table.values()
-            if isinstance(value, dict) and value.get("p") == partition and "o" in value
-        ]
+        In this order, under the lock (no message is applied meanwhile): wait until the
+        broker has every re-routed event and dead letter sent so far; send the waiting
+        records to the aggregates topic and wait for them; write them to Redis; then
+        write every changed store to the table's changelog and, after them, each
+        partition's marker. A marker therefore never says a message was applied while
+        its outputs could still be lost: a crash re-applies everything after the marker,
+        which republishes the same values (repeats of re-routed events are dropped as
+        duplicates).
+        """
+        async with self._lock:
+            self._last_flush = time.monotonic()
+            in_flight, self._in_flight = self._in_flight, []
+            records, self._pending = list(self._pending.values()), {}
+            stats, self._pending_stats = self._pending_stats, Counter()
+            for record in records:
+                in_flight.append(await self.aggregates_topic.send(key=record["store_id"].encode(),
+                                                                  value=orjson.dumps(record)))
+            for result in await asyncio.gather(*in_flight, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    self.stats["send_failed"] += 1
+                    stats["send_failed"] += 1
+                    logger.error("a record, re-routed event or dead letter could not be sent: %r", result)
+            if records or stats:
+                await self.redis.publish(records, stats)
+            self._save_states()
 
-    async def process(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> None:
+    def _save_states(self) -> None:
+        """Write every changed store to the table's changelog, then each partition's marker after them."""
+        for store_id in self._dirty:
+            store = self._stores[store_id]
+            value = {"st": store.flow.to_state(), **store.meta, "p": store.partition, "o": store.offset,
+                     "rr": dict(store.rerouted)}
+            self._save(store.partition, store_id, value)
+        self._dirty.clear()
+        for partition, offset in self._dirty_partitions.items():
+            self._save(partition, marker_key(partition), {"p": partition, "o": offset})
+        self._dirty_partitions.clear()
+
+    def _save(self, partition: int, key: str, value: dict[str, Any]) -> None:
+        # Set the store without Faust's own changelog send (which needs the current event for its
+        # partition, absent in the timer), and send the changelog record to the store's partition.
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, orjson.dumps(value), value_serializer="raw")
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop what memory holds of these partitions (after a rebalance the table is the truth)."""
+        self.ledger.forget(partitions)
+        for partition in partitions:
+            self._progress_at.pop(partition, None)
+        for store_id in [k for k, s in self._stores.items() if s.partition in partitions]:
+            del self._stores[store_id]
+            self._dirty.discard(store_id)
+        for partition in partitions:
+            self._dirty_partitions.pop(partition, None)
+
+    def load_saved_stores(self) -> None:
+        """Bring every store the table holds for this worker into memory (so silent ones get idle ticks)."""
+        for key, saved in list(self.table.data.items()):
+            if key not in self._stores and not key.startswith("~") and isinstance(saved, dict) and "p" in saved:
+                self._store(key, saved["p"])
+
+    # -- progress -----------------------------------------------------------------------------------
+
+    def progress_line(self) -> str:
+        """Totals since start and the next expected offset per partition, for the worker's log."""
+        totals = ", ".join(f"{name}={count}" for name, count in sorted(self.stats.items())) or "nothing yet"
+        return f"progress: {totals}; stores in memory {len(self._stores)}; next offsets {self.ledger.snapshot()}"
+
+    def state_sizes(self) -> dict[str, int]:
+        """Bytes of each in-memory store's saved state (JSON), for benchmarks and the log."""
+        return {k: len(orjson.dumps(s.flow.to_state())) for k, s in self._stores.items()}
+
+    # -- messages -----------------------------------------------------------------------------------
+
+    def _applied_offset(self, partition: int) -> list[int]:
+        marker = self.table.get(marker_key(partition))
+        return [marker["o"]] if isinstance(marker, dict) and "o" in marker else []
+
+    async def process(
+        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
+        headers: Any = None,
+    ) -> None:
         """Handle one message exactly once; never raises."""
+        async with self._lock:
+            await self._process_locked(key, value, topic, partition, offset, headers)
+        if time.monotonic() - self._last_flush >= self.settings.live_interval_s:
+            await self.flush()
+
+    def _restore(self, topic: str, partition: int, offset: int) -> None:
+        self.ledger.restore(partition, self._applied_offset(partition))
+        self._progress_at[partition] = time.monotonic()
+        logger.info("%s[%d]: first message at offset %d; the table has applied offsets below %s",
+                    topic, partition, offset, self.ledger.next_offset(partition))
+
+    async def _process_locked(
+        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int, headers: Any,
+    ) -> None:
         try:
             if not self.ledger.known(partition):
-                self.ledger.restore(partition, self._applied_offsets(partition))
+                self._restore(topic, partition, offset)
             verdict = self.ledger.classify(partition, offset)
             if verdict == "replay":
                 self.stats["replayed"] += 1
@@ -131,20 +298,62 @@ class FlowCounter:
         except Exception:
             logger.exception("offset bookkeeping failed at %s[%d]@%d; applying the message as it is",
                              topic, partition, offset)
-        await self._apply(key, value, topic, partition, offset)
+        await self._apply(key, value, topic, partition, offset, headers)
+
+    async def catch_up(self, topic: str, partitions: list[int], stall_s: float) -> int:
+        """Apply what waits in `partitions` when the consumer has delivered nothing there for `stall_s`.
+
+        A safety net under Faust's consumer: measured here, a restarted faust-streaming
+        0.15.3 worker sometimes stops delivering (its fetcher stays idle after recovery)
+        with messages waiting. The waiting range is read straight from Kafka and
+        applied as the agent would; what the consumer delivers later is a replay and
+        skipped. Returns the number of records applied.
+        """
+        now = time.monotonic()
+        stalled = [p for p in partitions if now - self._progress_at.setdefault(p, now) >= stall_s]
+        if not stalled:
+            return 0
+        ends = await self.range_reader.end_offsets(topic, stalled)
+        applied = 0
+        for partition, end in sorted(ends.items()):
+            async with self._lock:
+                if not self.ledger.known(partition):
+                    self.ledger.restore(partition, self._applied_offset(partition))
+                start = self.ledger.next_offset(partition) or 0
+                if start >= end:
+                    self._progress_at[partition] = time.monotonic()
+                    continue
+                records = await self.range_reader.read(topic, partition, start, end)
+                logger.warning("%s[%d]: nothing delivered for %.0f s while offsets %d..%d wait; applying %d records "
+                               "read straight from Kafka", topic, partition, stall_s, start, end - 1, len(records))
+                for record in records:
+                    await self._apply(record.key, record.value, topic, partition, record.offset, record.headers)
+                applied += len(records)
+                self._pending_stats["caught_up"] += len(records)
+                self.stats["caught_up"] += len(records)
+        if applied:
+            await self.flush()
+        return applied
 
     async def _fill_gap(self, topic: str, partition: int, offset: int) -> None:
         start, end = self.ledger.missing_range(partition, offset)
+        logger.info("reading back %s[%d] offsets %d..%d", topic, partition, start, end - 1)
         records = await self.range_reader.read(topic, partition, start, end)
         logger.warning("offsets %s[%d] %d..%d never reached the agent; applying %d records read back from Kafka",
                        topic, partition, start, end - 1, len(records))
         for record in records:
-            await self._apply(record.key, record.value, topic, partition, record.offset)
+            await self._apply(record.key, record.value, topic, partition, record.offset, record.headers)
         self._pending_stats["gap_records"] += len(records)
 
-    async def _apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> None:
+    async def _apply(
+        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int, headers: Any,
+    ) -> None:
         try:
-            await self._process(key, value, topic, partition, offset)
+            tick = _tick_of(headers)
+            if tick is not None:
+                self._tick(key, tick, partition, offset)
+            else:
+                await self._process(key, value, topic, partition, offset, _rerouted_from(headers))
         except Exception as exc:  # the last line of defence: one bad message must not stop the worker
             logger.exception("unexpected error at %s[%d]@%d; message dead-lettered", topic, partition, offset)
             try:
@@ -153,8 +362,27 @@ class FlowCounter:
             except Exception:
                 logger.exception("could not dead-letter %s[%d]@%d", topic, partition, offset)
         self.ledger.applied(partition, offset)
+        self._dirty_partitions[partition] = offset
+        self._progress_at[partition] = time.monotonic()
 
-    async def _process(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> None:
+    def _tick(self, key: bytes | None, advance_to_ms: int, partition: int, offset: int) -> None:
+        """The worker's own idle tick: move a silent store's event time on, closing its buckets."""
+        store_id = (key or b"").decode("utf-8", "replace")
+        if store_id not in self._stores and self.table.get(store_id) is None:
+            return
+        store = self._store(store_id, partition)
+        if store.offset >= offset:
+            return
+        store.flow.advance(advance_to_ms)
+        store.offset = offset
+        self._dirty.add(store_id)
+        self._queue_records(store_id, store)
+        self._pending_stats["idle_ticks"] += 1
+
+    async def _process(
+        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
+        rerouted_from: tuple[str, int] | None = None,
+    ) -> None:
         now_ms = int(time.time() * 1000)
         decoded = decode_message(value, now_ms=now_ms, limits=self.limits, pseudonymize=self.pseudonymize)
         for reject in decoded.rejects:
@@ -165,71 +393,94 @@ class FlowCounter:
         for event, original in zip(decoded.events, decoded.originals, strict=True):
             by_store.setdefault(event.store_id, []).append((event, original))
         stats: Counter[str] = Counter(messages=1, rejected=len(decoded.rejects))
-        records: list[dict[str, Any]] = []
-        wrote_state = False
         for store_id, items in by_store.items():
             if store_id != key_str:
                 # Mis-keyed: its state lives in another partition. Send it back, keyed right;
                 # the original (raw) bytes go only to the input topic they came from.
-                await self.events_topic.send(
+                self._in_flight.append(await self.events_topic.send(
                     key=store_id.encode(), value=orjson.dumps([o for _, o in items]),
-                )
+                    headers=[(REROUTED_HEADER, f"{partition}:{offset}".encode())],
+                ))
                 stats["rerouted"] += len(items)
                 continue
-            records.extend(await self._count_store(store_id, items, topic, partition, offset, stats))
-            wrote_state = True
-        if not wrote_state:
-            # Nothing of this message reached a store's state: record its offset on the partition's marker.
-            self.table[f"~partition-{partition}"] = {"p": partition, "o": offset}
+            await self._count_store(store_id, items, topic, partition, offset, stats, rerouted_from)
         self.stats.update(stats)
         self._pending_stats.update(stats)
-        for record in records:
-            self._pending[(record["store_id"], record["bucket_start_ms"])] = record
-        if time.monotonic() - self._last_flush >= self.settings.live_interval_s:
-            await self.flush()
 
     async def _count_store(
         self, store_id: str, items: list[tuple[Event, Any]], topic: str, partition: int, offset: int,
-        stats: Counter[str],
-    ) -> list[dict[str, Any]]:
-        s = self.settings
-        state = self.table.get(store_id) or {}
-        if state.get("p") == partition and state.get("o", -1) >= offset:
-            return []  # this store already holds this message (the ledger should have said so)
-        buckets = TumblingBuckets.from_state(state.get("b"), bucket_ms=s.bucket_ms, grace_ms=s.grace_ms)
-        meta = {"region": state.get("region"), "vertical": state.get("vertical")}
-        touched: dict[int, str] = {}
+        stats: Counter[str], rerouted_from: tuple[str, int] | None = None,
+    ) -> None:
+        store = self._store(store_id, partition)
+        if store.partition == partition and store.offset >= offset:
+            return  # this store already holds this message (a re-read after a crash)
+        if rerouted_from is not None:
+            source, source_offset = rerouted_from
+            if store.rerouted.get(source, -1) >= source_offset:
+                stats["rerouted_repeats"] += len(items)  # sent again when its source was re-applied
+                return
+            store.rerouted[source] = source_offset
+        flow = store.flow
         for event, original in items:
-            start = buckets.update(event)
-            if start is None:
-                late_by_ms = buckets.late_by_ms(event.ts_ms)
+            fate = flow.update(event)
+            if fate == "late":
+                late_by_ms = flow.buckets.late_by_ms(event.ts_ms)
                 await self._dead_letter(
                     orjson.dumps(scrub_identifiers(original, self.pseudonymize)), "late",
                     f"LateEvent: event {event.event_id!r} at {_iso(event.ts_ms)} is {late_by_ms} ms past the close "
-                    f"of its bucket (grace {s.grace_s} s, watermark {_iso(buckets.watermark_ms or 0)})",
+                    f"of its bucket (grace {self.settings.grace_s} s, watermark {_iso(flow.watermark_ms or 0)})",
                     topic, partition, offset, None,
                 )
                 stats["late"] += 1
                 continue
+            if fate == "duplicate":
+                stats["duplicates"] += 1
+                continue
             stats["events"] += 1
-            touched[start] = event.event_id
             if event.region:
-                meta["region"] = event.region
+                store.meta["region"] = event.region
             if event.vertical:
-                meta["vertical"] = event.vertical
-        closed = buckets.pop_closed()
-        # Reassign (never mutate in place): the assignment is what Faust writes to the changelog.
-        self.table[store_id] = {"b": buckets.to_state(), **meta, "p": partition, "o": offset}
-        records = []
-        for start, counts in closed:
-            records.append(bucket_record(store_id, meta, start, s.bucket_ms, counts, "closed",
-                                         buckets.watermark_ms, touched.pop(start, None)))
-        for start, event_id in sorted(touched.items()):
-            counts = buckets.get(start)
-            if counts is not None:
-                records.append(bucket_record(store_id, meta, start, s.bucket_ms, counts, "open",
-                                             buckets.watermark_ms, event_id))
-        return records
+                store.meta["vertical"] = event.vertical
+        store.partition, store.offset = partition, offset
+        store.wall_ms, store.wm_at_wall_ms = int(time.time() * 1000), flow.watermark_ms
+        self._dirty.add(store_id)
+        self._queue_records(store_id, store)
+
+    def _queue_records(self, store_id: str, store: _Store) -> None:
+        """Closed buckets, touched open buckets and the live state of a store, into `_pending`."""
+        flow, s, tz = store.flow, self.settings, store.flow.params.tz
+        wm = flow.watermark_ms
+        for start, kpis in flow.pop_closed():
+            self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis,
+                                                             "closed", wm, None, tz)
+        for start, kpis, event_id in flow.pop_touched():
+            self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis, "open",
+                                                             wm, event_id, tz)
+        self._pending[(store_id, "live")] = live_record(store_id, store.meta, tz, flow.live())
+
+    # -- idle stores --------------------------------------------------------------------------------
+
+    def idle_ticks(self, now_ms: int) -> list[tuple[str, int]]:
+        """`(store_id, advance_to_ms)` for stores silent for `FOOTFALL_IDLE_TIMEOUT_S` with a bucket to close.
+
+        A silent store's event time is taken to run on with the wall clock: its
+        watermark at its last event plus the wall time since. A tick is due when
+        that reaches the close of its oldest open bucket (end + grace), once per close.
+        """
+        timeout_ms = int(self.settings.idle_timeout_s * 1000)
+        if timeout_ms <= 0:
+            return []
+        out = []
+        for store_id, store in self._stores.items():
+            idle_ms = now_ms - store.wall_ms
+            if idle_ms < timeout_ms or store.wm_at_wall_ms is None:
+                continue
+            next_close = store.flow.next_close_ms()
+            target = store.wm_at_wall_ms + idle_ms
+            if next_close is not None and target >= next_close > store.ticked_to_ms:
+                out.append((store_id, target))
+                store.ticked_to_ms = target
+        return out
 
     async def _dead_letter(
         self, payload: bytes, reason: str, error: str, topic: str, partition: int, offset: int,
@@ -237,6 +488,31 @@ class FlowCounter:
     ) -> None:
         headers = dead_letter_headers(reason=reason, error=error, topic=topic, partition=partition,
                                       offset=offset, batch_index=batch_index)
-        await self.dead_letter_topic.send(value=payload, headers=headers)
+        self._in_flight.append(await self.dead_letter_topic.send(value=payload, headers=headers))
         self.dead_letters.record(reason, error, f"{topic}[{partition}]@{offset}")
         await self.redis.count_dead_letter(reason)
+
+
+def _header(headers: Any, name: str) -> bytes | None:
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, raw in items:
+        if key == name:
+            return raw
+    return None
+
+
+def _rerouted_from(headers: Any) -> tuple[str, int] | None:
+    """`(source partition, source offset)` of a re-routed message, or None."""
+    raw = _header(headers, REROUTED_HEADER)
+    if raw is None:
+        return None
+    source, _, offset = raw.decode().partition(":")
+    return source, int(offset)
+
+
+def _tick_of(headers: Any) -> int | None:
+    """The target time of an idle tick message, or None for an ordinary message."""
+    raw = _header(headers, TICK_HEADER)
+    return None if raw is None else int(orjson.loads(raw)["advance_to_ms"])

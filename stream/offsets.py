@@ -50,6 +50,14 @@ class OffsetLedger:
     def known(self, partition: int) -> bool:
         return partition in self._next
 
+    def next_offset(self, partition: int) -> int | None:
+        """The offset the partition should see next (None: no history)."""
+        return self._next.get(partition)
+
+    def snapshot(self) -> dict[int, int]:
+        """Next expected offset of every known partition."""
+        return dict(sorted(self._next.items()))
+
     def restore(self, partition: int, applied_offsets: Iterable[int]) -> None:
         """Set the partition's next offset from the offsets its table values recorded."""
         last = max(applied_offsets, default=None)

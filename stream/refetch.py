@@ -1,4 +1,4 @@
-"""Read a range of offsets of one partition straight from Kafka (to fill a gap Faust left)."""
+"""Read a range of offsets of one partition straight from Kafka (to fill a gap Faust left, or catch up)."""
 
 from __future__ import annotations
 
@@ -19,17 +19,26 @@ class RangeReader:
         self.bootstrap = bootstrap
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def read(
-        self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0
-    ) -> list[ConsumerRecord]:
-        """Records with `start <= offset < end`, in offset order (fewer where offsets hold no record)."""
+    async def _consumer_started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                 auto_offset_reset="earliest",
             )
             await self._consumer.start()
-        consumer = self._consumer
+        return self._consumer
+
+    async def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """The next offset to be written, per partition."""
+        consumer = await self._consumer_started()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def read(
+        self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0
+    ) -> list[ConsumerRecord]:
+        """Records with `start <= offset < end`, in offset order (fewer where offsets hold no record)."""
+        consumer = await self._consumer_started()
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)

@@ -55,6 +55,12 @@ class Settings:
     bucket_s: int = 900
     grace_s: int = 300
     timezone: str = "UTC"
+    store_timezones: str = ""
+    reset_at: str = "04:00"
+    dedupe_horizon_s: int = 1200
+    target_wait_s: float = 600.0
+    idle_timeout_s: float = 300.0
+    stall_s: float = 15.0
     pseudonym_secret: str = field(default="", repr=False)
     min_event_time: str = "2000-01-01T00:00:00Z"
     max_future_s: int = 3600
@@ -96,6 +102,14 @@ class Settings:
         parsed = dt.datetime.fromisoformat(self.min_event_time)
         # Integer arithmetic, as event times are parsed: float seconds * 1000 loses the last millisecond.
         return (parsed - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
+
+    @property
+    def timezone_of_store(self) -> dict[str, str]:
+        """`FOOTFALL_STORE_TIMEZONES` as a mapping (stores not in it use `timezone`)."""
+        return _store_timezones(self.store_timezones)
+
+    def store_timezone(self, store_id: str) -> str:
+        return self.timezone_of_store.get(store_id, self.timezone)
 
     # -- construction ----------------------------------------------------------------------
 
@@ -145,6 +159,25 @@ def _convert(var: str, raw: str, type_name: Any) -> Any:
     return raw
 
 
+def _is_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a tzdata folder
+        return False
+    return True
+
+
+def _store_timezones(raw: str) -> dict[str, str]:
+    """`store=Zone,store=Zone` -> {store: Zone}; ValueError naming the bad pair."""
+    out: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        store, sep, zone = pair.partition("=")
+        if not sep or not store.strip() or not _is_zone(zone.strip()):
+            raise ValueError(f"{pair!r} is not store_id=IANA/Zone")
+        out[store.strip()] = zone.strip()
+    return out
+
+
 def _fail(name: str, value: Any, expected: str) -> None:
     shown = "***" if name == "pseudonym_secret" else repr(re.sub(r"//[^@/]*@", "//***@", str(value)))
     raise SettingsError(f"FOOTFALL_{name.upper()}={shown}: {expected}")
@@ -166,10 +199,22 @@ def _validate(s: Settings) -> None:
               "must divide a day into whole minutes (60..86400, a divisor of 86400 and a multiple of 60)")
     if not 0 <= s.grace_s <= 7 * 86_400:
         _fail("grace_s", s.grace_s, "must be between 0 and 604800 (a week)")
-    try:
-        zoneinfo.ZoneInfo(s.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a tzdata folder
+    if not _is_zone(s.timezone):
         _fail("timezone", s.timezone, "must be an IANA time zone such as Europe/Paris")
+    try:
+        _store_timezones(s.store_timezones)
+    except ValueError as exc:
+        _fail("store_timezones", s.store_timezones, f"must be store_id=Zone pairs separated by commas ({exc})")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", s.reset_at):
+        _fail("reset_at", s.reset_at, "must be a local time HH:MM, e.g. 04:00")
+    if not 0 <= s.dedupe_horizon_s <= 7 * 86_400:
+        _fail("dedupe_horizon_s", s.dedupe_horizon_s, "must be between 0 and 604800")
+    if not (math.isfinite(s.target_wait_s) and s.target_wait_s >= 0):
+        _fail("target_wait_s", s.target_wait_s, "must be a number of seconds >= 0")
+    if not (math.isfinite(s.stall_s) and (s.stall_s == 0 or s.stall_s >= 1)):
+        _fail("stall_s", s.stall_s, "must be 0 (off) or at least 1 second")
+    if not (math.isfinite(s.idle_timeout_s) and (s.idle_timeout_s == 0 or s.idle_timeout_s >= 1)):
+        _fail("idle_timeout_s", s.idle_timeout_s, "must be 0 (off) or at least 1 second")
     if s.pseudonym_secret and len(s.pseudonym_secret) < 16:
         _fail("pseudonym_secret", s.pseudonym_secret, "must be at least 16 characters")
     try:
@@ -217,7 +262,19 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_GRACE_S": (
         "How long after a bucket's end (in the store's event time) late events still count. Default 300."
     ),
-    "FOOTFALL_TIMEZONE": "Default IANA time zone of stores (day keys in Redis). Default UTC.",
+    "FOOTFALL_TIMEZONE": "Default IANA time zone of stores (their local days, daily resets). Default UTC.",
+    "FOOTFALL_STORE_TIMEZONES": (
+        "Time zones of stores that differ from the default: `store_id=Zone,store_id=Zone`. Default empty."
+    ),
+    "FOOTFALL_RESET_AT": "Local time (HH:MM) when occupancy and queue counts restart each day. Default 04:00.",
+    "FOOTFALL_DEDUPE_HORIZON_S": (
+        "A repeated event_id within this much event time of the store's newest event is a duplicate. Default 1200."
+    ),
+    "FOOTFALL_TARGET_WAIT_S": "Queue service-level target: served within this wait counts as on time. Default 600.",
+    "FOOTFALL_IDLE_TIMEOUT_S": (
+        "A store silent this long (wall clock) has its event time moved on by the time elapsed, so its "
+        "buckets close (as zeros) without events; 0 = off (set 0 when replaying old data). Default 300."
+    ),
     "FOOTFALL_PSEUDONYM_SECRET": (
         "Key (>= 16 chars) of the HMAC that replaces customer/device ids. Required by the worker."
     ),
@@ -233,6 +290,10 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_DEAD_LETTER_LOG_EVERY_S": "At most one dead-letter log line per reason this often (s). Default 10.",
     "FOOTFALL_LIVE_INTERVAL_S": (
         "Live records are coalesced: at most one per store and bucket this often (s); 0 = every message. Default 1."
+    ),
+    "FOOTFALL_STALL_S": (
+        "When the consumer delivers nothing from a partition for this long while messages wait there, the "
+        "worker reads them straight from Kafka (a guard against a stalled Faust fetcher); 0 = off. Default 15."
     ),
     "FOOTFALL_LOG_LEVEL": "debug, info, warning, error. Default info.",
     "FOOTFALL_WEB_ENABLED": "Faust's web server (metrics) on or off. Default false.",

@@ -3,13 +3,16 @@
 Redis layout (`<p>` is `FOOTFALL_TOPIC_PREFIX`):
 
 - `<p>:store:<store_id>:latest` (hash): the latest bucket record of the store, one field per
-  record field (numbers as text).
+  record field (numbers as text, nested values as JSON).
+- `<p>:store:<store_id>:live` (hash): the store's live record (windows, occupancy, today,
+  queues), one field per record field, replaced whole on each update.
 - `<p>:store:<store_id>:history` (stream, capped near `FOOTFALL_HISTORY_MAXLEN`): every record
   published, field `record` = the JSON record.
 - `<p>:store:<store_id>:buckets:<YYYY-MM-DD>` (hash, expires after
   `FOOTFALL_BUCKET_RETENTION_DAYS`): field = bucket start (ISO, UTC), value = the JSON record;
-  the day is the store's local day (`FOOTFALL_TIMEZONE`).
-- `<p>:live:<store_id>` (pub/sub channel): every record, as JSON; `PSUBSCRIBE <p>:live:*` for all.
+  the day is the bucket's local day in the store's time zone.
+- `<p>:live:<store_id>` (pub/sub channel): every record (bucket and live), as JSON;
+  `PSUBSCRIBE <p>:live:*` for all.
 - `<p>:dead-letter:counts` (hash): dead-lettered inputs per reason.
 - `<p>:stats` (hash): worker counters (`events`, `late`, `rerouted`, `redis_failures`...).
 
@@ -79,10 +82,18 @@ class RedisSink:
             store = record["store_id"]
             body = orjson.dumps(record)
             flat = {k: (v if isinstance(v, str) else orjson.dumps(v).decode()) for k, v in record.items()}
+            if record.get("type") == "live":
+                # The store now: replaced whole, so a field that became null does not linger.
+                live_key = s.redis_key("store", store, "live")
+                pipe.delete(live_key)
+                pipe.hset(live_key, mapping=flat)
+                pipe.publish(s.redis_key("live", store), body)
+                continue
             pipe.hset(s.redis_key("store", store, "latest"), mapping=flat)
             pipe.xadd(s.redis_key("store", store, "history"), {"record": body},
                       maxlen=s.history_maxlen, approximate=True)
-            day_key = s.redis_key("store", store, "buckets", _day_of(record["bucket_start_ms"], self._tz))
+            day = record.get("day") or _day_of(record["bucket_start_ms"], self._tz)
+            day_key = s.redis_key("store", store, "buckets", day)
             pipe.hset(day_key, record["bucket_start"], body)
             pipe.expire(day_key, self._retention_s)
             pipe.publish(s.redis_key("live", store), body)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from footfall.scripts.stack import _die_with_parent
+
 PSEUDONYM_SECRET = "integration-test-secret-0123456789"
 
 
@@ -34,6 +36,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "footfall.scripts.cli", "worker"],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # no worker outlives an interrupted test run
             )
         return self
 

@@ -24,6 +24,12 @@ DEFAULTS: dict[str, Any] = {
     "bucket_s": 900,
     "grace_s": 300,
     "timezone": "UTC",
+    "store_timezones": "",
+    "reset_at": "04:00",
+    "dedupe_horizon_s": 1200,
+    "target_wait_s": 600.0,
+    "idle_timeout_s": 300.0,
+    "stall_s": 15.0,
     "pseudonym_secret": "",
     "min_event_time": "2000-01-01T00:00:00Z",
     "max_future_s": 3600,
@@ -52,6 +58,13 @@ def test_every_field_is_a_documented_variable() -> None:
     assert set(ENV_VARIABLES) == {f"FOOTFALL_{name.upper()}" for name in DEFAULTS}
 
 
+def test_store_timezones_map_stores_and_default_the_rest() -> None:
+    s = Settings(store_timezones="s1=Europe/London, s2 = Asia/Kolkata", timezone="America/New_York")
+    assert s.store_timezone("s1") == "Europe/London"
+    assert s.store_timezone("s2") == "Asia/Kolkata"
+    assert s.store_timezone("other") == "America/New_York"
+
+
 def test_unrelated_variables_are_ignored() -> None:
     assert Settings.from_env({"PATH": "/bin", "FOOTFALL": "x", "FOOTFALL_UNKNOWN": "1"}) == Settings()
 
@@ -72,6 +85,13 @@ def test_unrelated_variables_are_ignored() -> None:
         ("FOOTFALL_GRACE_S", "0", "grace_s", 0),  # no grace
         ("FOOTFALL_GRACE_S", "604800", "grace_s", 604_800),  # a week: the largest
         ("FOOTFALL_TIMEZONE", "Asia/Kolkata", "timezone", "Asia/Kolkata"),  # IANA zone
+        ("FOOTFALL_STORE_TIMEZONES", "s1=Europe/London, s-2=America/New_York", "store_timezones",
+         "s1=Europe/London, s-2=America/New_York"),  # two stores
+        ("FOOTFALL_RESET_AT", "23:59", "reset_at", "23:59"),  # the latest
+        ("FOOTFALL_DEDUPE_HORIZON_S", "0", "dedupe_horizon_s", 0),  # no duplicate detection
+        ("FOOTFALL_TARGET_WAIT_S", "300", "target_wait_s", 300.0),  # five minutes
+        ("FOOTFALL_IDLE_TIMEOUT_S", "0", "idle_timeout_s", 0.0),  # off
+        ("FOOTFALL_STALL_S", "0", "stall_s", 0.0),  # off
         ("FOOTFALL_PSEUDONYM_SECRET", "0123456789abcdef", "pseudonym_secret", "0123456789abcdef"),  # 16 chars
         ("FOOTFALL_MIN_EVENT_TIME", "2020-01-01T00:00:00+01:00", "min_event_time", "2020-01-01T00:00:00+01:00"),
         ("FOOTFALL_MAX_FUTURE_S", "0", "max_future_s", 0),  # no skew allowed
@@ -161,6 +181,15 @@ def test_min_event_time_ms_is_exact_to_the_millisecond(text: str, expected_ms: i
         ("FOOTFALL_TIMEZONE", "Mars/Olympus_Mons"),  # no such zone
         ("FOOTFALL_TIMEZONE", "Europe/Paris "),  # trailing space
         ("FOOTFALL_TIMEZONE", "../../etc/passwd"),  # a path
+        ("FOOTFALL_STORE_TIMEZONES", "s1=Mars/Base"),  # no such zone
+        ("FOOTFALL_STORE_TIMEZONES", "s1:Europe/Paris"),  # wrong separator
+        ("FOOTFALL_STORE_TIMEZONES", "=Europe/Paris"),  # no store
+        ("FOOTFALL_RESET_AT", "24:00"),  # no such time
+        ("FOOTFALL_RESET_AT", "4:00"),  # not HH:MM
+        ("FOOTFALL_DEDUPE_HORIZON_S", "604801"),  # over a week
+        ("FOOTFALL_TARGET_WAIT_S", "-1"),  # negative
+        ("FOOTFALL_IDLE_TIMEOUT_S", "0.5"),  # under a second
+        ("FOOTFALL_STALL_S", "nan"),  # not a number of seconds
         ("FOOTFALL_PSEUDONYM_SECRET", "fifteen-chars!!"),  # 15 characters: too short
         ("FOOTFALL_MIN_EVENT_TIME", "2000-01-01T00:00:00"),  # no UTC offset
         ("FOOTFALL_MIN_EVENT_TIME", "the year 2000"),  # not ISO-8601
