@@ -7,8 +7,9 @@ of 100 events per message):
 - **a** `raw`: aiokafka consume -> orjson decode -> produce, plus the worker's
   Redis pipeline per message (`scripts/benchpipes.py` says exactly what it does);
 - **b** `faust`: a Faust passthrough agent with the worker's app settings, same work;
-- **c** `worker`: the real `footfall worker` (validation, pseudonyms, table +
-  changelog, offset ledger, buckets, aggregates, Redis).
+- **c** `worker`: the real `footfall worker` (validation, pseudonyms, offset ledger,
+  per-store `StoreFlow`: buckets, KPIs, sliding windows, occupancy, queues, days,
+  duplicates, baselines; table + changelog, aggregates, live records, Redis).
 
 Per pipeline and shape:
 
@@ -24,6 +25,10 @@ Per pipeline and shape:
    handed to the producer: produced -> Redis updated and published, per message;
 3. *check*: the events in Redis (sum of `events` over the per-bucket records of
    the day hashes) must equal the events produced; peak RSS (`VmHWM`) is read.
+
+Then, offline (no I/O), the size of one store's saved state (`scripts/statesize.py`):
+`StoreFlow` run over simulated days of busy stores of each vertical, measured as the
+worker writes it to the changelog (`--state-only` runs just that).
 
 `--profile DIR` runs the pipelines under cProfile (main thread only: Faust's
 consumer thread is not in it) to see where their time goes.
@@ -944,6 +949,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-dir", type=Path, help="keep logs and stack data here (default: a temp folder)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--keep-data", action="store_true", help="leave the bench's Redis keys in place")
+    parser.add_argument("--state-days", type=int, default=8,
+                        help="also measure one store's saved state over this many simulated days (0: skip; default 8)")
+    parser.add_argument("--state-rate", type=float, default=3.0,
+                        help="arrival rates of the simulated stores for the state size, times the simulator's "
+                        "defaults (default 3)")
+    parser.add_argument("--state-only", action="store_true", help="only measure the state size (no broker needed)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="run each pipeline under cProfile, writing DIR/<prefix>.prof (slows them down)")
     parser.set_defaults(func=run)
@@ -966,12 +977,26 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"footfall bench: {exc}", file=sys.stderr)
         return 2
+    sizes: list[Any] = []
+    if args.state_days > 0 or args.state_only:
+        from footfall.scripts.statesize import format_state_sizes, measure_state_sizes
+
+        days = max(1, args.state_days)
+        logger.info("state size: %d simulated days of 6 stores at %g x the simulator's rates ...", days,
+                    args.state_rate)
+        sizes = measure_state_sizes(days=days, stores=6, rate_factor=args.state_rate)
+        if args.state_only:
+            print(format_state_sizes(sizes, days))
+            return 0
     report = run_bench(config, broker=args.broker, redis_url=args.redis_url, broker_kind=args.broker_kind,
                        run_dir=args.run_dir, handle_signals=True)
     print(format_report(report))
+    if sizes:
+        print(format_state_sizes(sizes, max(1, args.state_days)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")
+        doc = {**report.to_json(), "state_sizes": [dataclasses.asdict(x) for x in sizes]}
+        args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         logger.info("results written to %s", args.json)
     if report.stopped_by is not None:
         print(f"footfall bench: stopped by {signal.Signals(report.stopped_by).name}; the results above are partial",
