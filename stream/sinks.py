@@ -40,6 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from footfall.operators.rollup import SUMMED, compact, rollup_kpis
 from footfall.stream.settings import Settings
 
 __all__ = ["DeadLetterLog", "RedisSink", "dead_letter_headers"]
@@ -48,6 +49,57 @@ logger = logging.getLogger(__name__)
 
 #: Longest a Redis write may take, retries included, before it is logged and counted as failed.
 _CALL_TIMEOUT_S = 10.0
+
+#: The chain's name in roll-up keys: one footfall deployment is one chain.
+CHAIN = "all"
+
+# Replace one member's row of a roll-up and keep the totals its sum (operators.rollup.RollUp's rule),
+# then the same for the region's row in the chain, atomically: stores of every partition and worker
+# meet here, and two writers never interleave. A row equal to the stored one changes nothing, so a
+# record published twice counts once. KEYS: region members, region totals, chain members, chain
+# totals; ARGV: store id, row (JSON array), region, names (comma-separated, row order), ttl seconds.
+# Returns the region and chain totals (HGETALL lists).
+_ROLLUP_LUA = '''
+local names = {}
+for name in string.gmatch(ARGV[4], '[^,]+') do names[#names + 1] = name end
+local function apply(members, totals, member, row_json)
+  local old = redis.call('HGET', members, member)
+  if old == row_json then return false end
+  redis.call('HSET', members, member, row_json)
+  local new = cjson.decode(row_json)
+  local prev = {}
+  if old then prev = cjson.decode(old) else redis.call('HINCRBY', totals, 'members', 1) end
+  for i, name in ipairs(names) do
+    local d = (new[i] or 0) - (prev[i] or 0)
+    if d ~= 0 then redis.call('HINCRBY', totals, name, d) end
+  end
+  redis.call('HINCRBY', totals, 'seq', 1)
+  redis.call('EXPIRE', members, ARGV[5])
+  redis.call('EXPIRE', totals, ARGV[5])
+  return true
+end
+if apply(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then
+  local values = redis.call('HMGET', KEYS[2], unpack(names))
+  local row = {}
+  for i = 1, #names do row[i] = tonumber(values[i]) or 0 end
+  apply(KEYS[3], KEYS[4], ARGV[3], cjson.encode(row))
+end
+return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4])}
+'''
+
+# Set a roll-up's latest hash unless it already holds a newer bucket, or a newer state of the same one
+# (two writers may publish out of order). KEYS: the hash; ARGV: bucket start ms, seq, field, value, ...
+_SET_LATEST_LUA = '''
+local bucket = tonumber(redis.call('HGET', KEYS[1], 'bucket_start_ms') or '-1')
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+local new_bucket, new_seq = tonumber(ARGV[1]), tonumber(ARGV[2])
+if new_bucket > bucket or (new_bucket == bucket and new_seq > seq) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+  return 1
+end
+return 0
+'''
 
 
 def _day_of(bucket_start_ms: int, tz: zoneinfo.ZoneInfo) -> str:
@@ -71,9 +123,12 @@ class RedisSink:
         self._tz = zoneinfo.ZoneInfo(settings.timezone)
         self._retention_s = settings.bucket_retention_days * 86_400
         self.failures = 0
+        self._rollup = self.client.register_script(_ROLLUP_LUA)
+        self._set_latest = self.client.register_script(_SET_LATEST_LUA)
 
     async def publish(self, records: Iterable[dict[str, Any]], stats: Counter[str] | None = None) -> bool:
-        """Write `records` in one pipeline; add `stats` to `<p>:stats`. False when Redis failed."""
+        """Write `records` in one pipeline and their roll-ups; add `stats` to `<p>:stats`. False when Redis failed."""
+        records = list(records)
         s = self.settings
         pipe = self.client.pipeline(transaction=False)
         n = 0
@@ -105,12 +160,51 @@ class RedisSink:
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
                 await pipe.execute()
+                await self._publish_rollups([r for r in records if r.get("type") == "bucket"])
             return True
         except (RedisError, OSError, TimeoutError) as exc:
             self.failures += 1
             logger.error("redis write failed after retries: %d records lost to Redis (failures=%d): %r",
                          n, self.failures, exc)
             return False
+
+    async def _publish_rollups(self, records: list[dict[str, Any]]) -> None:
+        """Fold bucket records into their region's and the chain's totals; publish the roll-ups that changed."""
+        if not records:
+            return
+        s = self.settings
+        names = ",".join(SUMMED)
+        pipe = self.client.pipeline(transaction=False)
+        for record in records:
+            region = record.get("region") or "unassigned"
+            start = str(record["bucket_start_ms"])
+            keys = [s.redis_key("rollup", "region", region, start, "members"),
+                    s.redis_key("rollup", "region", region, start, "totals"),
+                    s.redis_key("rollup", "chain", CHAIN, start, "members"),
+                    s.redis_key("rollup", "chain", CHAIN, start, "totals")]
+            row = orjson.dumps(compact(record)).decode()
+            await self._rollup(keys=keys, args=[record["store_id"], row, region, names, self._retention_s],
+                               client=pipe)
+        results = await pipe.execute()
+        newest: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for record, (region_totals, chain_totals) in zip(records, results, strict=True):
+            region = record.get("region") or "unassigned"
+            for level, key, flat in (("region", region, region_totals), ("chain", CHAIN, chain_totals)):
+                totals = {k.decode(): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+                rollup = rollup_record(level, key, record, totals)
+                ident = (level, key, record["bucket_start_ms"])
+                if ident not in newest or rollup["seq"] > newest[ident]["seq"]:
+                    newest[ident] = rollup
+        pipe = self.client.pipeline(transaction=False)
+        for (level, key, _), rollup in newest.items():
+            body = orjson.dumps(rollup)
+            flat = [x for k, v in rollup.items() for x in (k, v if isinstance(v, str) else orjson.dumps(v).decode())]
+            await self._set_latest(keys=[s.redis_key("rollup", level, key, "latest")],
+                                   args=[rollup["bucket_start_ms"], rollup["seq"], *flat], client=pipe)
+            pipe.xadd(s.redis_key("rollup", level, key, "history"), {"record": body},
+                      maxlen=s.history_maxlen, approximate=True)
+            pipe.publish(s.redis_key("rollup", level, key), body)
+        await pipe.execute()
 
     async def count_dead_letter(self, reason: str) -> None:
         try:
@@ -122,6 +216,16 @@ class RedisSink:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def rollup_record(level: str, key: str, record: dict[str, Any], totals: dict[str, int]) -> dict[str, Any]:
+    """The published form of a region's or the chain's bucket roll-up."""
+    return {
+        "type": "rollup", "level": level, "key": key,
+        "bucket_start": record["bucket_start"], "bucket_start_ms": record["bucket_start_ms"],
+        "bucket_s": record["bucket_s"], "members": totals.get("members", 0), **rollup_kpis(totals),
+        "seq": totals.get("seq", 0), "emitted_at_ms": int(time.time() * 1000),
+    }
 
 
 def dead_letter_headers(

@@ -100,6 +100,27 @@ def assert_totals_match(found: dict[tuple[str, int], dict[str, Any]], expected: 
     assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:5]}"
 
 
+def assert_rollups_match(client: redis.Redis, prefix: str, traffic: Traffic) -> None:
+    """Region and chain totals per bucket in Redis equal sums of the brute-force store totals."""
+    region_of = {ev["store_id"]: ev["region"] for ev in traffic.valid_events}
+    want: dict[tuple[str, str, int], dict[str, float]] = {}
+    for (store_id, start), totals in traffic.expected_buckets().items():
+        for level, key in (("region", region_of[store_id]), ("chain", "all")):
+            row = want.setdefault((level, key, start), {"stores": 0, "sales": 0.0})
+            row["stores"] += 1
+            row["sales"] += totals["sales"]
+            for name in COMPARED:
+                row[name] = row.get(name, 0) + totals[name]
+    assert len({k for k in want if k[0] == "region"}) > 1, "the traffic should span several regions"
+    for (level, key, start), row in want.items():
+        got = {k.decode(): int(v) for k, v in client.hgetall(f"{prefix}:rollup:{level}:{key}:{start}:totals").items()}
+        assert got["stores"] == row["stores"], (level, key, start)
+        assert {name: got.get(name, 0) for name in COMPARED} == {name: row[name] for name in COMPARED}, (level, key)
+        assert got["sales_cents"] == pytest.approx(row["sales"] * 100, abs=row["stores"])
+    latest = orjson.loads(client.hget(f"{prefix}:rollup:chain:all:latest", "bucket_start_ms"))
+    assert latest == max(start for _, _, start in want)
+
+
 def counted_events(client: redis.Redis, prefix: str) -> int:
     return int(client.hget(f"{prefix}:stats", "events") or 0)
 
@@ -157,6 +178,7 @@ def test_totals_per_store_and_bucket_equal_brute_force(services, worker_factory,
     worker = worker_factory(grace_s=86_400)
     client = run_and_check(services, unique_prefix, worker, traffic, services.bootstrap)
     assert worker.alive
+    assert_rollups_match(client, unique_prefix, traffic)
     # Live records are coalesced (one per store and bucket per second), not written per message.
     history = sum(client.xlen(key) for key in client.scan_iter(match=f"{unique_prefix}:store:*:history"))
     assert 0 < history < len(traffic.messages) / 2, (history, len(traffic.messages))
