@@ -76,6 +76,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="simulated hours to run (default: until Ctrl-C)")
     parser.add_argument("--malformed-fraction", type=float, default=0.0,
                         help="probability that a malformed input follows each valid event (default 0)")
+    parser.add_argument("--duplicate-fraction", type=float, default=0.0,
+                        help="probability that a valid event is sent twice (same event_id; default 0)")
+    parser.add_argument("--late-fraction", type=float, default=0.0,
+                        help="probability that a valid event is followed by one 3 hours older, too late to count "
+                        "(default 0)")
+    parser.add_argument("--reorder-fraction", type=float, default=0.0,
+                        help="probability that a valid event is held back up to --reorder-max-s, arriving out of "
+                        "order (default 0)")
+    parser.add_argument("--reorder-max-s", type=float, default=120.0,
+                        help="longest hold-back of a reordered event, in seconds (default 120: within the 300 s "
+                        "default grace)")
     parser.add_argument("--batch", type=int, default=1,
                         help="events per message; above 1 a store's events travel as JSON arrays (default 1)")
     parser.add_argument("--anomaly", action="append", default=[], metavar="STORE:KIND:START_H:HOURS[:FACTOR]",
@@ -154,9 +165,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"footfall simulate: --start {args.start!r}: {exc}", file=sys.stderr)
         return 2
-    if args.stores < 1 or args.batch < 1 or args.speed < 0 or not 0 <= args.malformed_fraction <= 1:
-        print("footfall simulate: --stores and --batch must be >= 1, --speed >= 0, --malformed-fraction in [0, 1]",
-              file=sys.stderr)
+    fractions = (args.malformed_fraction, args.duplicate_fraction, args.late_fraction, args.reorder_fraction)
+    if args.stores < 1 or args.batch < 1 or args.speed < 0 or not all(0 <= f <= 1 for f in fractions) or (
+            args.reorder_max_s < 0):
+        print("footfall simulate: --stores and --batch must be >= 1, --speed and --reorder-max-s >= 0, and the "
+              "--*-fraction options in [0, 1]", file=sys.stderr)
         return 2
     if start_ms > now_ms:
         logger.warning("start %s is in the future: nothing is sent before the real clock reaches it", _iso(start_ms))
@@ -169,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
     end_ms = None if args.duration is None else start_ms + round(args.duration * HOUR_MS)
     messages = take_events(
         generate(stores, start_ms=start_ms, end_ms=end_ms, seed=args.seed, anomalies=anomalies,
-                 malformed_fraction=args.malformed_fraction, batch_size=args.batch),
+                 malformed_fraction=args.malformed_fraction, batch_size=args.batch,
+                 duplicate_fraction=args.duplicate_fraction, late_fraction=args.late_fraction,
+                 reorder_fraction=args.reorder_fraction, reorder_max_ms=round(args.reorder_max_s * 1000)),
         args.max_events,
     )
 
@@ -205,7 +220,7 @@ def _pump(messages: Iterator[SimMessage], sink: _Sink, *, start_ms: int, speed: 
           target: str) -> int:
     """Send `messages` paced on the simulated clock; print progress and a summary; return the exit code."""
     t0 = time.monotonic()
-    n_messages = n_events = n_malformed = 0
+    n_messages = n_events = n_malformed = n_duplicates = n_late = 0
     sim_ms = start_ms
     last_print = t0
     last_events = 0
@@ -240,6 +255,8 @@ def _pump(messages: Iterator[SimMessage], sink: _Sink, *, start_ms: int, speed: 
                 n_messages += 1
                 n_events += message.events
                 n_malformed += message.malformed
+                n_duplicates += message.duplicates
+                n_late += message.late
                 if progress_s and n_messages % 256 == 0:
                     now = time.monotonic()
                     if now - last_print >= progress_s:
@@ -261,7 +278,9 @@ def _pump(messages: Iterator[SimMessage], sink: _Sink, *, start_ms: int, speed: 
     if failed:
         code = 1
     elapsed = time.monotonic() - t0
-    print(f"{stopped}: {n_events:,} events and {n_malformed:,} malformed in {n_messages:,} messages to {target}, "
+    faults = f" (of which {n_duplicates:,} duplicates and {n_late:,} late)" if n_duplicates or n_late else ""
+    print(f"{stopped}: {n_events:,} events{faults} and {n_malformed:,} malformed in {n_messages:,} messages "
+          f"to {target}, "
           f"simulated up to {_iso(sim_ms)}, {elapsed:.1f} s ({n_events / max(elapsed, 1e-9):,.0f} events/s)"
           + (f", {failed:,} messages FAILED" if failed else ""), file=sys.stderr)
     return code

@@ -292,7 +292,9 @@ class SimMessage:
     """One Kafka message: key `store_id`, value `payload`, sent at simulated time `ts_ms`.
 
     `events` valid events and `malformed` invalid ones are inside: a decoder
-    must return exactly `events` events and `malformed` rejects.
+    must return exactly `events` events and `malformed` rejects. Of the valid
+    events, `duplicates` repeat an event already sent and `late` are too old
+    to count (see `generate`'s `duplicate_fraction` and `late_fraction`).
     """
 
     store_id: str
@@ -300,6 +302,8 @@ class SimMessage:
     payload: bytes
     events: int
     malformed: int
+    duplicates: int = 0
+    late: int = 0
 
 
 # -- arrival rate ------------------------------------------------------------------------------
@@ -885,6 +889,11 @@ def generate(
     batch_size: int = 1,
     batch_linger_ms: int = 10_000,
     chunk_ms: int = HOUR_MS,
+    duplicate_fraction: float = 0.0,
+    late_fraction: float = 0.0,
+    late_by_ms: int = 3 * HOUR_MS,
+    reorder_fraction: float = 0.0,
+    reorder_max_ms: int = 120_000,
 ) -> Iterator[SimMessage]:
     """Messages of all `stores` during `[start_ms, end_ms)`, in nondecreasing send time.
 
@@ -909,6 +918,17 @@ def generate(
         JSON objects always travel alone.
     chunk_ms
         Simulated time handled per step; only memory and laziness depend on it.
+    duplicate_fraction
+        Each valid event is sent a second time, right after, with this probability
+        (a sensor's retry): same `event_id`, a duplicate to drop.
+    late_fraction, late_by_ms
+        After each valid event, with this probability, a new event of the same store
+        whose time is `late_by_ms` earlier (a buffer uploaded too late): past any
+        grace period shorter than that, it must not count.
+    reorder_fraction, reorder_max_ms
+        Each valid event is held back, with this probability, by up to
+        `reorder_max_ms` of send time (its time unchanged), so it arrives after later
+        events: out of order, and within grace when `reorder_max_ms` is below it.
 
     Examples
     --------
@@ -930,8 +950,12 @@ def generate(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    if not 0 <= malformed_fraction <= 1:
-        raise ValueError("malformed_fraction must be in [0, 1]")
+    for name, fraction in [("malformed_fraction", malformed_fraction), ("duplicate_fraction", duplicate_fraction),
+                           ("late_fraction", late_fraction), ("reorder_fraction", reorder_fraction)]:
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"{name} must be in [0, 1]")
+    if late_by_ms <= 0 or reorder_max_ms < 0:
+        raise ValueError("late_by_ms must be > 0 and reorder_max_ms >= 0")
     if end_ms is not None and end_ms <= start_ms:
         return
     ids = [s.store_id for s in stores]
@@ -946,21 +970,26 @@ def generate(
         _StoreSim(s, seed, tag, tuple(a for a in anomalies if a.store_id == s.store_id), start_ms) for s in stores
     ]
     items = _merged_items(sims, start_ms, end_ms, chunk_ms)
+    if duplicate_fraction or late_fraction or reorder_fraction:
+        items = _with_faults(items, random.Random(f"footfall-faults:{seed}"), tag, duplicate_fraction, late_fraction,
+                             late_by_ms, reorder_fraction, reorder_max_ms)
     if malformed_fraction > 0:
         items = _with_malformed(items, random.Random(f"footfall-malformed:{seed}"), malformed_fraction, tag)
     if batch_size == 1:
-        for emit_ms, store_id, whole, payload, bad in items:
+        for emit_ms, store_id, whole, payload, bad, fault in items:
             if whole:
                 yield SimMessage(store_id, emit_ms, payload, 0, bad)
             else:
-                yield SimMessage(store_id, emit_ms, orjson.dumps(payload), 1 - bad, bad)
+                yield SimMessage(store_id, emit_ms, orjson.dumps(payload), 1 - bad, bad,
+                                 int(fault == "duplicate"), int(fault == "late"))
     else:
         yield from _batched(items, batch_size, batch_linger_ms)
 
 
-# An item: (emit_ms, store_id, whole_message, payload, malformed count). `payload` is bytes when
-# `whole_message`, else an event object (valid when the malformed count is 0).
-_Item = tuple[int, str, bool, Any, int]
+# An item: (emit_ms, store_id, whole_message, payload, malformed count, fault). `payload` is bytes when
+# `whole_message`, else an event object (valid when the malformed count is 0); `fault` is None,
+# "duplicate" or "late".
+_Item = tuple[int, str, bool, Any, int, str | None]
 
 
 def _merged_items(sims: list[_StoreSim], start_ms: int, end_ms: int | None, chunk_ms: int) -> Iterator[_Item]:
@@ -974,8 +1003,40 @@ def _merged_items(sims: list[_StoreSim], start_ms: int, end_ms: int | None, chun
             chunk.extend((emit_ms, index, seq, event) for emit_ms, seq, event in sim.advance(c0, c1))
         chunk.sort(key=lambda item: item[:3])
         for emit_ms, index, _, event in chunk:
-            yield emit_ms, sims[index].store.store_id, False, event, 0
+            yield emit_ms, sims[index].store.store_id, False, event, 0, None
         c0 = c1
+
+
+def _with_faults(
+    items: Iterable[_Item], rng: random.Random, tag: str, duplicate_fraction: float, late_fraction: float,
+    late_by_ms: int, reorder_fraction: float, reorder_max_ms: int,
+) -> Iterator[_Item]:
+    """Duplicates, late events and held-back events (see `generate`), in nondecreasing send time."""
+    held: list[tuple[int, int, _Item]] = []  # (send at, sequence, item): a heap
+    for n, item in enumerate(items, start=1):
+        emit_ms, store_id, _, event, _, _ = item
+        while held and held[0][0] <= emit_ms:
+            yield heapq.heappop(held)[2]
+        if rng.random() < reorder_fraction:
+            delay = rng.randint(1, max(1, reorder_max_ms))
+            heapq.heappush(held, (emit_ms + delay, n, (emit_ms + delay, *item[1:])))
+        else:
+            yield item
+        if rng.random() < duplicate_fraction:
+            yield emit_ms, store_id, False, dict(event), 0, "duplicate"
+        if rng.random() < late_fraction:
+            late = {**event, "event_id": f"{store_id}-{tag}-late{n}", "ts": _shift_ts(event["ts"], -late_by_ms)}
+            yield emit_ms, store_id, False, late, 0, "late"
+    while held:
+        yield heapq.heappop(held)[2]
+
+
+def _shift_ts(ts: int | str, delta_ms: int) -> int | str:
+    """`ts` (epoch ms, or ISO-8601 with an offset) moved by `delta_ms`, in the same form."""
+    if isinstance(ts, int):
+        return ts + delta_ms
+    moved = dt.datetime.fromisoformat(ts) + dt.timedelta(milliseconds=delta_ms)
+    return moved.isoformat(timespec="milliseconds")
 
 
 def _with_malformed(items: Iterable[_Item], rng: random.Random, fraction: float, tag: str) -> Iterator[_Item]:
@@ -984,23 +1045,24 @@ def _with_malformed(items: Iterable[_Item], rng: random.Random, fraction: float,
         yield item
         if rng.random() < fraction:
             n += 1
-            emit_ms, store_id, _, event, _ = item
+            emit_ms, store_id, _, event, _, _ = item
             whole, payload, bad = _malformed(rng, event, f"{store_id}-{tag}-m{n}", emit_ms)
-            yield emit_ms, store_id, whole, payload, bad
+            yield emit_ms, store_id, whole, payload, bad, None
 
 
 def _batched(items: Iterable[_Item], batch_size: int, linger_ms: int) -> Iterator[SimMessage]:
-    buffers: dict[str, list[tuple[Any, int]]] = {}
+    buffers: dict[str, list[tuple[Any, int, str | None]]] = {}
     generation: dict[str, int] = {}
     deadlines: deque[tuple[int, str, int]] = deque()
 
     def flush(store_id: str, ts_ms: int) -> SimMessage:
         batch = buffers.pop(store_id)
         generation[store_id] = generation.get(store_id, 0) + 1
-        bad = sum(b for _, b in batch)
-        return SimMessage(store_id, ts_ms, orjson.dumps([obj for obj, _ in batch]), len(batch) - bad, bad)
+        bad = sum(b for _, b, _ in batch)
+        return SimMessage(store_id, ts_ms, orjson.dumps([obj for obj, _, _ in batch]), len(batch) - bad, bad,
+                          sum(f == "duplicate" for _, _, f in batch), sum(f == "late" for _, _, f in batch))
 
-    for emit_ms, store_id, whole, payload, bad in items:
+    for emit_ms, store_id, whole, payload, bad, fault in items:
         while deadlines and deadlines[0][0] <= emit_ms:
             deadline, sid, gen = deadlines.popleft()
             if generation.get(sid, 0) == gen and sid in buffers:
@@ -1012,7 +1074,7 @@ def _batched(items: Iterable[_Item], batch_size: int, linger_ms: int) -> Iterato
         if buffer is None:
             buffer = buffers[store_id] = []
             deadlines.append((emit_ms + linger_ms, store_id, generation.get(store_id, 0)))
-        buffer.append((payload, bad))
+        buffer.append((payload, bad, fault))
         if len(buffer) >= batch_size:
             yield flush(store_id, emit_ms)
     for deadline, sid, gen in deadlines:

@@ -1,7 +1,7 @@
-"""Live KPIs on real Kafka and Redis: injected late, duplicate and out-of-order events, every figure brute-forced.
+"""Live KPIs on real Kafka and Redis: simulated duplicate, late and out-of-order events, all brute-forced.
 
-The traffic is sent per store in one partition, so the order the worker sees is
-the order below; the model here replays that order with the documented rules (a
+The simulator sends per store in one partition, so the order the worker sees is
+the send order; the model here replays that order with the documented rules (a
 repeated id is a duplicate; an event whose bucket the watermark has closed is
 late) and recomputes every bucket, KPI, window and occupancy from the events it
 kept, without `operators/`.
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import random
 import signal
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -22,9 +20,11 @@ import orjson
 import pytest
 import redis
 
+from footfall.scripts.simulation import DEFAULT_REGIONS, generate, make_stores
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
 from tests.integration.conftest import wait_until
+from tests.integration.flowdata import _ts_ms
 from tests.integration.test_pipeline import read_topic, redis_buckets, send_all
 
 pytestmark = pytest.mark.integration
@@ -33,54 +33,6 @@ MIN = 60_000
 BUCKET_MS = 15 * MIN
 GRACE_MS = 5 * MIN
 SLOT_MS = 10_000
-
-
-def _event(rng: random.Random, store_id: str, vertical: str, ts_ms: int) -> dict[str, Any]:
-    base = {"event_id": uuid.UUID(int=rng.getrandbits(128)).hex, "store_id": store_id, "schema_version": 1,
-            "region": "north", "vertical": vertical, "ts": ts_ms}
-    r = rng.random()
-    if vertical == "bank" and r < 0.5:
-        return {**base, "kind": "queue", "action": "issued", "ticket_id": f"T{rng.getrandbits(40)}",
-                "service": rng.choice(["teller", "advice"])}
-    if r < 0.35:
-        return {**base, "kind": "door", "door_id": rng.choice(["main", "side"]), "sensor_id": "c1",
-                "direction": rng.choice(["in", "in", "out"])}
-    if r < 0.6:
-        action = rng.choice(["arrive", "leave"])
-        ev = {**base, "kind": "visit", "action": action, "visit_id": f"v{rng.getrandbits(32)}"}
-        if action == "leave":
-            ev["dwell_s"] = round(rng.uniform(30, 2400), 1)
-        return ev
-    return {**base, "kind": "pos", "transaction_id": f"t{rng.getrandbits(32)}", "amount": round(rng.uniform(1, 300), 2),
-            "items": rng.randint(1, 6)}
-
-
-def make_store_stream(rng: random.Random, store_id: str, vertical: str, start_ms: int, n: int) -> tuple[list, Counter]:
-    """Events of one store in send order, with out-of-order pairs, duplicates and late events mixed in."""
-    clock = start_ms
-    stream: list[dict[str, Any]] = []
-    injected: Counter[str] = Counter()
-    late_ids: set[str] = set()
-    for _ in range(n):
-        clock += rng.randint(1_000, 30_000)
-        event = _event(rng, store_id, vertical, clock)
-        r = rng.random()
-        if r < 0.08 and stream:
-            # Out of order: up to 2 minutes before the previous event (well within grace).
-            event["ts"] = clock - rng.randint(1, 2 * MIN)
-            injected["out_of_order"] += 1
-        stream.append(event)
-        if r > 0.95:
-            # A duplicate: an event sent in the last few minutes, sent again unchanged.
-            # (Never of a late one: those are older than the duplicate horizon, forgotten.)
-            stream.append(dict(rng.choice([e for e in stream[-10:] if e["event_id"] not in late_ids])))
-            injected["duplicates"] += 1
-        elif 0.90 < r <= 0.93 and clock - start_ms > 40 * MIN:
-            # Late: 30-40 minutes behind, its bucket closed long ago (bucket 15 min + grace 5 min).
-            stream.append(_event(rng, store_id, vertical, clock - rng.randint(30 * MIN, 40 * MIN)))
-            late_ids.add(stream[-1]["event_id"])
-            injected["late"] += 1
-    return stream, injected
 
 
 def model(stream: list[dict[str, Any]]) -> dict[str, Any]:
@@ -93,37 +45,41 @@ def model(stream: list[dict[str, Any]]) -> dict[str, Any]:
             fates["duplicates"] += 1
             continue
         seen.add(ev["event_id"])
-        start = ev["ts"] - ev["ts"] % BUCKET_MS
+        ts = _ts_ms(ev["ts"])
+        start = ts - ts % BUCKET_MS
         if watermark is not None and watermark >= start + BUCKET_MS + GRACE_MS:
             fates["late"] += 1
             continue
-        kept.append(ev)
-        watermark = ev["ts"] if watermark is None else max(watermark, ev["ts"])
+        kept.append((ts, ev))
+        watermark = ts if watermark is None else max(watermark, ts)
     buckets: dict[int, dict[str, Any]] = {}
     occupancy = 0
-    for ev in kept:
-        b = buckets.setdefault(ev["ts"] - ev["ts"] % BUCKET_MS, {"arrivals": 0, "departures": 0, "transactions": 0,
-                                                                 "sales": 0.0, "tickets_issued": 0, "dwell": []})
+    arrivals_at: list[tuple[int, int]] = []
+    for ts, ev in kept:
+        b = buckets.setdefault(ts - ts % BUCKET_MS, {"arrivals": 0, "departures": 0, "transactions": 0,
+                                                     "sales": 0.0, "tickets_issued": 0, "events": 0, "dwell": []})
+        b["events"] += 1
         entries = exits = 0
         if ev["kind"] == "door":
-            entries, exits = ev["direction"] == "in", ev["direction"] == "out"
+            if "direction" in ev:
+                entries, exits = int(ev["direction"] == "in"), int(ev["direction"] == "out")
+            else:
+                entries, exits = ev["count_in"], ev["count_out"]
         elif ev["kind"] == "visit":
-            entries, exits = ev["action"] == "arrive", ev["action"] == "leave"
-            if "dwell_s" in ev:
+            entries, exits = int(ev["action"] == "arrive"), int(ev["action"] == "leave")
+            if ev["action"] == "leave" and ev.get("dwell_s") is not None:
                 b["dwell"].append(ev["dwell_s"])
         elif ev["kind"] == "pos":
             b["transactions"] += 1
             b["sales"] += ev["amount"]
         elif ev["kind"] == "queue":
-            b["tickets_issued"] += 1
+            b["tickets_issued"] += ev["action"] == "issued"
         b["arrivals"] += entries
         b["departures"] += exits
+        arrivals_at.append((ts, entries))
         occupancy = max(0, occupancy + entries - exits)
     newest_slot = watermark // SLOT_MS
-    in_15m = [ev for ev in kept if newest_slot - ev["ts"] // SLOT_MS < 15 * MIN // SLOT_MS]
-    arrivals_15m = sum((ev["kind"] == "door" and ev["direction"] == "in") or (ev["kind"] == "visit" and
-                                                                             ev["action"] == "arrive")
-                       for ev in in_15m)
+    arrivals_15m = sum(n for ts, n in arrivals_at if newest_slot - ts // SLOT_MS < 15 * MIN // SLOT_MS)
     return {"fates": fates, "buckets": buckets, "watermark": watermark, "occupancy": occupancy,
             "arrivals_15m": arrivals_15m}
 
@@ -137,30 +93,30 @@ def linear_quantile(values: list[float], q: float) -> float:
 
 
 def test_kpis_and_counters_equal_the_brute_force_model(services, worker_factory, unique_prefix):
-    rng = random.Random(11)
-    now = dt.datetime.now(dt.UTC)
-    start_ms = int((now - dt.timedelta(hours=5)).timestamp() * 1000)
-    start_ms -= start_ms % BUCKET_MS
-    # The daily reset 12 hours away from the data, so occupancy runs through without one.
-    reset_at = f"{(now.hour + 12) % 24:02d}:00"
-    stores = {"retail-a": "retail", "bank-b": "bank", "telecom-c": "telecom"}
-    streams, injected, expected = {}, {}, {}
-    for store_id, vertical in stores.items():
-        streams[store_id], injected[store_id] = make_store_stream(rng, store_id, vertical, start_ms, 500)
-        expected[store_id] = model(streams[store_id])
-        # The model agrees with what was injected: the generator's late events are late, its repeats duplicates.
-        assert expected[store_id]["fates"]["late"] == injected[store_id]["late"] > 0
-        assert expected[store_id]["fates"]["duplicates"] == injected[store_id]["duplicates"] > 0
-    messages = []
-    for store_id, stream in streams.items():
-        i = 0
-        while i < len(stream):
-            n = 1 if rng.random() < 0.7 else rng.randint(2, 8)
-            chunk = stream[i:i + n]
-            i += n
-            messages.append((store_id.encode(), orjson.dumps(chunk if n > 1 else chunk[0])))
+    # Four stores in Paris and London on a Wednesday morning, open and busy, with retries (duplicates),
+    # buffers uploaded 3 hours late and events held back up to 2 minutes (within the 5 minute grace).
+    stores = make_stores(4, seed=5, regions=DEFAULT_REGIONS[:2])
+    start_ms = int(dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.UTC).timestamp() * 1000)
+    sim = list(generate(stores, start_ms=start_ms, end_ms=start_ms + 4 * 60 * MIN, seed=5, batch_size=1,
+                        duplicate_fraction=0.03, late_fraction=0.01, reorder_fraction=0.05, reorder_max_ms=2 * MIN))
+    streams: dict[str, list[dict[str, Any]]] = {s.store_id: [] for s in stores}
+    injected: dict[str, Counter[str]] = {s.store_id: Counter() for s in stores}
+    for m in sim:
+        streams[m.store_id].append(orjson.loads(m.payload))
+        injected[m.store_id].update(duplicates=m.duplicates, late=m.late)
+    expected = {store_id: model(stream) for store_id, stream in streams.items()}
+    for store_id in streams:
+        # The model agrees with what the simulator injected: its late events are late, its repeats duplicates.
+        assert expected[store_id]["fates"]["late"] == injected[store_id]["late"]
+        assert expected[store_id]["fates"]["duplicates"] == injected[store_id]["duplicates"]
+    assert sum(i["late"] for i in injected.values()) > 5 and sum(i["duplicates"] for i in injected.values()) > 20
+    messages = [(m.store_id.encode(), m.payload) for m in sim]
+    # Days and daily resets are local: the stores' zones, and a reset time far from the morning simulated.
+    zones = ",".join(f"{s.store_id}={s.timezone}" for s in stores)
+    reset_at = "20:00"
     ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
-    worker = worker_factory(grace_s=GRACE_MS // 1000, idle_timeout_s=0, reset_at=reset_at).start()
+    worker = worker_factory(grace_s=GRACE_MS // 1000, idle_timeout_s=0, reset_at=reset_at,
+                            store_timezones=zones).start()
     client = redis.Redis.from_url(services.redis_url)
     # Half the traffic, a restart (SIGTERM) in the middle of open buckets, then the rest: duplicates of
     # events sent before the restart must still be recognised, buckets must close exact.
@@ -171,8 +127,7 @@ def test_kpis_and_counters_equal_the_brute_force_model(services, worker_factory,
     assert worker.stop(signal.SIGTERM) == 0
     worker.start()
     send_all(services.bootstrap, f"{unique_prefix}.events", messages[half:])
-    kept_total = sum(len(stream) - sum(e["fates"].values()) for stream, e in
-                     zip(streams.values(), expected.values(), strict=True))
+    kept_total = sum(b["events"] for e in expected.values() for b in e["buckets"].values())
 
     def counted() -> int:
         return int(client.hget(f"{unique_prefix}:stats", "events") or 0)

@@ -309,3 +309,32 @@ def test_generation_is_lazy_without_an_end():
     messages = generate(make_stores(3, seed=1), start_ms=MONDAY, seed=1)
     first = [next(messages) for _ in range(100)]
     assert len(first) == 100
+
+
+def test_injected_duplicates_late_and_reordered_events_are_what_they_say():
+    from footfall.scripts.simulation import DEFAULT_REGIONS, generate, make_stores
+
+    stores = make_stores(3, seed=2, regions=DEFAULT_REGIONS[:2])
+    start_ms = int(dt.datetime(2026, 3, 4, 9, tzinfo=dt.UTC).timestamp() * 1000)
+    plain = list(generate(stores, start_ms=start_ms, end_ms=start_ms + 3_600_000, seed=2))
+    faulty = list(generate(stores, start_ms=start_ms, end_ms=start_ms + 3_600_000, seed=2, duplicate_fraction=0.1,
+                           late_fraction=0.05, late_by_ms=7_200_000, reorder_fraction=0.2, reorder_max_ms=90_000))
+    assert all(a.ts_ms <= b.ts_ms for a, b in itertools.pairwise(faulty))
+    events = [orjson.loads(m.payload) for m in faulty]
+    originals = {e["event_id"]: e for e in (orjson.loads(m.payload) for m in plain)}
+    duplicates = sum(m.duplicates for m in faulty)
+    late = [e for m, e in zip(faulty, events, strict=True) if m.late]
+    assert duplicates > 10 and len(late) > 5
+    # Every original is sent, once or twice (a duplicate is the same event, id and all).
+    sent = Counter(e["event_id"] for e in events if e["event_id"] in originals)
+    assert set(sent) == set(originals) and sum(sent.values()) - len(sent) == duplicates
+    # A late event is an original moved 2 hours back, under a new id.
+    for e in late:
+        assert e["event_id"] not in originals
+    # Held-back events arrive after events that happened later, but never more than 90 s late.
+    position = {e["event_id"]: i for i, e in reversed(list(enumerate(events)))}
+    order = sorted(originals, key=lambda i: position[i])
+    send_at = {orjson.loads(m.payload)["event_id"]: m.ts_ms for m in faulty}
+    plain_at = {orjson.loads(m.payload)["event_id"]: m.ts_ms for m in plain}
+    delays = [send_at[i] - plain_at[i] for i in order]
+    assert max(delays) <= 90_000 and sum(d > 0 for d in delays) > 10
