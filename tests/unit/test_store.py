@@ -292,3 +292,25 @@ def test_dwell_and_conversion_of_a_bucket_by_hand():
     assert bucket["dwell_p50_s"] == pytest.approx(180.0, rel=0.02)
     # Quantiles interpolate between ranks (numpy's default): p90 = 240 + 0.6 * (600 - 240) = 456.
     assert bucket["dwell_p90_s"] == pytest.approx(456.0, rel=0.02)
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories(), histories(), st.lists(st.booleans(), min_size=240, max_size=240))
+def test_interleaving_stores_changes_nothing(history_a, history_b, picks):
+    # Two stores' events interleaved at random into one stream, routed to one StoreFlow per store as the
+    # worker routes them, end exactly as each store's events fed alone.
+    params, events_a = history_a
+    _, events_b = history_b
+    alone_a, _, closed_a = run(params, events_a)
+    alone_b, _, closed_b = run(params, events_b)
+    flows = {"a": StoreFlow(params), "b": StoreFlow(params)}
+    closed: dict[str, dict] = {"a": {}, "b": {}}
+    queues = {"a": list(events_a), "b": list(events_b)}
+    for pick in picks + [True] * len(events_a) + [False] * len(events_b):
+        name = "a" if pick else "b"
+        if not queues[name]:
+            continue
+        flows[name].update(queues[name].pop(0))
+        closed[name].update(flows[name].pop_closed())
+    assert closed["a"] == closed_a and closed["b"] == closed_b
+    assert flows["a"].to_state() == alone_a.to_state() and flows["b"].to_state() == alone_b.to_state()
