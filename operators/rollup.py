@@ -38,10 +38,77 @@ from typing import Any
 
 from footfall.operators.flow import COUNTERS
 
-__all__ = ["SUMMED", "RollUp", "compact", "rollup_kpis"]
+__all__ = ["LIVE_SUMMED", "SUMMED", "RollUp", "compact", "compact_live", "live_rollup_kpis", "rollup_kpis"]
 
 #: What a roll-up sums, in row order.
 SUMMED: tuple[str, ...] = ("stores", "closed", *COUNTERS, "visitors", "sales_cents", "dwell_n", "dwell_sum_ds")
+
+
+#: What a live roll-up sums (the stores now), in row order.
+LIVE_SUMMED: tuple[str, ...] = (
+    "stores", "occupancy", "waiting_now", "in_service_now", "counters_active",
+    "arrivals_5m", "arrivals_15m", "arrivals_60m", "transactions_15m", "tickets_issued_15m",
+    "today_arrivals", "today_transactions", "today_sales_cents", "today_tickets_issued",
+    "last_week_arrivals", "last_week_transactions", "last_week_sales_cents", "duplicates", "late",
+)
+
+
+def _nested(record: Mapping[str, Any], *path: str) -> Any:
+    value: Any = record
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def compact_live(record: Mapping[str, Any]) -> list[int]:
+    """One store's live record as a live roll-up row (integers in `LIVE_SUMMED` order; missing parts are 0).
+
+    >>> live = {"occupancy": {"occupancy": 12}, "windows": {"15m": {"arrivals": 7, "transactions": 2}},
+    ...         "queue": {"total": {"waiting_now": 3}}, "today": {"arrivals": 90, "sales": 12.5}}
+    >>> row = dict(zip(LIVE_SUMMED, compact_live(live)))
+    >>> row["occupancy"], row["arrivals_15m"], row["waiting_now"], row["today_sales_cents"], row["arrivals_60m"]
+    (12, 7, 3, 1250, 0)
+
+    """
+    def num(*path: str) -> float:
+        value = _nested(record, *path)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    row = {
+        "stores": 1,
+        "occupancy": num("occupancy", "occupancy"),
+        "waiting_now": num("queue", "total", "waiting_now"),
+        "in_service_now": num("queue", "total", "in_service_now"),
+        "counters_active": num("queue", "total", "counters_active"),
+        "arrivals_5m": num("windows", "5m", "arrivals"),
+        "arrivals_15m": num("windows", "15m", "arrivals"),
+        "arrivals_60m": num("windows", "60m", "arrivals"),
+        "transactions_15m": num("windows", "15m", "transactions"),
+        "tickets_issued_15m": num("windows", "15m", "tickets_issued"),
+        "today_arrivals": num("today", "arrivals"),
+        "today_transactions": num("today", "transactions"),
+        "today_sales_cents": round(num("today", "sales") * 100),
+        "today_tickets_issued": num("today", "tickets_issued"),
+        "last_week_arrivals": num("same_day_last_week", "arrivals"),
+        "last_week_transactions": num("same_day_last_week", "transactions"),
+        "last_week_sales_cents": round(num("same_day_last_week", "sales") * 100),
+        "duplicates": num("duplicates"),
+        "late": num("late"),
+    }
+    return [int(row[name]) for name in LIVE_SUMMED]
+
+
+def live_rollup_kpis(totals: Mapping[str, int]) -> dict[str, Any]:
+    """Live sums as published: counts, sales in currency units, and today against the same day last week."""
+    t = {name: int(totals.get(name, 0)) for name in LIVE_SUMMED}
+    out: dict[str, Any] = {name: t[name] for name in LIVE_SUMMED if not name.endswith("_cents")}
+    out["today_sales"] = t["today_sales_cents"] / 100
+    out["last_week_sales"] = t["last_week_sales_cents"] / 100
+    out["today_vs_last_week_arrivals"] = _ratio(t["today_arrivals"], t["last_week_arrivals"])
+    out["today_conversion_rate"] = _ratio(t["today_transactions"], t["today_arrivals"])
+    return out
 
 
 def compact(record: Mapping[str, Any]) -> list[int]:
@@ -79,20 +146,21 @@ def rollup_kpis(totals: Mapping[str, int]) -> dict[str, Any]:
 
 
 class RollUp:
-    """Sums of the members' latest rows (see the module docstring)."""
+    """Sums of the members' latest rows (see the module docstring); `names` are the row's fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Sequence[str] = SUMMED) -> None:
+        self.names = tuple(names)
         self.rows: dict[str, list[int]] = {}
-        self.totals: dict[str, int] = dict.fromkeys(SUMMED, 0)
+        self.totals: dict[str, int] = dict.fromkeys(self.names, 0)
 
     def update(self, member: str, row: Sequence[int]) -> dict[str, int]:
         """Replace `member`'s row; return the totals."""
         old = self.rows.get(member)
-        for i, name in enumerate(SUMMED):
+        for i, name in enumerate(self.names):
             self.totals[name] += row[i] - (old[i] if old else 0)
         self.rows[member] = list(row)
         return dict(self.totals)
 
     def row(self) -> list[int]:
         """The totals as a row, to be a member of the level above (a region in the chain)."""
-        return [self.totals[name] for name in SUMMED]
+        return [self.totals[name] for name in self.names]

@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from footfall.operators.rollup import SUMMED, compact, rollup_kpis
+from footfall.operators.rollup import LIVE_SUMMED, SUMMED, compact, compact_live, live_rollup_kpis, rollup_kpis
 from footfall.stream.settings import Settings
 
 __all__ = ["DeadLetterLog", "RedisSink", "dead_letter_headers"]
@@ -160,7 +160,7 @@ class RedisSink:
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
                 await pipe.execute()
-                await self._publish_rollups([r for r in records if r.get("type") == "bucket"])
+                await self._publish_rollups([r for r in records if r.get("type") in ("bucket", "live")])
             return True
         except (RedisError, OSError, TimeoutError) as exc:
             self.failures += 1
@@ -169,40 +169,50 @@ class RedisSink:
             return False
 
     async def _publish_rollups(self, records: list[dict[str, Any]]) -> None:
-        """Fold bucket records into their region's and the chain's totals; publish the roll-ups that changed."""
+        """Fold records into their region's and the chain's totals; publish the roll-ups that changed.
+
+        Bucket records roll up per bucket (`<p>:rollup:<level>:<key>:<bucket_start_ms>:...`), live records
+        into the stores' state now (`<p>:rollup:<level>:<key>:live:...`).
+        """
         if not records:
             return
         s = self.settings
-        names = ",".join(SUMMED)
         pipe = self.client.pipeline(transaction=False)
         for record in records:
             region = record.get("region") or "unassigned"
-            start = str(record["bucket_start_ms"])
-            keys = [s.redis_key("rollup", "region", region, start, "members"),
-                    s.redis_key("rollup", "region", region, start, "totals"),
-                    s.redis_key("rollup", "chain", CHAIN, start, "members"),
-                    s.redis_key("rollup", "chain", CHAIN, start, "totals")]
-            row = orjson.dumps(compact(record)).decode()
+            live = record["type"] == "live"
+            slot = "live" if live else str(record["bucket_start_ms"])
+            names = ",".join(LIVE_SUMMED if live else SUMMED)
+            row = orjson.dumps(compact_live(record) if live else compact(record)).decode()
+            keys = [s.redis_key("rollup", "region", region, slot, "members"),
+                    s.redis_key("rollup", "region", region, slot, "totals"),
+                    s.redis_key("rollup", "chain", CHAIN, slot, "members"),
+                    s.redis_key("rollup", "chain", CHAIN, slot, "totals")]
             await self._rollup(keys=keys, args=[record["store_id"], row, region, names, self._retention_s],
                                client=pipe)
         results = await pipe.execute()
-        newest: dict[tuple[str, str, int], dict[str, Any]] = {}
+        newest: dict[tuple[str, str, str], dict[str, Any]] = {}
         for record, (region_totals, chain_totals) in zip(records, results, strict=True):
             region = record.get("region") or "unassigned"
+            live = record["type"] == "live"
             for level, key, flat in (("region", region, region_totals), ("chain", CHAIN, chain_totals)):
                 totals = {k.decode(): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
-                rollup = rollup_record(level, key, record, totals)
-                ident = (level, key, record["bucket_start_ms"])
+                rollup = live_rollup_record(level, key, totals) if live else rollup_record(level, key, record, totals)
+                ident = (level, key, "live" if live else str(record["bucket_start_ms"]))
                 if ident not in newest or rollup["seq"] > newest[ident]["seq"]:
                     newest[ident] = rollup
         pipe = self.client.pipeline(transaction=False)
-        for (level, key, _), rollup in newest.items():
+        for (level, key, slot), rollup in newest.items():
             body = orjson.dumps(rollup)
             flat = [x for k, v in rollup.items() for x in (k, v if isinstance(v, str) else orjson.dumps(v).decode())]
-            await self._set_latest(keys=[s.redis_key("rollup", level, key, "latest")],
-                                   args=[rollup["bucket_start_ms"], rollup["seq"], *flat], client=pipe)
-            pipe.xadd(s.redis_key("rollup", level, key, "history"), {"record": body},
-                      maxlen=s.history_maxlen, approximate=True)
+            if slot == "live":
+                await self._set_latest(keys=[s.redis_key("rollup", level, key, "live")],
+                                       args=[0, rollup["seq"], "bucket_start_ms", 0, *flat], client=pipe)
+            else:
+                await self._set_latest(keys=[s.redis_key("rollup", level, key, "latest")],
+                                       args=[rollup["bucket_start_ms"], rollup["seq"], *flat], client=pipe)
+                pipe.xadd(s.redis_key("rollup", level, key, "history"), {"record": body},
+                          maxlen=s.history_maxlen, approximate=True)
             pipe.publish(s.redis_key("rollup", level, key), body)
         await pipe.execute()
 
@@ -225,6 +235,14 @@ def rollup_record(level: str, key: str, record: dict[str, Any], totals: dict[str
         "bucket_start": record["bucket_start"], "bucket_start_ms": record["bucket_start_ms"],
         "bucket_s": record["bucket_s"], "members": totals.get("members", 0), **rollup_kpis(totals),
         "seq": totals.get("seq", 0), "emitted_at_ms": int(time.time() * 1000),
+    }
+
+
+def live_rollup_record(level: str, key: str, totals: dict[str, int]) -> dict[str, Any]:
+    """The published form of a region's or the chain's stores now (sums of their live records)."""
+    return {
+        "type": "rollup_live", "level": level, "key": key, "members": totals.get("members", 0),
+        **live_rollup_kpis(totals), "seq": totals.get("seq", 0), "emitted_at_ms": int(time.time() * 1000),
     }
 
 

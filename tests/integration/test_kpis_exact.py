@@ -171,3 +171,16 @@ def test_kpis_and_counters_equal_the_brute_force_model(services, worker_factory,
         assert int(client.hget(f"{unique_prefix}:store:{store_id}:live", "duplicates")) == injected[store_id][
             "duplicates"]
         assert int(client.hget(f"{unique_prefix}:store:{store_id}:live", "late")) == injected[store_id]["late"]
+    # Live roll-ups: each region's and the chain's stores now are the sums of the model's stores.
+    region_of = {s.store_id: s.region for s in stores}
+    groups = [("region", r, [k for k, v in region_of.items() if v == r]) for r in sorted(set(region_of.values()))]
+    groups.append(("chain", "all", list(region_of)))
+    for level, key, members in groups:
+        totals = {k.decode(): int(v) for k, v in
+                  client.hgetall(f"{unique_prefix}:rollup:{level}:{key}:live:totals").items()}
+        assert totals["stores"] == len(members), (level, key)
+        assert totals["occupancy"] == sum(expected[m]["occupancy"] for m in members), (level, key)
+        assert totals["arrivals_15m"] == sum(expected[m]["arrivals_15m"] for m in members), (level, key)
+        assert totals["duplicates"] == sum(injected[m]["duplicates"] for m in members), (level, key)
+        published = client.hget(f"{unique_prefix}:rollup:{level}:{key}:live", "occupancy")
+        assert published is not None and int(published) == totals["occupancy"]
