@@ -22,6 +22,7 @@ TOOLS = {
     "replay": "replay",
     "bench": "bench",
     "schemas": "schemacli",
+    "evaluate": "evaluate",
 }
 
 
