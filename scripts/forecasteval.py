@@ -215,6 +215,7 @@ def report(result: EvaluationResult, source: dict[str, Any]) -> dict[str, Any]:
             "overall": scores.overall(result.scale),
             "common": result.common[name].overall(result.scale),
             "per_horizon": {str(h): v for h, v in scores.result(result.scale).items()},
+            "per_horizon_common": {str(h): v for h, v in result.common[name].result(result.scale).items()},
         }
     s = result.series
     return {
