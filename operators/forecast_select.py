@@ -45,6 +45,8 @@ True
 from __future__ import annotations
 
 import math
+import pickle
+import zlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,6 +136,7 @@ class OnlineSelector:
         fading_factor: float = 0.002,
         min_scored: int = 48,
         interval_window: int = 200,
+        scored_horizons: Sequence[int] | None = None,
     ) -> None:
         if not candidates:
             raise ValueError("at least one candidate is needed")
@@ -146,11 +149,18 @@ class OnlineSelector:
         self.bucket_ms = bucket_ms
         self.mode = mode
         self.min_scored = min_scored
-        # Per candidate and horizon: weighted mean absolute error, and how many forecasts it holds.
-        self.errors = {c.name: [stats.EWMean(fading_factor=fading_factor) for _ in range(horizon)]
-                       for c in self.candidates}
-        self.scored = {c.name: [0] * horizon for c in self.candidates}
-        self.intervals = ResidualIntervals(horizon, interval_window)
+        # Horizons scored (all by default). Scoring fewer keeps the state small: a horizon between two
+        # scored ones is judged, and its interval taken, from the nearest scored one below it.
+        self.scored_horizons = sorted(set(scored_horizons)) if scored_horizons is not None else list(
+            range(1, horizon + 1))
+        if not self.scored_horizons or self.scored_horizons[0] != 1 or self.scored_horizons[-1] > horizon:
+            raise ValueError(f"scored_horizons must start at 1 and stay within 1..{horizon}")
+        self._slot = [max(i for i, s in enumerate(self.scored_horizons) if s <= h) for h in range(1, horizon + 1)]
+        n = len(self.scored_horizons)
+        # Per candidate and scored horizon: weighted mean absolute error, and how many forecasts it holds.
+        self.errors = {c.name: [stats.EWMean(fading_factor=fading_factor) for _ in range(n)] for c in self.candidates}
+        self.scored = {c.name: [0] * n for c in self.candidates}
+        self.intervals = ResidualIntervals(n, interval_window)
         # target bucket -> (horizon, {candidate: forecast}, published forecast)
         self._pending: dict[int, list[tuple[int, dict[str, float | None], float | None]]] = {}
         self._latest: dict[str, list[float | None]] = {}
@@ -162,30 +172,30 @@ class OnlineSelector:
     def learn_one(self, y: float | None, ts_ms: int) -> None:
         """Take the value of the bucket starting at `ts_ms` (None: a gap), then forecast the next buckets."""
         known = y is not None and math.isfinite(y)
-        for h, by_candidate, published in self._pending.pop(ts_ms, []):
+        for slot, by_candidate, published in self._pending.pop(ts_ms, []):
             if not known:
                 continue
             for name, f in by_candidate.items():
                 if f is not None:
-                    self.errors[name][h - 1].update(abs(y - f))
-                    self.scored[name][h - 1] += 1
+                    self.errors[name][slot].update(abs(y - f))
+                    self.scored[name][slot] += 1
             if published is not None:
-                self.intervals.add(h, y - published, published)
+                self.intervals.add(slot + 1, y - published, published)
         for candidate in self.candidates:
             candidate.learn_one(y if known else None, ts_ms)
         self.last_ms = ts_ms
         start = ts_ms + self.bucket_ms
         self._latest = {c.name: c.forecast(self.horizon, start) for c in self.candidates}
         self._published = self._publish(ts_ms, start)
-        for h in range(1, self.horizon + 1):
+        for slot, h in enumerate(self.scored_horizons):
             target = start + (h - 1) * self.bucket_ms
             by_candidate = {name: values[h - 1] for name, values in self._latest.items()}
             published = self._published.values[h - 1] if self._published else None
-            self._pending.setdefault(target, []).append((h, by_candidate, published))
+            self._pending.setdefault(target, []).append((slot, by_candidate, published))
 
     def ranking(self, h: int | None = None) -> list[tuple[str, float]]:
         """Candidates scored at least `min_scored` times at horizon `h` (all horizons: their mean), best first."""
-        horizons = range(self.horizon) if h is None else [h - 1]
+        horizons = range(len(self.scored_horizons)) if h is None else [self._slot[h - 1]]
         ready = []
         for name, errors in self.errors.items():
             if all(self.scored[name][i] >= self.min_scored for i in horizons):
@@ -219,7 +229,7 @@ class OnlineSelector:
         forecast = Forecast(made_at_ms, start_ms, self.bucket_ms, model, values, models=models,
                             weights=weights or {model: 1.0})
         for h, v in enumerate(values, start=1):
-            lo80, hi80, lo95, hi95 = self.intervals.interval(h, v)
+            lo80, hi80, lo95, hi95 = self.intervals.interval(self._slot[h - 1] + 1, v)
             forecast.lo80.append(lo80)
             forecast.hi80.append(hi80)
             forecast.lo95.append(lo95)
@@ -231,6 +241,21 @@ class OnlineSelector:
     def forecast(self) -> Forecast | None:
         """The published forecast of the next `horizon` buckets (None before any candidate can forecast)."""
         return self._published
+
+    def to_bytes(self) -> bytes:
+        """The whole selector, candidates included, as compressed bytes (River models persist by pickling).
+
+        Only for state footfall wrote itself (its own changelog): unpickling runs code.
+        """
+        return zlib.compress(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL), 6)
+
+    @staticmethod
+    def from_bytes(blob: bytes) -> OnlineSelector:
+        """A selector saved by `to_bytes`, to continue exactly where it was."""
+        selector = pickle.loads(zlib.decompress(blob))
+        if not isinstance(selector, OnlineSelector):
+            raise TypeError(f"not a saved OnlineSelector: {type(selector).__name__}")
+        return selector
 
     def candidate_forecasts(self) -> dict[str, list[float | None]]:
         """Every candidate's latest forecast of the next `horizon` buckets."""

@@ -132,3 +132,37 @@ def test_empirical_intervals_cover_as_promised_on_noise():
         intervals.add(1, actual - forecast, forecast)
     assert abs(inside80 / n - 0.80) < 0.03
     assert abs(inside95 / n - 0.95) < 0.02
+
+
+def _synthetic(n: int, seed: int = 3) -> list[float | None]:
+    rng = random.Random(seed)
+    values: list[float | None] = []
+    for i in range(n):
+        hour = (i % 24)
+        level = 5 + 40 * max(0.0, math.sin(math.pi * (hour - 7) / 13)) if 7 <= hour <= 20 else 2
+        values.append(None if rng.random() < 0.02 else float(rng.randint(0, 4) + round(level)))
+    return values
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sets(st.integers(24, 24 * 12 - 1), min_size=1, max_size=4))
+def test_a_restored_selector_publishes_exactly_what_an_uninterrupted_one_would(save_at):
+    from footfall.scripts.forecasteval import Series, candidates_for
+
+    values = _synthetic(24 * 12)
+    series = Series([MONDAY + i * HOUR for i in range(len(values))], values, HOUR)
+
+    def fresh() -> OnlineSelector:
+        return OnlineSelector(candidates_for(series), horizon=12, bucket_ms=HOUR, min_scored=12,
+                              scored_horizons=[1, 2, 4, 8, 12])
+
+    straight, resumed = fresh(), fresh()
+    for i, (start, y) in enumerate(zip(series.starts, values, strict=True)):
+        straight.learn_one(y, start)
+        resumed.learn_one(y, start)
+        if i in save_at:  # a worker stops here and another starts from the saved bytes
+            resumed = OnlineSelector.from_bytes(resumed.to_bytes())
+        a, b = straight.forecast(), resumed.forecast()
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert (a.values, a.models, a.lo80, a.hi95) == (b.values, b.models, b.lo80, b.hi95), i
