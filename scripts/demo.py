@@ -176,6 +176,8 @@ footfall demo is running ({'Apache Kafka' if args.broker == 'kafka' else 'Tansu'
 Where to look:
   topics      {settings.topic('events')} -> {settings.topic('aggregates')}, {settings.topic('dead-letter')}
   redis       redis-cli -u {redis_url} hgetall {p}:store:retail-001:latest
+              redis-cli -u {redis_url} hgetall {p}:store:retail-001:live
+              redis-cli -u {redis_url} hgetall {p}:rollup:chain:all:live
               redis-cli -u {redis_url} psubscribe '{p}:live:*'
               redis-cli -u {redis_url} hgetall {p}:dead-letter:counts
   logs        {run_dir / 'logs'} (worker.log, simulator.log, kafka.log, redis.log)

@@ -166,6 +166,17 @@ def _kafka_cluster_id() -> str:
 
 def wait_for_kafka(bootstrap: str, timeout_s: float = 120.0, proc: subprocess.Popen | None = None) -> None:
     """Return once a broker at `bootstrap` answers a metadata request and can create a topic."""
+    # Refused connections are expected while the broker starts: kafka-python would log each one.
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        _probe_until_ready(bootstrap, timeout_s, proc)
+    finally:
+        kafka_log.setLevel(level)
+
+
+def _probe_until_ready(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None) -> None:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaConfigurationError
 
