@@ -35,6 +35,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,20 @@ def live_record(store_id: str, meta: dict[str, Any], tz: str, live: dict[str, An
 
 
 @dataclass
+class _Send:
+    """A message handed to the producer whose delivery a marker must wait for (resent if it failed)."""
+
+    topic: faust.TopicT
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] | None = None
+    future: Any = None  # the producer's FutureMessage; None when not handed over yet
+
+    async def send(self) -> None:
+        self.future = await self.topic.send(key=self.key, value=self.value, headers=self.headers)
+
+
+@dataclass
 class _Store:
     """A store held in memory: its operators, metadata, and where its state stands in the input."""
 
@@ -159,7 +174,7 @@ class FlowCounter:
         # One message at a time, whether the agent or the catch-up reader applies it.
         self._lock = asyncio.Lock()
         self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
-        self._in_flight: list[Any] = []  # sends (re-routes, dead letters) not yet confirmed by the broker
+        self._in_flight: list[_Send] = []  # re-routes and dead letters not yet confirmed by the broker
 
     # -- configuration per store ------------------------------------------------------------------
 
@@ -191,46 +206,79 @@ class FlowCounter:
         In this order, under the lock (no message is applied meanwhile): wait until the
         broker has every re-routed event and dead letter sent so far; send the waiting
         records to the aggregates topic and wait for them; write them to Redis; then
-        write every changed store to the table's changelog and, after them, each
-        partition's marker. A marker therefore never says a message was applied while
-        its outputs could still be lost: a crash re-applies everything after the marker,
-        which republishes the same values (repeats of re-routed events are dropped as
-        duplicates).
+        write every changed store to the table's changelog, wait for those, and only
+        then each partition's marker. A marker therefore never says a message was applied
+        while its outputs could still be lost: a crash re-applies everything after the
+        marker, which republishes the same values (repeats of re-routed events are
+        recognised by their source offset). When a send or the Redis write fails, nothing
+        is saved: what failed is kept and tried again at the next flush, and the markers
+        wait (logged and counted as `flush_failed`).
         """
         async with self._lock:
             self._last_flush = time.monotonic()
-            in_flight, self._in_flight = self._in_flight, []
-            records, self._pending = list(self._pending.values()), {}
+            records, self._pending = dict(self._pending), {}
             stats, self._pending_stats = self._pending_stats, Counter()
-            for record in records:
-                in_flight.append(await self.aggregates_topic.send(key=record["store_id"].encode(),
-                                                                  value=orjson.dumps(record)))
-            for result in await asyncio.gather(*in_flight, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    self.stats["send_failed"] += 1
-                    stats["send_failed"] += 1
-                    logger.error("a record, re-routed event or dead letter could not be sent: %r", result)
-            if records or stats:
-                await self.redis.publish(records, stats)
-            self._save_states()
+            sends, self._in_flight = self._in_flight, []
+            sends += [_Send(self.aggregates_topic, r["store_id"].encode(), orjson.dumps(r)) for r in records.values()]
+            failed = await self._deliver(sends)
+            redis_ok = True
+            if not failed and (records or stats):
+                redis_ok = await self.redis.publish(list(records.values()), stats)
+            if failed or not redis_ok:
+                # Keep what is not known to be out: re-routes and dead letters to resend, records and
+                # counters to write again (unless a newer record of the same bucket came meanwhile).
+                self._in_flight = [s for s in failed if s.topic is not self.aggregates_topic] + self._in_flight
+                self._pending = {**records, **self._pending}
+                self._pending_stats.update(stats)
+                self.stats["flush_failed"] += 1
+                logger.error("flush failed (%d sends, Redis %s): nothing saved; trying again at the next flush",
+                             len(failed), "ok" if redis_ok else "failed")
+                return
+            await self._save_states()
 
-    def _save_states(self) -> None:
-        """Write every changed store to the table's changelog, then each partition's marker after them."""
-        for store_id in self._dirty:
+    async def _deliver(self, sends: list[_Send]) -> list[_Send]:
+        """Hand `sends` to the producer (those not handed over yet) and wait; return those that failed."""
+        for item in sends:
+            if item.future is None:
+                try:
+                    await item.send()
+                except Exception as exc:  # e.g. no metadata within the timeout: resend later
+                    logger.error("send to %s failed: %r", item.topic.get_topic_name(), exc)
+        waiting = [item for item in sends if item.future is not None]
+        results = await asyncio.gather(*(item.future for item in waiting), return_exceptions=True)
+        failed = [item for item in sends if item.future is None]
+        for item, result in zip(waiting, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("send to %s failed: %r", item.topic.get_topic_name(), result)
+                item.future = None
+                failed.append(item)
+        return failed
+
+    async def _save_states(self) -> None:
+        """Write every changed store to the table's changelog, wait for them, then each partition's marker."""
+        written = []
+        for store_id in list(self._dirty):
             store = self._stores[store_id]
             value = {"st": store.flow.to_state(), **store.meta, "p": store.partition, "o": store.offset,
                      "rr": dict(store.rerouted)}
-            self._save(store.partition, store_id, value)
-        self._dirty.clear()
+            written.append((store_id, self._save(store.partition, store_id, value)))
+        results = await asyncio.gather(*(future for _, future in written), return_exceptions=True)
+        failed = {store_id for (store_id, _), result in zip(written, results, strict=True)
+                  if isinstance(result, BaseException)}
+        self._dirty = failed
+        if failed:
+            self.stats["flush_failed"] += 1
+            logger.error("saving %d store states failed: offset markers wait for the next flush", len(failed))
+            return
         for partition, offset in self._dirty_partitions.items():
             self._save(partition, marker_key(partition), {"p": partition, "o": offset})
         self._dirty_partitions.clear()
 
-    def _save(self, partition: int, key: str, value: dict[str, Any]) -> None:
+    def _save(self, partition: int, key: str, value: dict[str, Any]) -> Any:
         # Set the store without Faust's own changelog send (which needs the current event for its
         # partition, absent in the timer), and send the changelog record to the store's partition.
         self.table.data[key] = value
-        self.table.send_changelog(partition, key, orjson.dumps(value), value_serializer="raw")
+        return self.table.send_changelog(partition, key, orjson.dumps(value), value_serializer="raw")
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop what memory holds of these partitions (after a rebalance the table is the truth)."""
@@ -243,10 +291,11 @@ class FlowCounter:
         for partition in partitions:
             self._dirty_partitions.pop(partition, None)
 
-    def load_saved_stores(self) -> None:
-        """Bring every store the table holds for this worker into memory (so silent ones get idle ticks)."""
+    def load_saved_stores(self, partitions: set[int]) -> None:
+        """Bring the stores the table holds for `partitions` (this worker's) into memory, so silent ones get ticks."""
         for key, saved in list(self.table.data.items()):
-            if key not in self._stores and not key.startswith("~") and isinstance(saved, dict) and "p" in saved:
+            if (key not in self._stores and not key.startswith("~") and isinstance(saved, dict)
+                    and saved.get("p") in partitions):
                 self._store(key, saved["p"])
 
     # -- progress -----------------------------------------------------------------------------------
@@ -274,7 +323,10 @@ class FlowCounter:
         async with self._lock:
             await self._process_locked(key, value, topic, partition, offset, headers)
         if time.monotonic() - self._last_flush >= self.settings.live_interval_s:
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # nothing was saved: the next flush tries again
+                logger.exception("flush failed; will retry")
 
     def _restore(self, topic: str, partition: int, offset: int) -> None:
         self.ledger.restore(partition, self._applied_offset(partition))
@@ -294,20 +346,31 @@ class FlowCounter:
                 self._pending_stats["replayed"] += 1
                 return
             if verdict == "gap":
-                await self._fill_gap(topic, partition, offset)
+                try:
+                    await self._fill_gap(topic, partition, offset)
+                except Exception:
+                    # Not applied either: the ledger stays before the gap, so the next message (or the
+                    # catch-up timer) reads the whole range again, this message included.
+                    logger.exception("could not read back the offsets before %s[%d]@%d; will retry",
+                                     topic, partition, offset)
+                    self.stats["gap_retries"] += 1
+                    return
         except Exception:
             logger.exception("offset bookkeeping failed at %s[%d]@%d; applying the message as it is",
                              topic, partition, offset)
         await self._apply(key, value, topic, partition, offset, headers)
 
-    async def catch_up(self, topic: str, partitions: list[int], stall_s: float) -> int:
+    async def catch_up(
+        self, topic: str, partitions: list[int], stall_s: float, still_assigned: Callable[[int], bool] = lambda p: True,
+    ) -> int:
         """Apply what waits in `partitions` when the consumer has delivered nothing there for `stall_s`.
 
         A safety net under Faust's consumer: measured here, a restarted faust-streaming
         0.15.3 worker sometimes stops delivering (its fetcher stays idle after recovery)
         with messages waiting. The waiting range is read straight from Kafka and
         applied as the agent would; what the consumer delivers later is a replay and
-        skipped. Returns the number of records applied.
+        skipped. `still_assigned(partition)` is asked again under the lock: a partition
+        given away meanwhile is left to its new owner. Returns the number of records applied.
         """
         now = time.monotonic()
         stalled = [p for p in partitions if now - self._progress_at.setdefault(p, now) >= stall_s]
@@ -317,6 +380,8 @@ class FlowCounter:
         applied = 0
         for partition, end in sorted(ends.items()):
             async with self._lock:
+                if not still_assigned(partition):
+                    continue
                 if not self.ledger.known(partition):
                     self.ledger.restore(partition, self._applied_offset(partition))
                 start = self.ledger.next_offset(partition) or 0
@@ -397,10 +462,8 @@ class FlowCounter:
             if store_id != key_str:
                 # Mis-keyed: its state lives in another partition. Send it back, keyed right;
                 # the original (raw) bytes go only to the input topic they came from.
-                self._in_flight.append(await self.events_topic.send(
-                    key=store_id.encode(), value=orjson.dumps([o for _, o in items]),
-                    headers=[(REROUTED_HEADER, f"{partition}:{offset}".encode())],
-                ))
+                await self._send(self.events_topic, store_id.encode(), orjson.dumps([o for _, o in items]),
+                                 [(REROUTED_HEADER, f"{partition}:{offset}".encode())])
                 stats["rerouted"] += len(items)
                 continue
             await self._count_store(store_id, items, topic, partition, offset, stats, rerouted_from)
@@ -482,13 +545,23 @@ class FlowCounter:
                 store.ticked_to_ms = target
         return out
 
+    async def _send(self, topic: faust.TopicT, key: bytes | None, value: bytes,
+                    headers: list[tuple[str, bytes]] | None) -> None:
+        """Hand a message to the producer; the next flush waits for it (and resends it if it failed)."""
+        item = _Send(topic, key, value, headers)
+        try:
+            await item.send()
+        except Exception as exc:  # kept: the next flush tries again before it saves anything
+            logger.error("send to %s failed: %r", topic.get_topic_name(), exc)
+        self._in_flight.append(item)
+
     async def _dead_letter(
         self, payload: bytes, reason: str, error: str, topic: str, partition: int, offset: int,
         batch_index: int | None,
     ) -> None:
         headers = dead_letter_headers(reason=reason, error=error, topic=topic, partition=partition,
                                       offset=offset, batch_index=batch_index)
-        self._in_flight.append(await self.dead_letter_topic.send(value=payload, headers=headers))
+        await self._send(self.dead_letter_topic, None, payload, headers)
         self.dead_letters.record(reason, error, f"{topic}[{partition}]@{offset}")
         await self.redis.count_dead_letter(reason)
 

@@ -125,6 +125,13 @@ def create_app(settings: Settings) -> faust.App:
         # The table is the truth for a partition after recovery; re-read it on the partition's next message.
         counter.forget_partitions({tp.partition for tp in assigned if tp.topic == events_name})
 
+    def settled() -> bool:
+        """No rebalance or table recovery under way: the table and the assignment can be trusted."""
+        return not app.rebalancing and not getattr(app, "in_recovery", False)
+
+    def assigned() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == events_name}
+
     @app.agent(events_topic, concurrency=1)
     async def count_flow(stream: faust.StreamT[bytes]) -> None:
         try:
@@ -140,7 +147,10 @@ def create_app(settings: Settings) -> faust.App:
         @app.timer(interval=settings.live_interval_s)
         async def flush_live() -> None:
             # A store that went quiet still shows its last events within the interval.
-            await counter.flush()
+            try:
+                await counter.flush()
+            except Exception:  # a timer that raises stops the worker: log, and flush again next time
+                logger.exception("flush failed; will retry")
 
     if settings.idle_timeout_s > 0:
 
@@ -148,18 +158,27 @@ def create_app(settings: Settings) -> faust.App:
         async def tick_idle_stores() -> None:
             # A silent store's buckets close on wall-clock time: a tick through the events topic (so the
             # store's own partition applies it, in order, exactly once) moves its event time on.
-            counter.load_saved_stores()
-            for store_id, advance_to_ms in counter.idle_ticks(int(time.time() * 1000)):
-                body = orjson.dumps({"advance_to_ms": advance_to_ms})
-                await events_topic.send(key=store_id.encode(), value=body, headers=[(TICK_HEADER, body)])
+            if not settled():
+                return  # the table may be half restored: never load stores from it now
+            try:
+                counter.load_saved_stores(assigned())
+                for store_id, advance_to_ms in counter.idle_ticks(int(time.time() * 1000)):
+                    body = orjson.dumps({"advance_to_ms": advance_to_ms})
+                    await events_topic.send(key=store_id.encode(), value=body, headers=[(TICK_HEADER, body)])
+            except Exception:
+                logger.exception("idle ticks failed; will retry")
 
     @app.timer(interval=max(1.0, settings.stall_s / 3))
     async def catch_up_stalled() -> None:
-        if settings.stall_s <= 0 or app.rebalancing or getattr(app, "in_recovery", False):
+        if settings.stall_s <= 0 or not settled():
             return
-        partitions = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == events_name)
-        if partitions:
-            await counter.catch_up(events_name, partitions, settings.stall_s)
+        try:
+            partitions = sorted(assigned())
+            if partitions:
+                await counter.catch_up(events_name, partitions, settings.stall_s,
+                                       still_assigned=lambda p: settled() and p in assigned())
+        except Exception:  # the broker may be away for a while: log, and try again at the next tick
+            logger.exception("catching up stalled partitions failed; will retry")
 
     @app.task
     async def _dump_tasks_on_sigusr1() -> None:

@@ -18,14 +18,17 @@ class RangeReader:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._consumer: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()
 
     async def _consumer_started(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
-            await self._consumer.start()
+        async with self._starting:  # two callers must not both start one, nor use it half started
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                )
+                await consumer.start()
+                self._consumer = consumer
         return self._consumer
 
     async def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
@@ -37,7 +40,10 @@ class RangeReader:
     async def read(
         self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0
     ) -> list[ConsumerRecord]:
-        """Records with `start <= offset < end`, in offset order (fewer where offsets hold no record)."""
+        """Records with `start <= offset < end`, in offset order (fewer where offsets hold no record).
+
+        Raises TimeoutError when the range cannot be read to its end within `timeout_s`.
+        """
         consumer = await self._consumer_started()
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
@@ -55,8 +61,8 @@ class RangeReader:
             if records and records[-1].offset >= end - 1:
                 break
         else:
-            logger.error("could not read %s[%d] offsets %d..%d within %.0f s (got %d records)",
-                         topic, partition, start, end - 1, timeout_s, len(records))
+            raise TimeoutError(f"could not read {topic}[{partition}] offsets {start}..{end - 1} within "
+                               f"{timeout_s:.0f} s (got {len(records)} records)")
         return records
 
     async def close(self) -> None:

@@ -1,0 +1,136 @@
+"""The worker's flush when a send or Redis fails: nothing is saved, what failed is kept and tried again.
+
+The Kafka topics, table and Redis sink here are small fakes recording what they were given (the
+real ones are exercised by the integration tests); what is checked is the worker's own rule: an
+offset marker is written only after every output of the messages it covers is confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from footfall.stream.agents import FlowCounter, marker_key
+from footfall.stream.settings import Settings
+
+
+class FakeTopic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent: list[tuple[Any, bytes]] = []
+        self.fail_next = 0  # this many sends will fail (delivery error)
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+    async def send(self, key=None, value=b"", headers=None):
+        future = asyncio.get_running_loop().create_future()
+        if self.fail_next:
+            self.fail_next -= 1
+            future.set_exception(RuntimeError("delivery failed"))
+        else:
+            self.sent.append((key, value))
+            future.set_result(None)
+        return future
+
+
+class FakeTable:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.changelog: list[tuple[int, str]] = []
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def send_changelog(self, partition, key, value, value_serializer=None):
+        self.changelog.append((partition, key))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.ok = True
+        self.published: list[dict] = []
+        self.stats: Counter[str] = Counter()
+
+    async def publish(self, records, stats=None):
+        if not self.ok:
+            return False
+        self.published.extend(records)
+        self.stats.update(stats or {})
+        return True
+
+    async def count_dead_letter(self, reason):
+        return None
+
+
+def make_counter() -> tuple[FlowCounter, dict[str, FakeTopic], FakeTable, FakeRedis]:
+    settings = Settings(pseudonym_secret="0123456789abcdef-secret", idle_timeout_s=0)
+    topics = {name: FakeTopic(name) for name in ("events", "aggregates", "dead-letter")}
+    table, redis = FakeTable(), FakeRedis()
+    counter = FlowCounter(settings, table, topics["events"], topics["aggregates"], topics["dead-letter"], redis)
+    return counter, topics, table, redis
+
+
+def event(i: int, store: str = "s1") -> bytes:
+    return orjson.dumps({"event_id": f"e{i}", "store_id": store, "kind": "door", "ts": 1_780_000_000_000 + i * 1000,
+                         "schema_version": 1, "door_id": "d", "sensor_id": "c", "direction": "in"})
+
+
+def markers(table: FakeTable) -> list[str]:
+    return [key for _, key in table.changelog if key.startswith("~")]
+
+
+def test_a_failed_dead_letter_holds_the_marker_back_until_it_is_resent():
+    async def scenario():
+        counter, topics, table, _ = make_counter()
+        await counter.process(b"s1", event(1), "t.events", 0, 0)
+        topics["dead-letter"].fail_next = 1
+        await counter.process(b"s1", b"not json", "t.events", 0, 1)  # dead-lettered: the send fails
+        await counter.flush()
+        assert markers(table) == [], "no marker while a dead letter is not out"
+        assert counter.stats["flush_failed"] == 1
+        await counter.flush()  # resent now, then everything saved
+        assert topics["dead-letter"].sent and topics["dead-letter"].sent[0][1] == b"not json"
+        assert markers(table) == [marker_key(0)]
+        assert table.data[marker_key(0)]["o"] == 1 and table.data["s1"]["o"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_redis_write_keeps_the_records_and_the_marker_waits():
+    async def scenario():
+        counter, _, table, redis = make_counter()
+        redis.ok = False
+        for i in range(3):
+            await counter.process(b"s1", event(i), "t.events", 2, i)
+        await counter.flush()
+        assert markers(table) == [] and redis.published == []
+        redis.ok = True
+        await counter.process(b"s1", event(3), "t.events", 2, 3)
+        await counter.flush()
+        buckets = [r for r in redis.published if r["type"] == "bucket"]
+        assert buckets and buckets[-1]["events"] == 4, "the kept record was replaced by the newer one"
+        assert redis.stats["events"] == 4, "counters of the failed flush were kept, not lost"
+        assert table.data[marker_key(2)]["o"] == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_record_send_writes_nothing_and_is_sent_again():
+    async def scenario():
+        counter, topics, table, redis = make_counter()
+        await counter.process(b"s1", event(1), "t.events", 1, 7)
+        topics["aggregates"].fail_next = 1
+        await counter.flush()
+        assert markers(table) == [] and redis.published == []
+        await counter.flush()
+        assert markers(table) == [marker_key(1)]
+        assert any(orjson.loads(v)["type"] == "bucket" for _, v in topics["aggregates"].sent)
+
+    asyncio.run(scenario())
