@@ -88,14 +88,17 @@ return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4])}
 '''
 
 # Set a roll-up's latest hash unless it already holds a newer bucket, or a newer state of the same one
-# (two writers may publish out of order). KEYS: the hash; ARGV: bucket start ms, seq, field, value, ...
+# (two writers may publish out of order). It expires with the totals it comes from: were it to outlive
+# them, their `seq` would start again at 1 and never pass the one kept here.
+# KEYS: the hash; ARGV: bucket start ms, seq, ttl seconds, field, value, ...
 _SET_LATEST_LUA = '''
 local bucket = tonumber(redis.call('HGET', KEYS[1], 'bucket_start_ms') or '-1')
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
 local new_bucket, new_seq = tonumber(ARGV[1]), tonumber(ARGV[2])
 if new_bucket > bucket or (new_bucket == bucket and new_seq > seq) then
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
   return 1
 end
 return 0
@@ -207,10 +210,12 @@ class RedisSink:
             flat = [x for k, v in rollup.items() for x in (k, v if isinstance(v, str) else orjson.dumps(v).decode())]
             if slot == "live":
                 await self._set_latest(keys=[s.redis_key("rollup", level, key, "live")],
-                                       args=[0, rollup["seq"], "bucket_start_ms", 0, *flat], client=pipe)
+                                       args=[0, rollup["seq"], self._retention_s, "bucket_start_ms", 0, *flat],
+                                       client=pipe)
             else:
                 await self._set_latest(keys=[s.redis_key("rollup", level, key, "latest")],
-                                       args=[rollup["bucket_start_ms"], rollup["seq"], *flat], client=pipe)
+                                       args=[rollup["bucket_start_ms"], rollup["seq"], self._retention_s, *flat],
+                                       client=pipe)
                 pipe.xadd(s.redis_key("rollup", level, key, "history"), {"record": body},
                           maxlen=s.history_maxlen, approximate=True)
             pipe.publish(s.redis_key("rollup", level, key), body)
