@@ -39,10 +39,14 @@ def _now_ms() -> int:
 
 
 def send_all(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]], pause_every: int = 0,
-             pause_s: float = 0.0) -> None:
+             pause_s: float = 0.0, hold_at: int | None = None, release: threading.Event | None = None) -> None:
+    """Send `messages`; with `hold_at`, send that many, then wait for `release` before the rest."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=2_000_000)
     try:
         for i, (key, value) in enumerate(messages):
+            if i == hold_at and release is not None:
+                producer.flush()
+                release.wait(timeout=120)
             producer.send(topic, key=key, value=value)
             if pause_every and i % pause_every == pause_every - 1:
                 producer.flush()
@@ -133,13 +137,18 @@ def run_and_check(
     # As every footfall producer does: create the topics with the worker's partition count first.
     ensure_topics(Settings(broker=broker, topic_prefix=prefix, partitions=4))
     worker.start()
+    # With a `during` hook (a restart), the last third is held back until the hook returns, so the
+    # hook always acts mid-stream however fast the worker is.
+    release = threading.Event()
     sender = threading.Thread(
         target=send_all, args=(broker, f"{prefix}.events", traffic.messages),
-        kwargs={"pause_every": 200, "pause_s": 0.05}, daemon=True,
+        kwargs={"pause_every": 200, "pause_s": 0.05, "release": release,
+                "hold_at": 2 * len(traffic.messages) // 3 if during is not None else None}, daemon=True,
     )
     sender.start()
     if during is not None:
         during(client)
+    release.set()
     sender.join(timeout=timeout_s)
     want = len(traffic.valid_events)
     wait_until(lambda: counted_events(client, prefix) >= want, timeout_s,
@@ -290,14 +299,18 @@ def test_kill_9_mid_stream_then_restart_ends_exact(services, worker_factory, uni
     ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
     client = redis.Redis.from_url(services.redis_url)
     worker = worker_factory(grace_s=86_400).start()
+    # The last third is held back until the crash, so the crash always comes mid-stream.
+    release = threading.Event()
     sender = threading.Thread(target=send_all, args=(services.bootstrap, f"{unique_prefix}.events", traffic.messages),
-                              kwargs={"pause_every": 200, "pause_s": 0.05}, daemon=True)
+                              kwargs={"pause_every": 200, "pause_s": 0.05, "release": release,
+                                      "hold_at": 2 * len(traffic.messages) // 3}, daemon=True)
     sender.start()
     want = len(traffic.valid_events)
     wait_until(lambda: counted_events(client, unique_prefix) > want // 3, 90, "a third of the events counted")
     worker.stop(signal.SIGKILL)
     assert counted_events(client, unique_prefix) < want, "the crash must happen mid-stream"
     worker.start()
+    release.set()
     sender.join(timeout=120)
 
     def exact() -> bool:
