@@ -7,6 +7,7 @@ are real), so every bucket not in the CSV must hold zeros.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import os
@@ -54,6 +55,14 @@ def _check(services, prefix: str, expected: dict[tuple[str, int], Counter], fiel
     want_events = sum(c["events"] for c in expected.values())
     wait_until(lambda: int(client.hget(f"{prefix}:stats", "events") or 0) >= want_events, 180,
                f"{want_events} events counted")
+
+    def complete() -> bool:
+        found = redis_buckets(client, prefix)
+        return all(k in found and all(found[k][f] == c[f] for f in fields) for k, c in expected.items())
+
+    # The counters are written after the records they count; a slow flush may still be writing the last ones.
+    with contextlib.suppress(AssertionError):  # the asserts below say what is missing or wrong
+        wait_until(complete, 30, "every bucket written")
     found = redis_buckets(client, prefix)
     missing = [k for k in expected if k not in found]
     assert not missing, f"{len(missing)} buckets missing, first {missing[:3]}"
