@@ -216,6 +216,7 @@ class FlowCounter:
         """
         async with self._lock:
             self._last_flush = time.monotonic()
+            self._queue_open_and_live()
             records, self._pending = dict(self._pending), {}
             stats, self._pending_stats = self._pending_stats, Counter()
             sends, self._in_flight = self._in_flight, []
@@ -304,10 +305,6 @@ class FlowCounter:
         """Totals since start and the next expected offset per partition, for the worker's log."""
         totals = ", ".join(f"{name}={count}" for name, count in sorted(self.stats.items())) or "nothing yet"
         return f"progress: {totals}; stores in memory {len(self._stores)}; next offsets {self.ledger.snapshot()}"
-
-    def state_sizes(self) -> dict[str, int]:
-        """Bytes of each in-memory store's saved state (JSON), for benchmarks and the log."""
-        return {k: len(orjson.dumps(s.flow.to_state())) for k, s in self._stores.items()}
 
     # -- messages -----------------------------------------------------------------------------------
 
@@ -510,16 +507,22 @@ class FlowCounter:
         self._queue_records(store_id, store)
 
     def _queue_records(self, store_id: str, store: _Store) -> None:
-        """Closed buckets, touched open buckets and the live state of a store, into `_pending`."""
+        """A store's closed buckets into `_pending` now; its open buckets and live state at the next flush."""
         flow, s, tz = store.flow, self.settings, store.flow.params.tz
-        wm = flow.watermark_ms
         for start, kpis in flow.pop_closed():
             self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis,
-                                                             "closed", wm, None, tz)
-        for start, kpis, event_id in flow.pop_touched():
-            self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis, "open",
-                                                             wm, event_id, tz)
-        self._pending[(store_id, "live")] = live_record(store_id, store.meta, tz, flow.live())
+                                                             "closed", flow.watermark_ms, None, tz)
+        # Built once per flush (for the stores `_dirty` names), not per message: only the newest is published.
+
+    def _queue_open_and_live(self) -> None:
+        """Records of the open buckets touched and the live state of every store changed since the last save."""
+        for store_id in self._dirty:
+            store = self._stores[store_id]
+            flow, s, tz = store.flow, self.settings, store.flow.params.tz
+            for start, kpis, event_id in flow.pop_touched():
+                self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis,
+                                                                 "open", flow.watermark_ms, event_id, tz)
+            self._pending[(store_id, "live")] = live_record(store_id, store.meta, tz, flow.live())
 
     # -- idle stores --------------------------------------------------------------------------------
 
