@@ -74,7 +74,8 @@ local function apply(members, totals, member, row_json)
   if old then prev = cjson.decode(old) else redis.call('HINCRBY', totals, 'members', 1) end
   for i, name in ipairs(names) do
     local d = (new[i] or 0) - (prev[i] or 0)
-    if d ~= 0 then redis.call('HINCRBY', totals, name, d) end
+    -- a new member writes every field, zeros too, so totals always carry the full set of names
+    if d ~= 0 or not old then redis.call('HINCRBY', totals, name, d) end
   end
   redis.call('HINCRBY', totals, 'seq', 1)
   redis.call('EXPIRE', members, ARGV[5])

@@ -18,6 +18,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from footfall.operators.rollup import SUMMED
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
 from tests.integration.conftest import WorkerProcess, wait_until
@@ -118,8 +119,10 @@ def assert_rollups_match(client: redis.Redis, prefix: str, traffic: Traffic) -> 
     assert len({k for k in want if k[0] == "region"}) > 1, "the traffic should span several regions"
     for (level, key, start), row in want.items():
         got = {k.decode(): int(v) for k, v in client.hgetall(f"{prefix}:rollup:{level}:{key}:{start}:totals").items()}
+        # every summed field is present, zeros too: a region of queue-only stores still has sales_cents 0
+        assert set(SUMMED) <= set(got), (level, key, start, set(SUMMED) - set(got))
         assert got["stores"] == row["stores"], (level, key, start)
-        assert {name: got.get(name, 0) for name in COMPARED} == {name: row[name] for name in COMPARED}, (level, key)
+        assert {name: got[name] for name in COMPARED} == {name: row[name] for name in COMPARED}, (level, key)
         assert got["sales_cents"] == pytest.approx(row["sales"] * 100, abs=row["stores"])
     latest = orjson.loads(client.hget(f"{prefix}:rollup:chain:all:latest", "bucket_start_ms"))
     assert latest == max(start for _, _, start in want)
