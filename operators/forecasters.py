@@ -31,7 +31,9 @@ Two days of a tiny series with 4 buckets a day: the daily seasonal naive repeats
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
+import statistics
 from collections import deque
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
@@ -137,7 +139,21 @@ class HoltWintersForecaster(_RiverForecaster):
         self.model = time_series.HoltWinters(alpha=alpha, beta=beta, gamma=gamma, seasonality=m)
 
     def _learn(self, y: float, ts_ms: int) -> None:
-        self.model.learn_one(y)
+        model = self.model
+        if not model._initialized and len(model._first_values) + 1 >= max(2, model.seasonality):
+            # River (read in 0.26.1) starts an additive season as the first values divided by their
+            # mean, the multiplicative form: a first day of zeros (a store opening at night, a closed
+            # day) then divides by zero, and any other first season starts on the wrong scale. The
+            # additive start is the first values minus their mean.
+            first = [*model._first_values, y]
+            model._first_values = first
+            model.level.append(statistics.mean(first))
+            if model.trend is not None:
+                model.trend.append(statistics.mean(b - a for a, b in itertools.pairwise(first)))
+            model.season.extend([v - model.level[-1] for v in first])
+            model._initialized = True
+            return
+        model.learn_one(y)
 
     def _forecast(self, horizon: int, start_ms: int) -> list[float]:
         return list(self.model.forecast(horizon))

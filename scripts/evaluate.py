@@ -49,7 +49,7 @@ def parse_freq_ms(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("evaluate", help="score footfall's forecasters (and later alerts) on a CSV",
+    parser = sub.add_parser("evaluate", help="score footfall's forecasters and alerts on a CSV",
                             description="Online evaluation of footfall's operators on any CSV.")
     what = parser.add_subparsers(dest="what", metavar="WHAT")
     what.required = True
@@ -72,8 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     fc.add_argument("--holidays", type=Path, help="file of public holidays, one ISO date per line")
     fc.add_argument("--mode", choices=("best", "blend"), default="best",
                     help="publish the best candidate or an error-weighted blend (default best)")
+    fc.add_argument("--vertical", choices=("retail", "bank", "telecom"), default="retail",
+                    help="whose hour-of-week profile the cold-start candidate uses (default retail)")
+    fc.add_argument("--replay", action="store_true",
+                    help="instead: replay the series through the real stack (FOOTFALL_BROKER, FOOTFALL_REDIS_URL) "
+                    "and check that the worker's published forecasts equal the offline ones")
+    fc.add_argument("--all-horizons", action="store_true",
+                    help="score every horizon, not only the log-spaced ones the worker scores")
     fc.add_argument("--out", type=Path, required=True, help="folder for the report, forecasts, table and plot")
     fc.set_defaults(func=run)
+    _register_alerts(what)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,15 +105,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"footfall evaluate forecast: {exc}", file=sys.stderr)
         return 2
     horizon = max(1, round(args.horizon_h * 3_600_000 / freq_ms))
+    if args.replay:
+        return _run_replay(args, series, freq_ms)
     print(f"{args.csv}: {len(series.values)} buckets of {args.freq} ({sum(v is None for v in series.values)} gaps), "
           f"horizon {horizon} buckets", file=sys.stderr)
     t0 = time.monotonic()
-    result = evaluate(series, horizon, holidays, mode=args.mode, progress=Progress("forecasting"))
+    result = evaluate(series, horizon, holidays, mode=args.mode, progress=Progress("forecasting"),
+                      vertical=args.vertical, all_horizons=args.all_horizons)
     args.out.mkdir(parents=True, exist_ok=True)
     source: dict[str, Any] = {"csv": str(args.csv), "timestamp_col": args.timestamp_col,
                               "value_col": args.value_col, "count_rows": args.count_rows,
                               "count_distinct": args.count_distinct, "freq": args.freq, "tz": args.tz,
-                              "mode": args.mode, "holidays": len(holidays)}
+                              "mode": args.mode, "holidays": len(holidays), "vertical": args.vertical,
+                              "scored_horizons": "all" if args.all_horizons else "log-spaced"}
     doc = report(result, source)
     doc["elapsed_s"] = round(time.monotonic() - t0, 1)
     (args.out / "forecast_report.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -116,4 +128,94 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     print(f"written: {args.out}/forecast_report.json, forecasts.csv, forecast_report.md"
           + (", forecast_plot.png" if plotted else " (no plot: matplotlib is not installed)"), file=sys.stderr)
+    return 0
+
+
+def _run_replay(args: argparse.Namespace, series: Any, freq_ms: int) -> int:
+    from footfall.scripts.forecastreplay import run_replay
+
+    try:
+        comparison = run_replay(series.starts, series.values, freq_ms, args.horizon_h, args.tz, args.vertical,
+                                args.holidays, args.out)
+    except Exception as exc:  # the stack, the worker or the data: say which, no traceback
+        print(f"footfall evaluate forecast --replay: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    doc = {"source": {"csv": str(args.csv), "value_col": args.value_col, "freq": args.freq, "tz": args.tz,
+                      "vertical": args.vertical, "horizon_h": args.horizon_h},
+           "comparison": comparison.summary()}
+    (args.out / "replay_report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    verdict = "equal" if comparison.ok else "NOT equal"
+    print(f"{comparison.compared} of {comparison.offline} offline forecasts compared with the published ones: "
+          f"{comparison.equal} equal, {len(comparison.missing)} never published, largest difference "
+          f"{comparison.max_abs_diff:.2g}: {verdict} (report: {args.out}/replay_report.json)")
+    return 0 if comparison.ok else 1
+
+
+def _register_alerts(what: argparse._SubParsersAction) -> None:
+    al = what.add_parser(
+        "alerts", help="run footfall's alerts online on a CSV's counts and score them against labelled windows",
+        description="Bucket a CSV of timestamped counts, run the worker's forecasts and StoreWatch one bucket at a "
+        "time (each bucket judged against the forecast made --lead-h before it, then learned), and score the "
+        "alerts against labelled windows: NAB (three profiles), event-level precision/recall/F1, delays.",
+    )
+    al.add_argument("--csv", type=Path, required=True, help="the CSV file")
+    al.add_argument("--timestamp-col", required=True, help="column with the time (ISO-8601; local time unless it "
+                    "has an offset)")
+    value = al.add_mutually_exclusive_group(required=True)
+    value.add_argument("--value-col", help="column with the count (summed per bucket; no row = a gap)")
+    value.add_argument("--count-rows", action="store_true", help="count rows per bucket (no row = 0)")
+    value.add_argument("--count-distinct", metavar="COL", help="count distinct values of COL per bucket (no row = 0)")
+    al.add_argument("--labels", type=Path, required=True, help="CSV of labelled windows (other columns ignored)")
+    al.add_argument("--labels-start-col", default="window_start", help="window start column (default window_start)")
+    al.add_argument("--labels-end-col", default="window_end", help="window end column (default window_end)")
+    al.add_argument("--freq", default="30min", help="bucket length: 15min, 30min, 1h ... (default 30min)")
+    al.add_argument("--tz", default="UTC", help="time zone of timestamps without an offset (default UTC)")
+    al.add_argument("--holidays", type=Path, help="file of public holidays, one ISO date per line")
+    al.add_argument("--vertical", choices=("retail", "bank", "telecom"), default="retail",
+                    help="whose hour-of-week profile the cold-start candidate uses (default retail)")
+    al.add_argument("--lead-h", type=float, default=6.0, help="judge each bucket against the forecast made this "
+                    "many hours before it (default 6)")
+    al.add_argument("--point", type=float, default=8.0, help="distance beyond the 95 %% interval, in robust scale "
+                    "units, that alone is an alert (default 8)")
+    al.add_argument("--cusum-k", type=float, default=2.0, help="CUSUM allowance per bucket (default 2)")
+    al.add_argument("--cusum-h", type=float, default=24.0, help="CUSUM alert level (default 24)")
+    al.add_argument("--out", type=Path, required=True, help="folder for the report, alerts, summary and plot")
+    al.set_defaults(func=run_alerts_command)
+
+
+def run_alerts_command(args: argparse.Namespace) -> int:
+    from footfall.scripts.alerteval import markdown_summary, plot, read_windows, report, run_alerts, write_alerts_csv
+    from footfall.scripts.forecasteval import Progress, iter_holidays, read_series
+
+    try:
+        freq_ms = parse_freq_ms(args.freq)
+        series = read_series(args.csv, args.timestamp_col, args.value_col, freq_ms, tz=args.tz,
+                             distinct_col=args.count_distinct)
+        windows = read_windows(args.labels, args.labels_start_col, args.labels_end_col, tz=args.tz)
+        holidays = list(iter_holidays(args.holidays))
+    except (OSError, ValueError) as exc:
+        print(f"footfall evaluate alerts: {exc}", file=sys.stderr)
+        return 2
+    lead_ms = max(freq_ms, round(args.lead_h * 3_600_000))
+    print(f"{args.csv}: {len(series.values)} buckets of {args.freq} ({sum(v is None for v in series.values)} gaps), "
+          f"{len(windows)} labelled windows", file=sys.stderr)
+    t0 = time.monotonic()
+    result = run_alerts(series, lead_ms=lead_ms, vertical=args.vertical, holidays=holidays,
+                        progress=Progress("alerting"), point=args.point, cusum_k=args.cusum_k, cusum_h=args.cusum_h)
+    args.out.mkdir(parents=True, exist_ok=True)
+    source: dict[str, Any] = {"csv": str(args.csv), "timestamp_col": args.timestamp_col, "value_col": args.value_col,
+                              "count_rows": args.count_rows, "count_distinct": args.count_distinct,
+                              "labels": str(args.labels), "freq": args.freq, "tz": args.tz,
+                              "vertical": args.vertical, "lead_h": args.lead_h, "point": args.point,
+                              "cusum_k": args.cusum_k, "cusum_h": args.cusum_h, "holidays": len(holidays)}
+    doc = report(result, windows, source)
+    doc["elapsed_s"] = round(time.monotonic() - t0, 1)
+    (args.out / "alerts_report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_alerts_csv(result, args.out / "alerts.csv")
+    summary = markdown_summary(doc)
+    (args.out / "alerts_report.md").write_text(summary)
+    plotted = plot(result, windows, args.out / "alerts_plot.png")
+    print(summary)
+    print(f"written: {args.out}/alerts_report.json, alerts.csv, alerts_report.md"
+          + (", alerts_plot.png" if plotted else " (no plot: matplotlib is not installed)"), file=sys.stderr)
     return 0

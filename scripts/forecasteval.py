@@ -19,8 +19,8 @@ Examples
 >>> result = evaluate(series, horizon=2, min_scored=4)
 >>> result.scores["seasonal_naive_daily"].overall(result.scale)["mae"]
 0.0
->>> result.published_models.most_common(1)  # the calendar model fills in while the naive warms up
-[('seasonal_naive_daily', 68)]
+>>> result.published_models.most_common(2)  # the vertical's profile fills in while the naive warms up
+[('seasonal_naive_daily', 65), ('vertical_profile', 9)]
 
 """
 
@@ -38,14 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from footfall.operators.forecast_metrics import HorizonScores, seasonal_naive_scale
-from footfall.operators.forecast_select import OnlineSelector, ResidualIntervals
-from footfall.operators.forecasters import (
-    CalendarRegression,
-    Forecaster,
-    HoltWintersForecaster,
-    SeasonalNaive,
-    SnarimaxForecaster,
-)
+from footfall.operators.forecast_select import ResidualIntervals
+from footfall.operators.store_forecast import make_selector
 
 __all__ = ["Series", "evaluate", "read_series"]
 
@@ -125,18 +119,6 @@ def read_series(
     return Series(starts, [observed.get(s, empty) for s in starts], freq_ms, tz)
 
 
-def candidates_for(series: Series, holidays: Iterable[dt.date] = ()) -> list[Forecaster]:
-    """The candidates footfall runs on a series of this bucket length."""
-    daily = DAY_MS // series.bucket_ms
-    return [
-        SeasonalNaive(daily, series.bucket_ms, name="seasonal_naive_daily"),
-        SeasonalNaive(7 * daily, series.bucket_ms, name="seasonal_naive_weekly"),
-        HoltWintersForecaster(daily, series.bucket_ms),
-        SnarimaxForecaster(daily, series.bucket_ms),
-        CalendarRegression(series.bucket_ms, tz=series.tz, holidays=holidays),
-    ]
-
-
 @dataclass
 class EvaluationResult:
     series: Series
@@ -150,13 +132,15 @@ class EvaluationResult:
 
 def evaluate(
     series: Series, horizon: int, holidays: Iterable[dt.date] = (), mode: str = "best", min_scored: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, vertical: str | None = None, all_horizons: bool = False,
 ) -> EvaluationResult:
-    """Run the online protocol over `series` (see the module docstring)."""
+    """Run the online protocol over `series` (see the module docstring), with the worker's selection."""
     daily = max(1, DAY_MS // series.bucket_ms)
-    candidates = candidates_for(series, holidays)
-    selector = OnlineSelector(candidates, horizon, series.bucket_ms, mode=mode,
-                              min_scored=min_scored if min_scored is not None else daily)
+    selector = make_selector(series.bucket_ms, horizon, series.tz, vertical, holidays, mode=mode,
+                             all_horizons=all_horizons)
+    if min_scored is not None:
+        selector.min_scored = min_scored
+    candidates = selector.candidates
     names = [c.name for c in candidates]
     scores = {name: HorizonScores(horizon) for name in [*names, SELECTED]}
     # The same, only over the forecasts every model made: a like-for-like comparison (warm-ups differ).

@@ -31,6 +31,7 @@ re-routed events (the latter are then dropped as duplicates).
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import logging
 import time
@@ -44,6 +45,7 @@ import orjson
 
 from footfall.operators.localtime import local_day
 from footfall.operators.store import StoreFlow, StoreParams
+from footfall.operators.store_forecast import PublishedForecast, StoreForecasts
 from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import decode_message, scrub_identifiers
 from footfall.schemas.privacy import Pseudonymizer
@@ -52,7 +54,8 @@ from footfall.stream.refetch import RangeReader
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import DeadLetterLog, RedisSink, dead_letter_headers
 
-__all__ = ["REROUTED_HEADER", "TICK_HEADER", "FlowCounter", "bucket_record", "live_record", "marker_key"]
+__all__ = ["REROUTED_HEADER", "TICK_HEADER", "FlowCounter", "bucket_record", "forecast_key", "forecast_record",
+           "live_record", "marker_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +72,36 @@ def _iso(ts_ms: int) -> str:
 def marker_key(partition: int) -> str:
     """Table key of a partition's marker: the last input offset applied in that partition."""
     return f"~partition-{partition}"
+
+
+def forecast_key(store_id: str) -> str:
+    """Table key of a store's forecasting state (its own key: it changes once a bucket, the store per flush)."""
+    return f"~fc:{store_id}"
+
+
+def forecast_record(store_id: str, meta: dict[str, Any], tz: str, published: PublishedForecast) -> dict[str, Any]:
+    """The published form of one series' forecast (predictions topic, Redis)."""
+    f = published.forecast
+    return {
+        "type": "forecast",
+        "store_id": store_id,
+        "region": meta.get("region"),
+        "vertical": meta.get("vertical"),
+        "tz": tz,
+        "series": published.series,
+        "made_at_ms": f.made_at_ms,
+        "made_at": _iso(f.made_at_ms),
+        "bucket_ms": f.bucket_ms,
+        "model": f.model,
+        "cold": published.cold,
+        "points": [
+            {"target_ms": f.start_ms + i * f.bucket_ms, "h": i + 1, "forecast": round(v, 4),
+             "lo80": round(f.lo80[i], 4), "hi80": round(f.hi80[i], 4), "lo95": round(f.lo95[i], 4),
+             "hi95": round(f.hi95[i], 4), "model": f.models[i]}
+            for i, v in enumerate(f.values)
+        ],
+        "emitted_at_ms": int(time.time() * 1000),
+    }
 
 
 def bucket_record(
@@ -135,6 +168,8 @@ class _Store:
     # Re-routed messages applied, as source partition -> highest source offset: a re-routed message
     # sent again (its source re-applied after a crash) is recognised whatever its events' age.
     rerouted: dict[str, int] = field(default_factory=dict)
+    forecasts: StoreForecasts | None = None  # None until its first closed bucket (or with forecasts off)
+    forecasts_changed: bool = False  # learned a bucket since its forecasting state was last saved
 
 
 class FlowCounter:
@@ -148,6 +183,7 @@ class FlowCounter:
         aggregates_topic: faust.TopicT,
         dead_letter_topic: faust.TopicT,
         redis_sink: RedisSink,
+        predictions_topic: faust.TopicT | None = None,
     ) -> None:
         if not settings.pseudonym_secret:
             raise ValueError("FOOTFALL_PSEUDONYM_SECRET is required: customer ids are never stored raw")
@@ -156,7 +192,9 @@ class FlowCounter:
         self.events_topic = events_topic
         self.aggregates_topic = aggregates_topic
         self.dead_letter_topic = dead_letter_topic
+        self.predictions_topic = predictions_topic
         self.redis = redis_sink
+        self._holidays = settings.holiday_dates
         self.pseudonymize = Pseudonymizer(settings.pseudonym_secret.encode())
         self.limits = Limits(min_ts_ms=settings.min_event_time_ms, max_future_ms=settings.max_future_s * 1000)
         self.dead_letters = DeadLetterLog(settings.dead_letter_log_every_s)
@@ -193,10 +231,46 @@ class FlowCounter:
             store = _Store(
                 flow=flow, meta={"region": saved.get("region"), "vertical": saved.get("vertical")},
                 partition=saved.get("p", partition), offset=saved.get("o", -1), wm_at_wall_ms=flow.watermark_ms,
-                rerouted=dict(saved.get("rr") or {}),
+                rerouted=dict(saved.get("rr") or {}), forecasts=self._load_forecasts(store_id),
             )
             self._stores[store_id] = store
         return store
+
+    def _load_forecasts(self, store_id: str) -> StoreForecasts | None:
+        saved = self.table.get(forecast_key(store_id))
+        if not saved:
+            return None
+        try:
+            return StoreForecasts.from_bytes(base64.b64decode(saved["b"]))
+        except Exception:  # a state this version cannot read: start the store's forecasts over, say so
+            logger.exception("%s: saved forecasting state unreadable; its forecasts start over", store_id)
+            return None
+
+    def _learn_forecasts(self, store_id: str, store: _Store, start_ms: int, kpis: dict[str, Any]) -> None:
+        """Teach the store's forecasters a closed bucket and queue the forecasts it gives."""
+        horizon = self.settings.forecast_horizon
+        if horizon <= 0:
+            return
+        tz = store.flow.params.tz
+        if store.forecasts is None:
+            store.forecasts = StoreForecasts(self.settings.bucket_ms, horizon, tz, store.meta.get("vertical"),
+                                             self._holidays)
+        store.forecasts.set_vertical(store.meta.get("vertical"))
+        store.forecasts_changed = True
+        try:
+            learned = store.forecasts.learn_bucket(start_ms, kpis)
+        except Exception:
+            # The counts stand whatever a model does: a forecaster that fails starts the store's
+            # forecasts over (logged and counted as `forecast_errors`) instead of costing the message.
+            logger.exception("%s: forecasting the bucket at %s failed; its forecasts start over", store_id,
+                             _iso(start_ms))
+            store.forecasts = None
+            self.stats["forecast_errors"] += 1
+            self._pending_stats["forecast_errors"] += 1
+            return
+        for published in learned:
+            record = forecast_record(store_id, store.meta, tz, published)
+            self._pending[(store_id, f"forecast:{published.series}:{record['made_at_ms']}")] = record
 
     # -- flushing -----------------------------------------------------------------------------------
 
@@ -220,7 +294,7 @@ class FlowCounter:
             records, self._pending = dict(self._pending), {}
             stats, self._pending_stats = self._pending_stats, Counter()
             sends, self._in_flight = self._in_flight, []
-            sends += [_Send(self.aggregates_topic, r["store_id"].encode(), orjson.dumps(r)) for r in records.values()]
+            sends += [_Send(self._topic_of(r), r["store_id"].encode(), orjson.dumps(r)) for r in records.values()]
             failed = await self._deliver(sends)
             redis_ok = True
             if not failed and (records or stats):
@@ -228,7 +302,7 @@ class FlowCounter:
             if failed or not redis_ok:
                 # Keep what is not known to be out: re-routes and dead letters to resend, records and
                 # counters to write again (unless a newer record of the same bucket came meanwhile).
-                self._in_flight = [s for s in failed if s.topic is not self.aggregates_topic] + self._in_flight
+                self._in_flight = [s for s in failed if s.topic not in self._record_topics] + self._in_flight
                 self._pending = {**records, **self._pending}
                 self._pending_stats.update(stats)
                 self.stats["flush_failed"] += 1
@@ -236,6 +310,16 @@ class FlowCounter:
                              len(failed), "ok" if redis_ok else "failed")
                 return
             await self._save_states()
+
+    def _topic_of(self, record: dict[str, Any]) -> faust.TopicT:
+        if record["type"] == "forecast" and self.predictions_topic is not None:
+            return self.predictions_topic
+        return self.aggregates_topic
+
+    @property
+    def _record_topics(self) -> tuple[faust.TopicT, ...]:
+        return (self.aggregates_topic,) if self.predictions_topic is None else (
+            self.aggregates_topic, self.predictions_topic)
 
     async def _deliver(self, sends: list[_Send]) -> list[_Send]:
         """Hand `sends` to the producer (those not handed over yet) and wait; return those that failed."""
@@ -256,7 +340,27 @@ class FlowCounter:
         return failed
 
     async def _save_states(self) -> None:
-        """Write every changed store to the table's changelog, wait for them, then each partition's marker."""
+        """Write every changed store to the table's changelog, wait for them, then each partition's marker.
+
+        Forecasting states go first, and the stores only once they are in: a store's saved offset
+        must never be ahead of its forecasters (they would miss the buckets in between), while
+        forecasters ahead of their store learn nothing twice (`StoreForecasts.learn_bucket` skips
+        what it has).
+        """
+        learned = [(store_id, self._stores[store_id]) for store_id in self._dirty
+                   if self._stores[store_id].forecasts_changed]
+        if learned:
+            saves = [self._save(store.partition, forecast_key(store_id),
+                                {"b": base64.b64encode(store.forecasts.to_bytes()).decode()} if store.forecasts
+                                else {})
+                     for store_id, store in learned]
+            results = await asyncio.gather(*saves, return_exceptions=True)
+            if any(isinstance(result, BaseException) for result in results):
+                self.stats["flush_failed"] += 1
+                logger.error("saving forecasting states failed: store states and offset markers wait")
+                return
+            for _, store in learned:
+                store.forecasts_changed = False
         written = []
         for store_id in list(self._dirty):
             store = self._stores[store_id]
@@ -512,6 +616,7 @@ class FlowCounter:
         for start, kpis in flow.pop_closed():
             self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis,
                                                              "closed", flow.watermark_ms, None, tz)
+            self._learn_forecasts(store_id, store, start, kpis)
         # Built once per flush (for the stores `_dirty` names), not per message: only the newest is published.
 
     def _queue_open_and_live(self) -> None:

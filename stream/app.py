@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> faust.App:
     events_topic = app.topic(settings.topic("events"), partitions=settings.partitions, **raw)
     aggregates_topic = app.topic(settings.topic("aggregates"), partitions=settings.partitions, **raw)
     dead_letter_topic = app.topic(settings.topic("dead-letter"), partitions=settings.partitions, **raw)
+    predictions_topic = app.topic(settings.topic("predictions"), partitions=settings.partitions, **raw)
     stores = app.Table(
         "stores",
         default=None,
@@ -108,7 +109,8 @@ def create_app(settings: Settings) -> faust.App:
         help="Per store: buckets, windows, occupancy, queues, days, baselines; per partition: the last offset.",
     )
     redis_sink = RedisSink(settings)
-    counter = FlowCounter(settings, stores, events_topic, aggregates_topic, dead_letter_topic, redis_sink)
+    counter = FlowCounter(settings, stores, events_topic, aggregates_topic, dead_letter_topic, redis_sink,
+                          predictions_topic)
     app.footfall_counter = counter  # type: ignore[attr-defined]  # for tools and tests that read stats
 
     events_name = settings.topic("events")

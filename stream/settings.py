@@ -61,6 +61,8 @@ class Settings:
     target_wait_s: float = 600.0
     idle_timeout_s: float = 300.0
     stall_s: float = 15.0
+    forecast_horizon_h: float = 24.0
+    holidays: str = ""
     pseudonym_secret: str = field(default="", repr=False)
     min_event_time: str = "2000-01-01T00:00:00Z"
     max_future_s: int = 3600
@@ -107,6 +109,16 @@ class Settings:
     def timezone_of_store(self) -> dict[str, str]:
         """`FOOTFALL_STORE_TIMEZONES` as a mapping (stores not in it use `timezone`)."""
         return _store_timezones(self.store_timezones)
+
+    @property
+    def holiday_dates(self) -> tuple[dt.date, ...]:
+        """The public holidays of `FOOTFALL_HOLIDAYS` (none when unset)."""
+        return _holidays(self.holidays)
+
+    @property
+    def forecast_horizon(self) -> int:
+        """Buckets ahead to forecast (0: forecasts off)."""
+        return round(self.forecast_horizon_h * 3600 / self.bucket_s)
 
     def store_timezone(self, store_id: str) -> str:
         return self.timezone_of_store.get(store_id, self.timezone)
@@ -178,6 +190,15 @@ def _store_timezones(raw: str) -> dict[str, str]:
     return out
 
 
+def _holidays(path: str) -> tuple[dt.date, ...]:
+    """ISO dates from a file, one per line ('#' starts a comment); () for no path."""
+    if not path:
+        return ()
+    with open(path) as f:
+        lines = [line.split("#", 1)[0].strip() for line in f]
+    return tuple(sorted({dt.date.fromisoformat(line) for line in lines if line}))
+
+
 def _fail(name: str, value: Any, expected: str) -> None:
     shown = "***" if name == "pseudonym_secret" else repr(re.sub(r"//[^@/]*@", "//***@", str(value)))
     raise SettingsError(f"FOOTFALL_{name.upper()}={shown}: {expected}")
@@ -215,6 +236,14 @@ def _validate(s: Settings) -> None:
         _fail("stall_s", s.stall_s, "must be 0 (off) or at least 1 second")
     if not (math.isfinite(s.idle_timeout_s) and (s.idle_timeout_s == 0 or s.idle_timeout_s >= 1)):
         _fail("idle_timeout_s", s.idle_timeout_s, "must be 0 (off) or at least 1 second")
+    if not (math.isfinite(s.forecast_horizon_h) and 0 <= s.forecast_horizon_h <= 14 * 24
+            and (s.forecast_horizon_h == 0 or s.forecast_horizon_h * 3600 >= s.bucket_s)):
+        _fail("forecast_horizon_h", s.forecast_horizon_h,
+              "must be 0 (forecasts off) or between one bucket and 336 hours (two weeks)")
+    try:
+        _holidays(s.holidays)
+    except (OSError, ValueError) as exc:
+        _fail("holidays", s.holidays, f"must name a file of ISO dates, one per line ({exc})")
     if s.pseudonym_secret and len(s.pseudonym_secret) < 16:
         _fail("pseudonym_secret", s.pseudonym_secret, "must be at least 16 characters")
     try:
@@ -274,6 +303,12 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_IDLE_TIMEOUT_S": (
         "A store silent this long (wall clock) has its event time moved on by the time elapsed, so its "
         "buckets close (as zeros) without events; 0 = off (set 0 when replaying old data). Default 300."
+    ),
+    "FOOTFALL_FORECAST_HORIZON_H": (
+        "Hours ahead each store's forecasts reach (rounded to whole buckets); 0 = no forecasts. Default 24."
+    ),
+    "FOOTFALL_HOLIDAYS": (
+        "File of public holidays (ISO dates, one per line) for the forecasts' calendar model. Default none."
     ),
     "FOOTFALL_PSEUDONYM_SECRET": (
         "Key (>= 16 chars) of the HMAC that replaces customer/device ids. Required by the worker."

@@ -114,7 +114,8 @@ def _day_of(bucket_start_ms: int, tz: zoneinfo.ZoneInfo) -> str:
 
 
 class RedisSink:
-    """Publishes bucket records to Redis: latest hash, history stream, day hash, pub/sub."""
+    """Publishes records to Redis: buckets and live state (latest hash, history stream, day hash, pub/sub),
+    their roll-ups, and forecasts (latest per series, history stream, pub/sub)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -172,6 +173,13 @@ class RedisSink:
             store = record["store_id"]
             body = orjson.dumps(record)
             flat = {k: (v if isinstance(v, str) else orjson.dumps(v).decode()) for k, v in record.items()}
+            if record.get("type") == "forecast":
+                # Latest per series (a hash field each), a capped history, and a push to dashboards.
+                pipe.hset(s.redis_key("store", store, "forecast"), record["series"], body)
+                pipe.xadd(s.redis_key("store", store, "forecast-history"), {"record": body},
+                          maxlen=s.history_maxlen, approximate=True)
+                pipe.publish(s.redis_key("forecast", store), body)
+                continue
             if record.get("type") == "live":
                 # The store now: replaced whole, so a field that became null does not linger.
                 live_key = s.redis_key("store", store, "live")

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,17 +148,17 @@ def _synthetic(n: int, seed: int = 3) -> list[float | None]:
 @settings(max_examples=8, deadline=None)
 @given(st.sets(st.integers(24, 24 * 12 - 1), min_size=1, max_size=4))
 def test_a_restored_selector_publishes_exactly_what_an_uninterrupted_one_would(save_at):
-    from footfall.scripts.forecasteval import Series, candidates_for
+    from footfall.operators.store_forecast import candidates_for
 
     values = _synthetic(24 * 12)
-    series = Series([MONDAY + i * HOUR for i in range(len(values))], values, HOUR)
+    starts = [MONDAY + i * HOUR for i in range(len(values))]
 
     def fresh() -> OnlineSelector:
-        return OnlineSelector(candidates_for(series), horizon=12, bucket_ms=HOUR, min_scored=12,
+        return OnlineSelector(candidates_for(HOUR), horizon=12, bucket_ms=HOUR, min_scored=12,
                               scored_horizons=[1, 2, 4, 8, 12])
 
     straight, resumed = fresh(), fresh()
-    for i, (start, y) in enumerate(zip(series.starts, values, strict=True)):
+    for i, (start, y) in enumerate(zip(starts, values, strict=True)):
         straight.learn_one(y, start)
         resumed.learn_one(y, start)
         if i in save_at:  # a worker stops here and another starts from the saved bytes
@@ -166,3 +167,22 @@ def test_a_restored_selector_publishes_exactly_what_an_uninterrupted_one_would(s
         assert (a is None) == (b is None)
         if a is not None:
             assert (a.values, a.models, a.lo80, a.hi95) == (b.values, b.models, b.lo80, b.hi95), i
+
+
+def test_holt_winters_starts_an_additive_season_from_differences_even_after_a_day_of_zeros():
+    from footfall.operators.forecasters import HoltWintersForecaster
+
+    # Hand-worked start: first season 1, 5, 9, 3 -> level 4.5, trend mean(4, 4, -6) = 2/3,
+    # season 1 - 4.5, 5 - 4.5, 9 - 4.5, 3 - 4.5; one bucket ahead: 4.5 + 2/3 - 3.5.
+    model = HoltWintersForecaster(m=4, bucket_ms=HOUR)
+    for i, y in enumerate([1.0, 5.0, 9.0, 3.0]):
+        model.learn_one(y, i * HOUR)
+    assert list(model.model.season) == [-3.5, 0.5, 4.5, -1.5]
+    raw = model.model.forecast(2)
+    assert raw[0] == pytest.approx(4.5 + 2 / 3 - 3.5)
+    assert raw[1] == pytest.approx(4.5 + 2 * 2 / 3 + 0.5)
+    # River's own start divides by the first season's mean: a first day of zeros must not break it.
+    closed_first_day = HoltWintersForecaster(m=4, bucket_ms=HOUR)
+    for i, y in enumerate([0.0] * 4 + [2.0, 6.0, 10.0, 4.0] * 3):
+        closed_first_day.learn_one(y, i * HOUR)
+    assert all(v is not None and v >= 0 for v in closed_first_day.forecast(4, 16 * HOUR))

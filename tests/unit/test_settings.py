@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "target_wait_s": 600.0,
     "idle_timeout_s": 300.0,
     "stall_s": 15.0,
+    "forecast_horizon_h": 24.0,
+    "holidays": "",
     "pseudonym_secret": "",
     "min_event_time": "2000-01-01T00:00:00Z",
     "max_future_s": 3600,
@@ -345,3 +347,20 @@ def test_other_errors_do_not_show_the_secret() -> None:
         Settings.from_env({"FOOTFALL_PSEUDONYM_SECRET": SECRET, "FOOTFALL_WEB_PORT": "0"})
     assert str(caught.value).startswith("FOOTFALL_WEB_PORT=")
     assert SECRET not in str(caught.value)
+
+
+def test_forecast_settings(tmp_path) -> None:
+    holidays = tmp_path / "holidays.txt"
+    holidays.write_text("# public holidays\n2026-12-25\n2026-12-26  # boxing day\n\n2026-12-25\n")
+    s = Settings(bucket_s=1800, holidays=str(holidays))
+    assert s.forecast_horizon == 48
+    assert s.holiday_dates == (dt.date(2026, 12, 25), dt.date(2026, 12, 26))
+    assert Settings(forecast_horizon_h=0).forecast_horizon == 0
+    for bad in (-1.0, 0.1, 400.0, float("nan")):
+        with pytest.raises(SettingsError, match="FOOTFALL_FORECAST_HORIZON_H"):
+            Settings(forecast_horizon_h=bad)
+    holidays.write_text("25/12/2026\n")
+    with pytest.raises(SettingsError, match="FOOTFALL_HOLIDAYS"):
+        Settings(holidays=str(holidays))
+    with pytest.raises(SettingsError, match="FOOTFALL_HOLIDAYS"):
+        Settings(holidays=str(tmp_path / "missing.txt"))
