@@ -1,0 +1,347 @@
+"""One store's watch over one series (arrivals by default): detectors, rules and alerts, bucket by bucket.
+
+The worker keeps one `StoreWatch` per store and series, beside the store's
+forecasts, and at each closed bucket:
+
+1. `note_forecast(forecast)` after each published forecast (`forecast_select.Forecast`):
+   the watch keeps, for each future bucket, the forecast made `lead_ms` before it
+   (a one-bucket-ahead forecast follows a holiday's drop within an hour or two
+   and would hide it; one made hours earlier does not);
+2. `learn_bucket(start, end, observed, ...)` when the bucket closes: judges it
+   against that forecast (`detectors.ResidualDetector`), applies the rules
+   (`rules`: capacity, queue wait, silent sensor, entries against exits) and the
+   other signals' detector, and returns a `WatchOutcome`: the alert changes
+   (`alerts.AlertBook`: one incident, one alert) and `learn_value`, the value
+   the forecasts should learn for this bucket (the count clipped into its 95 %
+   interval while flagged, see `detectors.value_to_learn`; after `accept_after_ms`
+   of flags in a row the count itself: a lasting change is the new normal);
+3. `check_partial(now, start, end, count_so_far)` while a bucket is open, for an
+   early warning (`detectors.early_warning`).
+
+Explanations name local times (`tz`), e.g. `arrivals 312 in 14:00-14:30, expected 120-180`.
+Everything is event time; `to_state()` / `from_state()` are plain data.
+
+Examples
+--------
+Half-hour buckets, forecasts of 100 (95 % interval 80-120) made for every bucket;
+a burst of 400 opens an alert, resolved after an hour without the condition:
+
+>>> from footfall.operators.forecast_select import Forecast
+>>> watch = StoreWatch("retail-001", bucket_ms=1_800_000, tz="Europe/London", lead_ms=1_800_000, warmup_ms=0)
+>>> t0 = 1_795_600_800_000  # 2026-11-24T10:00:00Z, 10:00 in London
+>>> opened = []
+>>> for i, count in enumerate([98, 103, 101, 400, 97, 99, 100]):
+...     start = t0 + i * 1_800_000
+...     watch.note_forecast(Forecast(start - 1_800_000, start, 1_800_000, "m", [100.0], [87.0], [113.0],
+...                                  [80.0], [120.0]))
+...     outcome = watch.learn_bucket(start, start + 1_800_000, count)
+...     opened += [a for a in outcome.changes if a.state == "opened"]
+...     print(count, outcome.learn_value, [(a.state, a.severity) for a in outcome.changes])
+98 98 []
+103 103 []
+101 101 []
+400 120.0 [('opened', 'critical')]
+97 97 []
+99 99 [('resolved', 'critical')]
+100 100 []
+>>> print(opened[0].explanation)
+arrivals 400 in 11:30-12:00, expected 80-120
+
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from footfall.operators.alerts import Alert, AlertBook
+from footfall.operators.detectors import (
+    Expected,
+    MultiSignalDetector,
+    ResidualDetector,
+    early_warning,
+    value_to_learn,
+)
+from footfall.operators.localtime import hour_of_week
+from footfall.operators.rules import (
+    EntryExitDrift,
+    RuleHit,
+    SilentSensor,
+    over_capacity,
+    queue_wait_over_target,
+)
+
+__all__ = ["StoreWatch", "WatchOutcome"]
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class WatchOutcome:
+    """What one closed bucket did: alert changes, the score, and the value the forecasts should learn."""
+
+    changes: list[Alert]
+    score: float  # the residual detector's score (1 = alert), 0 without a forecast
+    flagged: bool
+    learn_value: float | None  # None for a gap
+    expected: Expected | None
+    rule_hits: list[str] = field(default_factory=list)
+
+
+def _as_expected(forecast: Expected | Sequence[float] | None) -> Expected | None:
+    if forecast is None or isinstance(forecast, Expected):
+        return forecast
+    return Expected(*map(float, forecast))
+
+
+class StoreWatch:
+    """Detectors, rules and alerts for one store and series (see the module docstring).
+
+    Parameters
+    ----------
+    store_id, series
+        The store, and the series watched (alert kinds are `<series>_high` and `<series>_low`).
+    bucket_ms
+        Bucket length.
+    tz
+        The store's time zone, for explanations.
+    lead_ms
+        Judge a bucket against the forecast made this long before it (rounded down to whole buckets, at least one).
+    point, cusum_k, cusum_h
+        The residual detector's thresholds (`detectors.ResidualDetector`).
+    critical_score
+        Residual score from which an alert is critical (warning from 1).
+    cooldown_ms, resolve_after_ms
+        The alert book's (`alerts.AlertBook`).
+    accept_after_ms
+        After this long flagged without a break, the forecasts learn the counts again.
+    capacity, queue_target_s
+        Limits for the capacity and queue-wait rules (None: rule off).
+    silent_after_ms, silent_min_expected
+        The silent-sensor rule: that long of zeros where the forecast's mean is at least `silent_min_expected`.
+    drift_window_ms, drift_min_gap, drift_ratio
+        The entries-against-exits rule.
+    signals_threshold
+        The other signals' detector threshold (`detectors.MultiSignalDetector`; None: off).
+    warmup_ms
+        How long a new watch judges buckets without alerting on them (its forecasts start cold and need a
+        second week to know the weekly pattern, e.g. a closed Sunday; its scales start empty).
+
+    """
+
+    def __init__(self, store_id: str, series: str = "arrivals", bucket_ms: int = 900_000, tz: str = "UTC",
+                 lead_ms: int = 6 * HOUR_MS, point: float = 8.0, cusum_k: float = 2.0, cusum_h: float = 24.0,
+                 critical_score: float = 2.0, cooldown_ms: int = 2 * HOUR_MS, resolve_after_ms: int = HOUR_MS,
+                 accept_after_ms: int = 48 * HOUR_MS, capacity: float | None = None,
+                 queue_target_s: float | None = None, silent_after_ms: int = 2 * HOUR_MS,
+                 silent_min_expected: float = 5.0, drift_window_ms: int = 2 * HOUR_MS, drift_min_gap: float = 30.0,
+                 drift_ratio: float = 0.3, signals_threshold: float | None = 4.0,
+                 warmup_ms: int = 14 * 24 * HOUR_MS) -> None:
+        if bucket_ms <= 0:
+            raise ValueError(f"bucket_ms must be positive, got {bucket_ms}")
+        ZoneInfo(tz)  # raises on an unknown zone
+        self.store_id = store_id
+        self.series = series
+        self.bucket_ms = bucket_ms
+        self.tz = tz
+        self.lead = max(1, lead_ms // bucket_ms)
+        self.critical_score = critical_score
+        self.accept_after = max(1, accept_after_ms // bucket_ms)
+        self.warmup = max(0, warmup_ms // bucket_ms)
+        self.judged = 0  # buckets judged against a forecast
+        self.capacity = capacity
+        self.queue_target_s = queue_target_s
+        self.detector = ResidualDetector(point=point, cusum_k=cusum_k, cusum_h=cusum_h)
+        self.book = AlertBook(store_id, cooldown_ms=cooldown_ms, resolve_after_ms=resolve_after_ms)
+        self.silent = SilentSensor(max(1, math.ceil(silent_after_ms / bucket_ms)), silent_min_expected)
+        self.drift = EntryExitDrift(max(1, drift_window_ms // bucket_ms), drift_min_gap, drift_ratio)
+        self.signals = None if signals_threshold is None else MultiSignalDetector(threshold=signals_threshold)
+        self.pending: dict[int, list[float]] = {}  # bucket start -> Expected, made `lead` buckets before it
+        self.flag_run = 0
+        self.last_start_ms: int | None = None
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        yield {"store_id": "retail-001"}
+        yield {"store_id": "bank-002", "bucket_ms": 1_800_000, "tz": "Europe/Madrid", "capacity": 80,
+               "queue_target_s": 300, "signals_threshold": None}
+
+    # -- forecasts --------------------------------------------------------------------------------
+
+    def note_forecast(self, forecast: Any) -> None:
+        """Keep, from a published forecast, the expectation for the bucket `lead` buckets ahead.
+
+        Also the one-bucket-ahead one for the next bucket, used while nothing made `lead`
+        buckets before it exists (a new store, a restart).
+        """
+        n = len(forecast.values)
+        if n == 0:
+            return
+        for h in {min(self.lead, n), 1}:
+            target = forecast.start_ms + (h - 1) * forecast.bucket_ms
+            if h == 1 and target in self.pending and self.lead > 1:
+                continue  # the lead forecast for this bucket was kept earlier
+            self.pending[target] = list(Expected.from_forecast(forecast, h - 1))
+
+    def expected_for(self, bucket_start_ms: int) -> Expected | None:
+        values = self.pending.get(bucket_start_ms)
+        return None if values is None else Expected(*values)
+
+    # -- closed buckets ---------------------------------------------------------------------------
+
+    def learn_bucket(self, bucket_start_ms: int, bucket_end_ms: int, observed: float | None,
+                     forecast: Expected | Sequence[float] | None = None,
+                     signals: Mapping[str, float | None] | None = None) -> WatchOutcome:
+        """Judge and learn the bucket `[bucket_start_ms, bucket_end_ms)` (see the module docstring).
+
+        `forecast` overrides the noted one. `signals` may hold `occupancy`,
+        `queue_wait_s`, `departures` (and `arrivals` when the series is not
+        arrivals) for the rules, and any per-bucket signals for the signals'
+        detector (`dwell_s`, `conversion_rate`, ...).
+        """
+        if self.last_start_ms is not None and bucket_start_ms <= self.last_start_ms:
+            return WatchOutcome([], 0.0, False, observed, None)  # a repeat: judged already
+        self.last_start_ms = bucket_start_ms
+        expected = _as_expected(forecast) if forecast is not None else self.expected_for(bucket_start_ms)
+        self.pending = {t: v for t, v in self.pending.items() if t > bucket_start_ms}
+        signals = dict(signals or {})
+        now = bucket_end_ms
+        changes: list[Alert] = []
+        score, flagged, learn = 0.0, False, observed
+        kinds = (f"{self.series}_high", f"{self.series}_low")
+        raised = None
+        if observed is None:
+            self.flag_run = 0
+        elif expected is not None:
+            slot = hour_of_week(bucket_start_ms, self.tz)
+            a = self.detector.assess(observed, expected, slot)
+            self.judged += 1
+            # While warming up (a new store: no history, a cold-start forecast) the detector learns only.
+            score = a.score if self.judged > self.warmup else 0.0
+            flagged = score >= 1.0
+            self.flag_run = self.flag_run + 1 if flagged else 0
+            learn = value_to_learn(observed, expected, flagged and self.flag_run <= self.accept_after)
+            self.detector.learn_one(observed, expected, learn, slot)
+            if flagged:
+                kind = raised = kinds[0] if a.direction >= 0 else kinds[1]
+                severity = "critical" if score >= self.critical_score else "warning"
+                changes += self.book.raise_alert(
+                    kind, severity, bucket_start_ms=bucket_start_ms, bucket_end_ms=bucket_end_ms, now_ms=now,
+                    observed=observed, expected=expected.mean, expected_lo=expected.lo95,
+                    expected_hi=expected.hi95, score=score,
+                    explanation=self._explain(observed, expected, bucket_start_ms, bucket_end_ms,
+                                             a.direction if a.sustained else 0))
+        for kind in kinds:
+            if kind != raised:
+                changes += self.book.clear(kind, now)
+        changes += self._rules(bucket_start_ms, bucket_end_ms, observed, expected, signals)
+        hits = sorted({c.kind for c in changes if c.kind not in kinds and c.state != "resolved"})
+        return WatchOutcome(changes, score, flagged, learn, expected, hits)
+
+    def _rules(self, start: int, end: int, observed: float | None, expected: Expected | None,
+               signals: dict[str, float | None]) -> list[Alert]:
+        hits = []
+        hits.append(("over_capacity", over_capacity(signals.get("occupancy"), self.capacity)))
+        hits.append(("queue_wait", queue_wait_over_target(signals.get("queue_wait_s"), self.queue_target_s)))
+        warm = self.judged > self.warmup  # the silent-sensor rule trusts the forecast only after the warm-up
+        self.silent.learn_one(observed, None if expected is None or not warm else expected.mean,
+                              None if expected is None or not warm else expected.lo95)
+        hits.append(("sensor_silent", self.silent.hit()))
+        arrivals = observed if self.series == "arrivals" else signals.get("arrivals")
+        if "departures" in signals:
+            self.drift.learn_one(arrivals, signals.get("departures"))
+        hits.append(("entry_exit_drift", self.drift.hit()))
+        extra = {k: v for k, v in signals.items() if k not in ("occupancy", "departures", "arrivals")}
+        if self.signals is not None and extra:
+            score, name = self.signals.explain(extra)
+            self.signals.learn_one(extra)
+            hit = None
+            if score >= 1 and name is not None:
+                hit = RuleHit("signals", "warning", score, f"{name} {extra[name]:,.4g} is unusual")
+            hits.append(("signals", hit))
+        changes: list[Alert] = []
+        window = self._window(start, end)
+        for kind, hit in hits:
+            if hit is None:
+                changes += self.book.clear(kind, end)
+                continue
+            changes += self.book.raise_alert(
+                kind, hit.severity, bucket_start_ms=start, bucket_end_ms=end, now_ms=end, observed=observed,
+                expected=None if expected is None else expected.mean,
+                expected_lo=None if expected is None else expected.lo95,
+                expected_hi=None if expected is None else expected.hi95, score=hit.score,
+                explanation=f"{hit.reason} in {window}")
+        return changes
+
+    # -- open buckets -----------------------------------------------------------------------------
+
+    def check_partial(self, now_ms: int, bucket_start_ms: int, bucket_end_ms: int, count_so_far: float,
+                      forecast: Expected | Sequence[float] | None = None) -> list[Alert]:
+        """Early warning while the bucket is open: `certain` (warning) or `likely` (info) to end too high."""
+        expected = _as_expected(forecast) if forecast is not None else self.expected_for(bucket_start_ms)
+        if expected is None or not bucket_start_ms <= now_ms <= bucket_end_ms:
+            return []
+        elapsed = (now_ms - bucket_start_ms) / (bucket_end_ms - bucket_start_ms)
+        outlook = early_warning(count_so_far, elapsed, expected)
+        if outlook.status is None:
+            return []
+        severity = "warning" if outlook.status == "certain" else "info"
+        window = self._window(bucket_start_ms, bucket_end_ms)
+        words = "already" if outlook.status == "certain" else f"likely to end near {outlook.projected:,.0f}"
+        changes = self.book.raise_alert(
+            f"{self.series}_high", severity, bucket_start_ms=bucket_start_ms, bucket_end_ms=bucket_end_ms,
+            now_ms=now_ms, observed=count_so_far, expected=expected.mean, expected_lo=expected.lo95,
+            expected_hi=expected.hi95, score=count_so_far / max(expected.hi95, 1.0),
+            explanation=f"{self.series} {count_so_far:,.0f} so far in {window} ({words}), "
+                        f"expected {expected.lo95:,.0f}-{expected.hi95:,.0f}")
+        return changes
+
+    # -- words and state --------------------------------------------------------------------------
+
+    def _window(self, start_ms: int, end_ms: int) -> str:
+        zone = ZoneInfo(self.tz)
+        a = dt.datetime.fromtimestamp(start_ms / 1000, zone)
+        b = dt.datetime.fromtimestamp(end_ms / 1000, zone)
+        return f"{a:%H:%M}-{b:%H:%M}"
+
+    def _explain(self, observed: float, expected: Expected, start_ms: int, end_ms: int, sustained: int) -> str:
+        text = (f"{self.series} {observed:,.0f} in {self._window(start_ms, end_ms)}, "
+                f"expected {expected.lo95:,.0f}-{expected.hi95:,.0f}")
+        if sustained:  # +1 / -1: the CUSUM's side
+            side = "above" if sustained > 0 else "below"
+            text += f" ({side} the forecast for several buckets)"
+        return text
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "store_id": self.store_id, "series": self.series, "bucket_ms": self.bucket_ms, "tz": self.tz,
+            "lead": self.lead, "critical_score": self.critical_score, "accept_after": self.accept_after,
+            "warmup": self.warmup, "judged": self.judged,
+            "capacity": self.capacity, "queue_target_s": self.queue_target_s,
+            "detector": self.detector.to_state(), "book": self.book.to_state(), "silent": self.silent.to_state(),
+            "drift": self.drift.to_state(), "signals": None if self.signals is None else self.signals.to_state(),
+            "pending": [[t, v] for t, v in sorted(self.pending.items())], "flag_run": self.flag_run,
+            "last_start_ms": self.last_start_ms,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> StoreWatch:
+        watch = cls(state["store_id"], state["series"], state["bucket_ms"], state["tz"],
+                    lead_ms=state["lead"] * state["bucket_ms"], critical_score=state["critical_score"],
+                    accept_after_ms=state["accept_after"] * state["bucket_ms"], capacity=state["capacity"],
+                    queue_target_s=state["queue_target_s"], signals_threshold=None,
+                    warmup_ms=state["warmup"] * state["bucket_ms"])
+        watch.judged = state["judged"]
+        watch.detector = ResidualDetector.from_state(state["detector"])
+        watch.book = AlertBook.from_state(state["book"])
+        watch.silent = SilentSensor.from_state(state["silent"])
+        watch.drift = EntryExitDrift.from_state(state["drift"])
+        watch.signals = None if state["signals"] is None else MultiSignalDetector.from_state(state["signals"])
+        watch.pending = {int(t): list(v) for t, v in state["pending"]}
+        watch.flag_run = state["flag_run"]
+        watch.last_start_ms = state["last_start_ms"]
+        return watch
