@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what footfall needs on a Debian machine, idempotently:
-#   Java + Maven (to fetch and run Apache Kafka), redis-server, python3-venv (Debian packages);
+#   Java + Maven (to fetch and run Apache Kafka), redis-server, python3-venv, chromium (Debian packages;
+#   chromium runs the dashboard's browser tests);
 #   a virtualenv in .venv with footfall and its dependencies;
 #   the Apache Kafka broker jars from Maven Central, cached in ~/.cache/footfall.
 set -euo pipefail
@@ -13,6 +14,8 @@ command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
 { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } || packages+=(redis-server)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+# Headless Chromium for the dashboard's browser tests (driven by Playwright; no browser download).
+{ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; } || packages+=(chromium)
 if [ "${#packages[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -23,6 +23,7 @@ TOOLS = {
     "bench": "bench",
     "schemas": "schemacli",
     "evaluate": "evaluate",
+    "dashboard": "dashboard",
 }
 
 

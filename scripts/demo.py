@@ -1,9 +1,10 @@
-"""`footfall demo`: broker + Redis + worker + simulator, with live per-store lines.
+"""`footfall demo`: broker + Redis + worker + simulator + dashboard, with live per-store lines.
 
 Starts (unless told to use running services) Apache Kafka and Redis on free
-loopback ports, the footfall worker, and the store simulator, then prints a
-live table of every store's current bucket from Redis pub/sub until Ctrl-C
-or `--duration`. Everything it started is stopped on the way out.
+loopback ports, the footfall worker, the store simulator and the live dashboard
+page (whose URL it prints), then prints a live table of every store's current
+bucket from Redis pub/sub until Ctrl-C or `--duration`. Everything it started
+is stopped on the way out.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--every", type=float, default=3.0, help="seconds between live tables (default 3)")
     parser.add_argument("--show", type=int, default=15, help="stores per table (default 15)")
+    parser.add_argument("--dashboard-port", type=int, default=8765,
+                        help="port of the live dashboard page on 127.0.0.1 (default 8765, a free one if taken; "
+                        "0: no dashboard)")
     parser.set_defaults(func=run)
 
 
@@ -128,6 +132,14 @@ def _stop(proc: subprocess.Popen | None, name: str, timeout_s: float = 30.0) -> 
         proc.wait(timeout=10)
 
 
+def _dashboard_port(wanted: int) -> int:
+    """`wanted` if it is free on loopback, else a free port."""
+    from footfall.scripts.dashboard import port_is_free
+    from footfall.scripts.stack import free_port
+
+    return wanted if port_is_free("127.0.0.1", wanted) else free_port()
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -140,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     stack: LocalStack | None = None
-    worker = simulator = None
+    worker = simulator = dashboard = None
     board: LiveBoard | None = None
     # SIGTERM ends the demo as Ctrl-C does, so everything below is cleaned up.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -169,18 +181,24 @@ def run(args: argparse.Namespace) -> int:
              "--malformed-fraction", str(args.malformed_fraction)],
             env, run_dir / "logs" / "simulator.log",
         )
+        dashboard_line = ""
+        if args.dashboard_port:
+            port = _dashboard_port(args.dashboard_port)
+            dashboard = _spawn([*cli, "dashboard", "--host", "127.0.0.1", "--port", str(port)], env,
+                               run_dir / "logs" / "dashboard.log")
+            dashboard_line = f"\n  dashboard   http://127.0.0.1:{port}/  (live page: every store, alerts, forecasts)"
         p = settings.topic_prefix
         print(
             f"""
 footfall demo is running ({'Apache Kafka' if args.broker == 'kafka' else 'Tansu'} at {broker}, Redis at {redis_url}).
-Where to look:
+Where to look:{dashboard_line}
   topics      {settings.topic('events')} -> {settings.topic('aggregates')}, {settings.topic('dead-letter')}
   redis       redis-cli -u {redis_url} hgetall {p}:store:retail-001:latest
               redis-cli -u {redis_url} hgetall {p}:store:retail-001:live
               redis-cli -u {redis_url} hgetall {p}:rollup:chain:all:live
               redis-cli -u {redis_url} psubscribe '{p}:live:*'
               redis-cli -u {redis_url} hgetall {p}:dead-letter:counts
-  logs        {run_dir / 'logs'} (worker.log, simulator.log, kafka.log, redis.log)
+  logs        {run_dir / 'logs'} (worker.log, simulator.log, dashboard.log, kafka.log, redis.log)
 Ctrl-C stops everything.
 """,
             flush=True,
@@ -189,6 +207,10 @@ Ctrl-C stops everything.
         started = time.monotonic()
         while not args.duration or time.monotonic() - started < args.duration:
             time.sleep(args.every)
+            if dashboard is not None and dashboard.poll() is not None:
+                print(f"the dashboard exited with code {dashboard.returncode}; see "
+                      f"{run_dir / 'logs' / 'dashboard.log'}", file=sys.stderr)
+                dashboard = None
             if worker.poll() is not None:
                 print(f"the worker exited with code {worker.returncode}; see {run_dir / 'logs' / 'worker.log'}",
                       file=sys.stderr)
@@ -205,6 +227,7 @@ Ctrl-C stops everything.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if board is not None:
             board.close()
+        _stop(dashboard, "dashboard")
         _stop(simulator, "simulator")
         _stop(worker, "worker")
         if stack is not None:

@@ -32,11 +32,11 @@ def test_docker_compose_config_accepts_the_file():
 def test_compose_services_settings_and_commands_match_the_code():
     doc = yaml.safe_load(COMPOSE.read_text())
     services = doc["services"]
-    assert {"kafka", "redis", "worker", "simulator"} <= set(services)
+    assert {"kafka", "redis", "worker", "simulator", "dashboard"} <= set(services)
     # The broker is Apache Kafka in KRaft mode, the same major.minor the local stack pins.
     assert services["kafka"]["image"].startswith("apache/kafka:3.9")
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
-    for name in ("worker", "simulator"):
+    for name in ("worker", "simulator", "dashboard"):
         service = services[name]
         env = {k: str(v) for k, v in service["environment"].items()}
         assert set(env) <= set(ENV_VARIABLES), f"{name}: unknown variables {set(env) - set(ENV_VARIABLES)}"

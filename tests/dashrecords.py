@@ -1,0 +1,103 @@
+"""Records in the worker's shapes (live, bucket, forecast, alert) for the dashboard's tests.
+
+Live and bucket records go to Redis through the worker's own `RedisSink`, so the keys, hashes,
+roll-ups and pub/sub messages are exactly the worker's; forecasts and alerts are written in the
+layout their stages publish (a hash per store, a pub/sub channel).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import orjson
+import redis
+
+BUCKET_MS = 900_000
+
+
+def day_of(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
+
+
+def live_record(store_id: str, *, region: str, vertical: str, as_of_ms: int, rng: random.Random,
+                emitted_at_ms: int | None = None) -> dict[str, Any]:
+    """A store's live record (UTC store), with a queue for banks and telecom shops."""
+    a15 = rng.randrange(0, 80)
+    today = rng.randrange(100, 3000)
+    tx = rng.randrange(0, today // 3)
+    queue = None
+    if vertical in ("bank", "telecom"):
+        waiting = rng.randrange(0, 25)
+        queue = {"services": {}, "as_of_ms": as_of_ms, "total": {
+            "issued": rng.randrange(50, 400), "waiting_now": waiting, "in_service_now": rng.randrange(0, 5),
+            "counters_active": rng.randrange(1, 6), "est_wait_s": float(waiting * rng.randrange(30, 120)),
+            "service_level_pct": round(rng.uniform(60, 100), 2), "wait_p90_s": rng.uniform(60, 900)}}
+    return {
+        "type": "live", "store_id": store_id, "region": region, "vertical": vertical, "tz": "UTC",
+        "as_of_ms": as_of_ms, "day": day_of(as_of_ms),
+        "windows": {"5m": {"arrivals": a15 // 3, "departures": 0, "transactions": 0, "tickets_issued": 0},
+                    "15m": {"arrivals": a15, "departures": a15 // 2, "transactions": a15 // 4, "tickets_issued": 0},
+                    "60m": {"arrivals": a15 * 4, "departures": 0, "transactions": 0, "tickets_issued": 0}},
+        "occupancy": {"occupancy": rng.randrange(0, 120), "drift": 0, "reset_residual": None,
+                      "last_reset_ms": None, "next_reset_ms": None, "late": 0},
+        "today": {"arrivals": today, "visitors": today, "transactions": tx, "sales": round(tx * 23.5, 2),
+                  "conversion_rate": tx / today},
+        "same_day_last_week": {"arrivals": today + 40, "visitors": today + 40, "transactions": tx,
+                               "sales": 0.0, "conversion_rate": tx / (today + 40)},
+        "queue": queue, "duplicates": 0, "late": 0,
+        "emitted_at_ms": emitted_at_ms if emitted_at_ms is not None else as_of_ms,
+    }
+
+
+def bucket_record(store_id: str, *, region: str, vertical: str, start_ms: int, arrivals: int,
+                  last_week: int | None, closed: bool) -> dict[str, Any]:
+    """A bucket record with the fields the dashboard and the roll-ups read."""
+    record: dict[str, Any] = {
+        "type": "bucket", "store_id": store_id, "region": region, "vertical": vertical, "tz": "UTC",
+        "day": day_of(start_ms), "bucket_start": dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"),
+        "bucket_start_ms": start_ms, "bucket_s": BUCKET_MS // 1000, "status": "closed" if closed else "open",
+        "arrivals": arrivals, "departures": arrivals, "visitors": arrivals, "transactions": arrivals // 4,
+        "sales": 0.0, "emitted_at_ms": start_ms,
+    }
+    if closed:
+        record["compare"] = {"arrivals": {"value": arrivals, "last_week": last_week}}
+    return record
+
+
+def forecast_record(store_id: str, made_at_ms: int, horizons: int = 8) -> dict[str, Any]:
+    points = []
+    for h in range(1, horizons + 1):
+        value = 40.0 + 5 * h
+        points.append({"target_ms": made_at_ms + h * BUCKET_MS, "h": h, "forecast": value,
+                       "lo80": value - 8, "hi80": value + 8, "lo95": value - 14, "hi95": value + 14})
+    return {"type": "forecast", "store_id": store_id, "series": "arrivals", "made_at_ms": made_at_ms,
+            "bucket_ms": BUCKET_MS, "model": "calendar_regression", "cold": False, "points": points}
+
+
+def alert_record(store_id: str, alert_id: str, *, severity: str = "warning", state: str = "opened",
+                 kind: str = "surge", at_ms: int = 0, explanation: str = "") -> dict[str, Any]:
+    return {"type": "alert", "alert_id": alert_id, "store_id": store_id, "kind": kind, "severity": severity,
+            "state": state, "started_ms": at_ms, "updated_ms": at_ms, "bucket_start_ms": at_ms - 1_800_000,
+            "bucket_end_ms": at_ms, "observed": 312, "expected": 150, "expected_lo": 120, "expected_hi": 180,
+            "score": 4.2, "explanation": explanation or "arrivals 312 in 14:00-14:30, expected 120-180"}
+
+
+def put_forecast(client: redis.Redis, prefix: str, forecast: dict[str, Any]) -> None:
+    body = orjson.dumps(forecast)
+    client.hset(f"{prefix}:store:{forecast['store_id']}:forecast", forecast["series"], body)
+    client.publish(f"{prefix}:forecast:{forecast['store_id']}", body)
+
+
+def put_alert(client: redis.Redis, prefix: str, alert: dict[str, Any]) -> None:
+    """Open, update or resolve an alert as the alerting stage does: hash, history stream, channel."""
+    body = orjson.dumps(alert)
+    key = f"{prefix}:store:{alert['store_id']}:alerts"
+    if alert["state"] == "resolved":
+        client.hdel(key, alert["alert_id"])
+    else:
+        client.hset(key, alert["alert_id"], body)
+    client.xadd(f"{prefix}:alerts:history", {"record": body}, maxlen=1000, approximate=True)
+    client.publish(f"{prefix}:alerts", body)

@@ -1,0 +1,424 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright), on the real stack.
+
+With the worker counting simulated traffic on Kafka, the dashboard process (`footfall dashboard`,
+reading Redis only) must show on its pages exactly the numbers Redis holds, show an alert
+published to Redis within seconds, come back by itself when the dashboard process is killed and
+started again (the open page is not reloaded), refuse hostile store ids with a short 4xx, and stay
+quick with 500 stores. The test also saves the screenshot the README shows (docs/dashboard.png).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from kafka import KafkaProducer
+
+from footfall.scripts.stack import _die_with_parent, free_port
+from footfall.stream.settings import Settings
+from footfall.stream.sinks import RedisSink
+from footfall.stream.topics import ensure_topics
+from tests.dashrecords import BUCKET_MS, alert_record, forecast_record, live_record, put_alert, put_forecast
+from tests.integration.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = os.environ.get("FOOTFALL_TEST_CHROMIUM", "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "dashboard.png"
+DASH = "–"
+
+
+# -- the browser and the dashboard process -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # The test command installs both; only a hand-run subset may lack them. In CI a missing browser fails.
+    missing = pytest.fail if os.environ.get("CI") else pytest.skip
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("playwright is not installed (pip install -e .[dev])")
+    if not os.path.exists(CHROMIUM):
+        missing(f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set FOOTFALL_TEST_CHROMIUM)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class DashboardProcess:
+    """`footfall dashboard` as a subprocess on a fixed port, so it can be killed and started again."""
+
+    env: dict[str, str]
+    port: int
+    log_dir: Path
+    proc: subprocess.Popen | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                return orjson.loads(response.read())
+        except (OSError, urllib.error.URLError):
+            return None
+
+    def start(self, timeout_s: float = 20.0) -> DashboardProcess:
+        log = self.log_dir / f"dashboard-{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "footfall.scripts.cli", "dashboard", "--port", str(self.port)],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        wait_until(lambda: (h := self.health()) is not None and h["redis_subscribed"], timeout_s,
+                   f"the dashboard on port {self.port} to answer (log {log})", interval_s=0.1)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def dashboard_factory(services, unique_prefix: str, tmp_path: Path) -> Iterator[Callable[[], DashboardProcess]]:
+    made: list[DashboardProcess] = []
+
+    def make() -> DashboardProcess:
+        env = {**os.environ, "FOOTFALL_REDIS_URL": services.redis_url, "FOOTFALL_TOPIC_PREFIX": unique_prefix}
+        dashboard = DashboardProcess(env, free_port(), tmp_path)
+        made.append(dashboard)
+        return dashboard
+
+    yield make
+    for dashboard in made:
+        dashboard.stop()
+
+
+# -- what the page must show, from Redis (formatted as the page formats) ----------------------------------
+
+
+def js_round(x: float) -> int:
+    return math.floor(x + 0.5)
+
+
+def fmt_int(v: Any) -> str:
+    return DASH if v is None else f"{js_round(v):,}"
+
+
+def fmt_ratio_pct(v: Any) -> str:
+    return DASH if v is None else f"{v * 100:.1f} %"
+
+
+def fmt_pct(v: Any) -> str:
+    return DASH if v is None else f"{v:.1f} %"
+
+
+def fmt_duration(s: Any) -> str:
+    if s is None:
+        return DASH
+    if s < 60:
+        return f"{js_round(s)} s"
+    if s < 3600:
+        return f"{js_round(s / 60)} min"
+    return f"{int(s // 3600)} h {js_round((s % 3600) / 60):02d} min"
+
+
+def redis_live(client: redis.Redis, prefix: str, store_id: str) -> dict[str, Any]:
+    """A store's live hash, decoded here independently of the dashboard's code."""
+    out = {}
+    for k, v in client.hgetall(f"{prefix}:store:{store_id}:live").items():
+        try:
+            out[k.decode()] = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            out[k.decode()] = v.decode()
+    return out
+
+
+def expected_tiles(live: dict[str, Any]) -> dict[str, str]:
+    total = (live.get("queue") or {}).get("total") or {}
+    tiles = {
+        "arrivals_15m": fmt_int(live["windows"]["15m"]["arrivals"]),
+        "occupancy": fmt_int(live["occupancy"]["occupancy"]),
+        "today_visitors": fmt_int(live["today"]["visitors"]),
+        "conversion_rate": fmt_ratio_pct(live["today"]["conversion_rate"]),
+    }
+    if live.get("vertical") in ("bank", "telecom"):
+        tiles.update({"waiting_now": fmt_int(total.get("waiting_now")),
+                      "est_wait_s": fmt_duration(total.get("est_wait_s")),
+                      "service_level_pct": fmt_pct(total.get("service_level_pct"))})
+    return tiles
+
+
+def tiles_on(page: Any) -> dict[str, str]:
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#tiles .tile:not(.hidden)')]
+        .map(t => [t.dataset.tile, t.querySelector('.value').textContent]))""")
+
+
+def wait_for(page: Any, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll a condition on the page (Playwright's own waits cover single elements only)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+# -- the real stack -----------------------------------------------------------------------------------------
+
+
+def traffic_start() -> dt.datetime:
+    """Noon UTC of the latest weekday at least a day ago: in the next 7 hours the simulator's London and
+    New York banks and its New York shop are open, so there are tickets, tills and doors."""
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    while day.weekday() >= 5:
+        day -= dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(12, 0), dt.UTC)
+
+
+def stable_stats(client: redis.Redis, prefix: str, quiet_s: float, timeout_s: float) -> int:
+    """Wait until the worker's event count has stopped moving for `quiet_s`; return it."""
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = int(client.hget(f"{prefix}:stats", "events") or 0)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now > 0 and time.monotonic() - since >= quiet_s:
+            return now
+        time.sleep(0.25)
+    raise AssertionError(f"the worker's counts did not settle within {timeout_s} s (at {last})")
+
+
+def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
+    services, worker_factory, dashboard_factory, unique_prefix, browser,
+):
+    prefix = unique_prefix
+    client = redis.Redis.from_url(services.redis_url)
+    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=prefix, partitions=4))
+    worker = worker_factory(idle_timeout_s=0).start()
+    dashboard = dashboard_factory().start()
+    start = traffic_start()
+    simulator = subprocess.run(
+        [sys.executable, "-m", "footfall.scripts.cli", "simulate", "--stores", "8", "--seed", "0", "--speed", "0",
+         "--start", start.isoformat(), "--duration", "7", "--broker", services.bootstrap, "--topic-prefix", prefix,
+         "--progress-s", "0"],
+        env=worker.env, capture_output=True, text=True, timeout=120,
+    )
+    assert simulator.returncode == 0, simulator.stderr[-2000:]
+    stable_stats(client, prefix, quiet_s=2.0, timeout_s=90)
+    stores = sorted(k.decode().split(":")[2] for k in client.scan_iter(match=f"{prefix}:store:*:live"))
+    assert {"bank-002", "bank-005", "retail-007"} <= set(stores), stores
+    assert worker.alive
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    dialogs: list[str] = []
+    context.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    # The overview: every store's row shows what its live hash holds.
+    overview = context.new_page()
+    overview.goto(f"{dashboard.url}/")
+    overview.wait_for_selector(f"#shown:text('{len(stores)} of {len(stores)} stores')", timeout=10_000)
+    for store_id in stores:
+        live = redis_live(client, prefix, store_id)
+        cells = overview.evaluate("""(id) => Object.fromEntries([...document.querySelectorAll(
+            `tr[data-store-id="${id}"] td`)].map(td => [td.dataset.col, td.textContent]))""", store_id)
+        total = (live.get("queue") or {}).get("total") or {}
+        assert cells["arrivals_15m"] == fmt_int(live["windows"]["15m"]["arrivals"]), store_id
+        assert cells["occupancy"] == fmt_int(live["occupancy"]["occupancy"]), store_id
+        assert cells["today_visitors"] == fmt_int(live["today"]["visitors"]), store_id
+        assert cells["conversion_rate"] == fmt_ratio_pct(live["today"]["conversion_rate"]), store_id
+        assert cells["waiting_now"] == fmt_int(total.get("waiting_now")), store_id
+    chain = {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:rollup:chain:all:live").items()}
+    assert overview.inner_text('#chain [data-tile="occupancy"] .value') == fmt_int(int(chain["occupancy"]))
+    assert overview.locator("#regions tbody tr").count() == len(client.hkeys(f"{prefix}:rollup:chain:all:live:members"))
+
+    # The bank's page: its tiles are its live hash.
+    page = context.new_page()
+    page.goto(f"{dashboard.url}/stores/bank-002")
+    live = redis_live(client, prefix, "bank-002")
+    want = expected_tiles(live)
+    wait_for(page, lambda: tiles_on(page) == want, 10, f"the tiles to show {want} (they show {tiles_on(page)})")
+    assert page.locator("#chart svg rect.bar").count() >= 4, "today's buckets are drawn"
+
+    # The forecast is drawn with its bands: the worker's when it makes them, else one published here (which
+    # must then arrive through the event stream).
+    made = client.hget(f"{prefix}:store:bank-002:forecast", "arrivals")
+    if made is None:
+        last_bucket = live["as_of_ms"] - live["as_of_ms"] % BUCKET_MS
+        put_forecast(client, prefix, forecast_record("bank-002", last_bucket, horizons=12))
+        model = "calendar_regression"
+    else:
+        model = orjson.loads(made)["model"]
+    page.wait_for_selector(f"#legend li.sw-forecast:text('{model}')", timeout=5_000)
+    page.wait_for_selector("#chart svg polyline.forecast", timeout=5_000)
+    assert page.locator("#chart svg polygon.band80").count() == 1
+    assert page.locator("#chart svg polygon.band95").count() == 1
+
+    # An alert published to Redis appears within a few seconds, without a reload.
+    alert = alert_record("bank-002", f"surge-{uuid.uuid4().hex[:6]}", kind="surge", severity="warning",
+                         at_ms=live["as_of_ms"], explanation="arrivals 11 in 14:30-14:45, expected 2-7")
+    published = time.monotonic()
+    put_alert(client, prefix, alert)
+    page.wait_for_selector(f"#alerts li[data-alert-id='{alert['alert_id']}']", timeout=5_000)
+    overview.wait_for_selector(f"#alerts li[data-alert-id='{alert['alert_id']}']", timeout=5_000)
+    assert time.monotonic() - published < 5
+    assert "arrivals 11 in 14:30-14:45, expected 2-7" in page.inner_text("#alerts")
+    assert overview.inner_text("tr[data-store-id='bank-002'] td[data-col='alerts_open']") == "1"
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    # A new forecast reaches the open page through the event stream.
+    newer = forecast_record("bank-002", live["as_of_ms"] - live["as_of_ms"] % BUCKET_MS, horizons=6)
+    newer["model"] = "pushed_in_test"
+    put_forecast(client, prefix, newer)
+    page.wait_for_selector("#legend li.sw-forecast:text('pushed_in_test')", timeout=5_000)
+
+    # Kill the dashboard: the page says so and keeps trying; start it again on the same port.
+    page.evaluate("() => { window.notReloaded = true; }")
+    dashboard.kill()
+    page.wait_for_selector("#conn[data-state='reconnecting']", timeout=5_000)
+    dashboard.start()
+    # New traffic for the bank after the restart: the page must show it, live, without a reload.
+    door = {"event_id": f"door-{uuid.uuid4().hex}", "store_id": "bank-002", "kind": "door",
+            "ts": live["as_of_ms"] + 1_000, "schema_version": 1, "region": live["region"], "vertical": "bank",
+            "door_id": "main", "sensor_id": "c1", "count_in": 7, "count_out": 0, "interval_s": 1}
+    producer = KafkaProducer(bootstrap_servers=services.bootstrap)
+    producer.send(f"{prefix}.events", key=b"bank-002", value=orjson.dumps(door))
+    producer.flush()
+    producer.close()
+    wait_until(lambda: redis_live(client, prefix, "bank-002")["today"]["visitors"] == live["today"]["visitors"] + 7,
+               30, "the worker to count the new arrivals")
+    want = expected_tiles(redis_live(client, prefix, "bank-002"))
+    wait_for(page, lambda: tiles_on(page) == want, 15, f"the tiles to show {want} after the restart")
+    assert page.evaluate("() => window.notReloaded === true")
+    assert page.get_attribute("#conn", "data-state") == "live"
+    assert alert["alert_id"] in page.inner_text("#alerts") or page.locator(
+        f"#alerts li[data-alert-id='{alert['alert_id']}']").count() == 1, "the snapshot read again keeps the alert"
+    assert not dialogs, f"a page ran a dialog: {dialogs}"
+    context.close()
+
+
+# -- 500 stores --------------------------------------------------------------------------------------------
+
+
+def publish(settings: Settings, records: list[dict[str, Any]]) -> None:
+    """Write records with the worker's sink (in a thread: Playwright's sync API holds this one's loop)."""
+    async def main() -> None:
+        sink = RedisSink(settings)
+        try:
+            assert await sink.publish(records)
+        finally:
+            await sink.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result(timeout=60)
+
+
+def test_500_stores_one_snapshot_one_stream_quick_sort_filter_and_updates(
+    services, dashboard_factory, unique_prefix, browser,
+):
+    prefix = unique_prefix
+    settings = Settings(redis_url=services.redis_url, topic_prefix=prefix)
+    rng = random.Random(500)
+    now_ms = int(time.time() * 1000)
+    verticals = ["retail", "bank", "telecom"]
+    stores = [(f"s-{i:04d}", f"region-{i % 12:02d}", verticals[i % 3]) for i in range(500)]
+    lives = {sid: live_record(sid, region=region, vertical=vertical, as_of_ms=now_ms, rng=rng)
+             for sid, region, vertical in stores}
+    publish(settings, list(lives.values()))
+    dashboard = dashboard_factory().start()
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url.removeprefix(dashboard.url)))
+    started = time.monotonic()
+    page.goto(f"{dashboard.url}/")
+    page.wait_for_selector("#shown:text('500 of 500 stores')", timeout=10_000)
+    loaded_s = time.monotonic() - started
+    assert page.locator("#stores tbody tr").count() == 500
+    assert loaded_s < 8, f"500 stores took {loaded_s:.1f} s to show"
+
+    # Sorting re-renders 500 rows quickly (measured in the page, layout included).
+    took_ms = page.evaluate("""() => { const t = performance.now();
+        document.querySelector('th[data-sort="occupancy"]').click(); document.body.offsetHeight;
+        return performance.now() - t; }""")
+    assert took_ms < 500, f"sorting took {took_ms:.0f} ms"
+    top = sorted(lives.values(), key=lambda r: (-r["occupancy"]["occupancy"], r["store_id"]))[:5]
+    shown = page.eval_on_selector_all("#stores tbody tr", "rows => rows.slice(0, 5).map(r => r.dataset.storeId)")
+    assert shown == [r["store_id"] for r in top]
+    assert "sort=occupancy" in page.url and "order=desc" in page.url
+
+    # Filtering by text.
+    page.fill("#q", "region-03")
+    page.wait_for_selector("#shown:text('42 of 500 stores')", timeout=5_000)
+    assert {r for r in page.eval_on_selector_all("#stores tbody tr", "rows => rows.map(r => r.dataset.storeId)")} == {
+        sid for sid, region, _ in stores if region == "region-03"}
+    page.fill("#q", "")
+    page.wait_for_selector("#shown:text('500 of 500 stores')", timeout=5_000)
+
+    # Every store changes twice: the page follows through the one event stream, with no request per store.
+    for round_ in range(2):
+        for record in lives.values():
+            record["occupancy"] = {"occupancy": 1000 + round_ * 1000 + int(record["store_id"][2:])}
+            record["emitted_at_ms"] = now_ms + 1000 * (round_ + 1)
+        publish(settings, list(lives.values()))
+    wait_for(page, lambda: page.inner_text("tr[data-store-id='s-0499'] td[data-col='occupancy']") == "2,499",
+             10, "the last store's new occupancy")
+    sample = rng.sample(sorted(lives), 20)
+    cells = page.evaluate("""(ids) => ids.map(id =>
+        document.querySelector(`tr[data-store-id="${id}"] td[data-col="occupancy"]`).textContent)""", sample)
+    assert cells == [fmt_int(lives[sid]["occupancy"]["occupancy"]) for sid in sample]
+    api = [u for u in requests if u.startswith("/api/")]
+    assert api == ["/api/events", "/api/overview"] or api == ["/api/overview", "/api/events"], api
+
+    # Hostile store ids: a short plain 4xx, nothing of them reflected, nothing run.
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for path in ("/stores/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/stores/%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E",
+                 "/stores/" + "x" * 65, "/api/stores/..%2F..%2Fetc%2Fpasswd", "/?sort=%3Cscript%3E"):
+        response = page.goto(f"{dashboard.url}{path}")
+        assert response is not None and 400 <= response.status < 500, path
+        assert response.headers["content-type"].startswith("text/plain"), path
+        text = page.inner_text("body")
+        assert len(text) < 100 and "<" not in text and "alert" not in text, (path, text)
+    assert not dialogs
+    context.close()

@@ -1,0 +1,483 @@
+"""The dashboard's app: input checks, escaping, headers, JSON endpoints and the event stream.
+
+The endpoints run in aiohttp's test server against a real redis-server (started for this module);
+records are written with the worker's own `RedisSink`, so the layout read is the worker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from footfall.scripts.stack import LocalStack, StackError
+from footfall.stream.dashboard import StoreQuery, create_app, parse_alert, parse_forecast, store_row, valid_store_id
+from footfall.stream.settings import Settings
+from footfall.stream.sinks import RedisSink
+from tests.dashrecords import (
+    BUCKET_MS,
+    alert_record,
+    bucket_record,
+    forecast_record,
+    live_record,
+    put_alert,
+    put_forecast,
+)
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this module's own (the app's pub/sub is checked by killing its connection)."""
+    try:
+        stack = LocalStack(tmp_path_factory.mktemp("redis"), broker="none", progress=lambda m: None).start()
+    except StackError as exc:
+        pytest.skip(f"no redis-server: {exc}")
+    try:
+        yield stack.redis_url
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"d{uuid.uuid4().hex[:10]}"
+
+
+def run(settings: Settings, body: Callable[[TestClient], Awaitable[None]]) -> None:
+    async def main() -> None:
+        app = create_app(settings, push_interval_s=0.05)
+        async with TestClient(TestServer(app)) as client:
+            await body(client)
+
+    asyncio.run(main())
+
+
+def publish(settings: Settings, records: list[dict[str, Any]]) -> None:
+    async def main() -> None:
+        sink = RedisSink(settings)
+        try:
+            assert await sink.publish(records)
+        finally:
+            await sink.close()
+
+    asyncio.run(main())
+
+
+NOW_MS = (int(time.time() * 1000) // BUCKET_MS) * BUCKET_MS + 123_000
+STORES = [("retail-001", "north", "retail"), ("bank-002", "south", "bank"), ("telecom-003", "north", "telecom"),
+          ("retail-004", "south", "retail")]
+
+
+def seed(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Four stores' live records and a few buckets of retail-001 today; returns the live records."""
+    rng = random.Random(7)
+    lives = {sid: live_record(sid, region=region, vertical=vertical, as_of_ms=NOW_MS, rng=rng)
+             for sid, region, vertical in STORES}
+    start = NOW_MS - NOW_MS % BUCKET_MS
+    buckets = [bucket_record("retail-001", region="north", vertical="retail", start_ms=start - k * BUCKET_MS,
+                             arrivals=10 + k, last_week=8 + k, closed=k > 0) for k in range(3)]
+    publish(settings, [*buckets, *lives.values()])
+    return lives
+
+
+# -- checks of input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "ok"),
+    [
+        ("retail-001", True),
+        ("a", True),
+        ("Store_1.2:3-x", True),  # every allowed punctuation
+        ("x" * 64, True),  # longest
+        ("x" * 65, False),  # too long
+        ("", False),
+        ("-leading", False),  # must start with a letter or digit
+        ("..", False),
+        ("a/b", False),
+        ("a b", False),
+        (HOSTILE, False),
+        ("ünï", False),
+        ("a\nb", False),
+    ],
+)
+def test_store_id_pattern(raw: str, ok: bool):
+    if ok:
+        assert valid_store_id(raw) == raw
+    else:
+        with pytest.raises(ValueError, match="invalid store id"):
+            valid_store_id(raw)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"sort": "nope"},
+        {"sort": "__proto__"},
+        {"order": "sideways"},
+        {"q": HOSTILE},
+        {"q": "x" * 65},
+        {"vertical": "pharmacy"},
+        {"region": '"><img src=x>'},
+        {"region": "a\x00b"},
+        {"alerts": "yes"},
+    ],
+)
+def test_bad_view_parameters_are_refused(query: dict[str, str]):
+    with pytest.raises(ValueError) as info:
+        StoreQuery.from_query(query)
+    assert "<" not in str(info.value) and "proto" not in str(info.value)
+
+
+def test_view_sorts_filters_and_puts_missing_values_last():
+    rows = [{"store_id": "b", "region": "north", "vertical": "bank", "waiting_now": 3},
+            {"store_id": "r", "region": "north", "vertical": "retail", "waiting_now": None},
+            {"store_id": "t", "region": "south", "vertical": "telecom", "waiting_now": 9}]
+    ids = lambda q: [r["store_id"] for r in StoreQuery.from_query(q).apply(rows)]  # noqa: E731
+    assert ids({"sort": "waiting_now", "order": "desc"}) == ["t", "b", "r"]
+    assert ids({"sort": "waiting_now", "order": "asc"}) == ["b", "t", "r"]
+    assert ids({"region": "north"}) == ["b", "r"]
+    assert ids({"q": "SOUTH"}) == ["t"]
+    assert ids({"vertical": "retail"}) == ["r"]
+
+
+def test_parsers_tolerate_what_they_do_not_expect():
+    assert store_row({})["arrivals_15m"] is None
+    assert store_row({"windows": "x", "today": [], "queue": 3, "occupancy": {"occupancy": "7"}})["occupancy"] is None
+    assert store_row({"today": {"visitors": 10}, "same_day_last_week": {"visitors": 0}})["vs_last_week"] is None
+    assert parse_forecast({"points": [{"target_ms": "x"}, {"forecast": 1}]}) is None
+    assert parse_forecast(None) is None
+    kept = parse_forecast({"points": [{"target_ms": 2, "forecast": 1.0, "lo80": float("nan")},
+                                      {"target_ms": 1, "forecast": 2.0}]})
+    assert [p["target_ms"] for p in kept["points"]] == [2 - 1, 2] and kept["points"][1]["lo80"] is None
+    assert parse_alert({"alert_id": "a", "store_id": "s", "severity": "<b>"})["severity"] == "info"
+    assert parse_alert({"alert_id": "", "store_id": "s"}) is None
+    assert parse_alert("nope") is None
+
+
+# -- the app over HTTP ----------------------------------------------------------------------------------
+
+
+def _assert_safe_error(status: int, content_type: str, body: str, headers: Any, expected: int) -> None:
+    assert status == expected, body
+    assert content_type == "text/plain"
+    assert len(body) < 120
+    assert "<" not in body and "script" not in body.lower() and "Traceback" not in body
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/stores/%3Cscript%3Ealert(1)%3C%2Fscript%3E", 400),  # markup
+        ("/stores/" + "a" * 65, 400),  # too long
+        ("/stores/%22onmouseover=alert(1)", 400),  # attribute injection
+        ("/stores/a%00b", 400),  # NUL
+        ("/stores/-x", 400),  # leading punctuation
+        ("/stores/%E2%80%AEevil", 400),  # bidi override
+        ("/api/stores/%3Cimg%20src=x%3E", 400),
+        ("/api/stores/" + "9" * 200, 400),
+        ("/api/events?store=%3Cscript%3E", 400),
+        ("/?sort=%3Cscript%3E", 400),  # sort key not a column
+        ("/api/overview?sort=store_id;drop", 400),
+        ("/api/overview?q=%3Cb%3E", 400),
+        ("/api/overview?vertical=%3Cb%3E", 400),
+        ("/api/overview?order=up", 400),
+        ("/stores/a/b", 404),  # no such route
+        ("/static/..%2Fdashboard.py", 404),  # only the files shipped
+        ("/static/nope.js", 404),
+        ("/etc/passwd", 404),
+    ],
+)
+def test_hostile_input_gets_a_short_plain_4xx(redis_url: str, prefix: str, path: str, status: int):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+
+    async def body(client: TestClient) -> None:
+        response = await client.get(path)
+        _assert_safe_error(response.status, response.content_type, await response.text(), response.headers, status)
+
+    run(settings, body)
+
+
+def test_only_get_is_allowed(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+
+    async def body(client: TestClient) -> None:
+        for method in ("POST", "PUT", "DELETE"):
+            response = await client.request(method, "/api/overview", data=b"x")
+            _assert_safe_error(response.status, response.content_type, await response.text(), response.headers, 405)
+
+    run(settings, body)
+
+
+def test_pages_and_static_files_have_types_and_headers(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+
+    async def body(client: TestClient) -> None:
+        for path, content_type in [("/", "text/html"), ("/?sort=occupancy&order=desc&q=north&vertical=bank",
+                                                        "text/html"),
+                                   ("/stores/retail-001", "text/html"), ("/static/common.js", "text/javascript"),
+                                   ("/static/dashboard.css", "text/css"), ("/static/favicon.svg", "image/svg+xml")]:
+            response = await client.get(path)
+            assert response.status == 200, path
+            assert response.content_type == content_type
+            assert response.charset == "utf-8"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            csp = response.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in csp and "connect-src 'self'" in csp and "unsafe" not in csp
+            assert response.headers["X-Frame-Options"] == "DENY"
+        page = await (await client.get("/stores/retail-001")).text()
+        assert "retail-001" not in page, "the page never carries the id in its markup: the script reads it"
+        assert "<script>" not in page and " style=" not in page, "nothing inline: the CSP allows only files"
+
+    run(settings, body)
+
+
+def test_overview_reads_every_store_rollups_and_alerts(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    lives = seed(settings)
+    client = redis.Redis.from_url(redis_url)
+    put_alert(client, prefix, alert_record("bank-002", "a-1", severity="warning", at_ms=NOW_MS - 5000))
+    put_alert(client, prefix, alert_record("bank-002", "a-2", severity="critical", at_ms=NOW_MS,
+                                           explanation=HOSTILE))
+    put_alert(client, prefix, alert_record("retail-001", "a-3", severity="info", at_ms=NOW_MS))
+    client.hset(f"{prefix}:store:retail-004:alerts", "junk", b"{not json")  # tolerated, skipped
+
+    async def body(http: TestClient) -> None:
+        response = await http.get("/api/overview")
+        assert response.status == 200 and response.content_type == "application/json"
+        data = await response.json()
+        rows = {r["store_id"]: r for r in data["stores"]}
+        assert set(rows) == {sid for sid, _, _ in STORES}
+        for sid, live in lives.items():
+            row = rows[sid]
+            assert row["arrivals_15m"] == live["windows"]["15m"]["arrivals"]
+            assert row["occupancy"] == live["occupancy"]["occupancy"]
+            assert row["today_visitors"] == live["today"]["visitors"]
+            assert row["last_week_visitors"] == live["same_day_last_week"]["visitors"]
+            assert row["conversion_rate"] == pytest.approx(live["today"]["conversion_rate"])
+            queue = (live["queue"] or {}).get("total", {})
+            assert row["waiting_now"] == queue.get("waiting_now")
+            assert row["service_level_pct"] == queue.get("service_level_pct")
+        assert rows["bank-002"]["alerts_open"] == 2 and rows["bank-002"]["alert_severity"] == "critical"
+        assert rows["retail-004"]["alerts_open"] == 0
+        assert [a["alert_id"] for a in data["alerts"]] == ["a-2", "a-1", "a-3"]  # severity, then newest
+        assert data["alerts"][0]["explanation"] == HOSTILE  # data, escaped by the page (textContent)
+        regions = {r["key"]: r for r in data["regions"]}
+        assert set(regions) == {"north", "south"}
+        assert regions["north"]["occupancy"] == sum(
+            lives[s]["occupancy"]["occupancy"] for s, region, _ in STORES if region == "north")
+        assert data["chain"]["stores"] == 4
+        # The server applies the view's parameters too.
+        data = await (await http.get("/api/overview?sort=occupancy&order=desc&region=south")).json()
+        got = [r["store_id"] for r in data["stores"]]
+        want = sorted((s for s, region, _ in STORES if region == "south"),
+                      key=lambda s: -lives[s]["occupancy"]["occupancy"])
+        assert got == want
+        alerts = await (await http.get("/api/alerts")).json()
+        assert [a["alert_id"] for a in alerts["alerts"]] == ["a-2", "a-1", "a-3"]
+
+    run(settings, body)
+
+
+def test_store_page_data_has_tiles_todays_buckets_forecast_and_alerts(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    lives = seed(settings)
+    client = redis.Redis.from_url(redis_url)
+    start = NOW_MS - NOW_MS % BUCKET_MS
+    put_forecast(client, prefix, forecast_record("retail-001", start))
+    client.hset(f"{prefix}:store:retail-001:forecast", "transactions", b"[1, 2")  # broken: skipped
+    put_alert(client, prefix, alert_record("retail-001", "s-1", at_ms=NOW_MS))
+
+    async def body(http: TestClient) -> None:
+        data = await (await http.get("/api/stores/retail-001")).json()
+        assert data["row"]["arrivals_15m"] == lives["retail-001"]["windows"]["15m"]["arrivals"]
+        assert data["vertical"] == "retail" and data["region"] == "north" and data["tz"] == "UTC"
+        chart = data["chart"]
+        assert chart["bucket_ms"] == BUCKET_MS
+        assert chart["day_end_ms"] - chart["day_start_ms"] == 86_400_000
+        today = [b for b in chart["buckets"]]
+        assert [b["start_ms"] for b in today] == sorted(b["start_ms"] for b in today)
+        assert all(chart["day_start_ms"] <= b["start_ms"] < chart["day_end_ms"] for b in today)
+        newest = today[-1]
+        assert newest["start_ms"] == start and newest["status"] == "open" and newest["arrivals"] == 10
+        assert set(data["forecasts"]) == {"arrivals"}
+        points = data["forecasts"]["arrivals"]["points"]
+        assert len(points) == 8 and points[0]["lo80"] < points[0]["forecast"] < points[0]["hi80"]
+        assert [a["alert_id"] for a in data["alerts"]] == ["s-1"]
+        # A store with no forecast and no alerts still answers, with empty ones.
+        data = await (await http.get("/api/stores/bank-002")).json()
+        assert data["forecasts"] == {} and data["alerts"] == [] and data["row"]["has_queue"] is True
+        response = await http.get("/api/stores/unknown-9")
+        assert response.status == 404 and (await response.json()) == {"error": "no data for this store"}
+
+    run(settings, body)
+
+
+def test_stores_are_found_without_rollups(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    client = redis.Redis.from_url(redis_url)
+    live = live_record("solo-1", region="x", vertical="retail", as_of_ms=NOW_MS, rng=random.Random(1))
+    flat = {k: (v if isinstance(v, str) else orjson.dumps(v)) for k, v in live.items()}
+    client.hset(f"{prefix}:store:solo-1:live", mapping=flat)
+
+    async def body(http: TestClient) -> None:
+        data = await (await http.get("/api/overview")).json()
+        assert [r["store_id"] for r in data["stores"]] == ["solo-1"]
+        assert data["regions"] == [] and data["chain"] is None and data["alerts"] == []
+
+    run(settings, body)
+
+
+# -- live updates ----------------------------------------------------------------------------------------
+
+
+async def read_events(response: Any, want: Callable[[list[tuple[str, Any]]], bool], timeout_s: float = 5.0
+                      ) -> list[tuple[str, Any]]:
+    """Read server-sent events until `want(events)` holds; fail after `timeout_s`."""
+    events: list[tuple[str, Any]] = []
+    name = None
+    async with asyncio.timeout(timeout_s):
+        while not want(events):
+            line = (await response.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: ") and name:
+                events.append((name, orjson.loads(line[6:])))
+                name = None
+    return events
+
+
+def names(events: list[tuple[str, Any]]) -> list[str]:
+    return [n for n, _ in events]
+
+
+async def subscribed(http: TestClient, timeout_s: float = 5.0) -> None:
+    """Wait until the app's hub has subscribed (it does so in the background at start)."""
+    async with asyncio.timeout(timeout_s):
+        while not (await (await http.get("/healthz")).json())["redis_subscribed"]:
+            await asyncio.sleep(0.05)
+
+
+def test_event_stream_pushes_rows_alerts_and_one_store_only_its_own(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    lives = seed(settings)
+    client = redis.Redis.from_url(redis_url)
+
+    async def body(http: TestClient) -> None:
+        await subscribed(http)
+        overview = await http.get("/api/events")
+        assert overview.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+        mine = await http.get("/api/events?store=bank-002")
+        other = await http.get("/api/events?store=retail-001")
+        for stream in (overview, mine, other):
+            hello = await read_events(stream, lambda e: "hello" in names(e))
+            assert hello[0][1]["redis"] is True
+        # One pub/sub subscription for the process, however many pages listen.
+        assert client.pubsub_numsub(f"{prefix}:alerts") == [(f"{prefix}:alerts".encode(), 1)]
+        updated = dict(lives["bank-002"], windows={"15m": {"arrivals": 999}}, emitted_at_ms=NOW_MS + 1)
+        await asyncio.to_thread(publish, settings, [updated])
+        await asyncio.to_thread(put_alert, client, prefix, alert_record("bank-002", "live-1", at_ms=NOW_MS))
+        got = await read_events(overview, lambda e: {"rows", "alerts"} <= set(names(e)))
+        rows = [r for n, batch in got if n == "rows" for r in batch]
+        assert any(r["store_id"] == "bank-002" and r["arrivals_15m"] == 999 for r in rows)
+        assert any(n == "alerts" and batch[0]["alert_id"] == "live-1" for n, batch in got)
+        got = await read_events(mine, lambda e: {"live", "alerts"} <= set(names(e)))
+        assert [d["arrivals_15m"] for n, d in got if n == "live"] == [999]
+        # A forecast and a bucket of the store reach its page.
+        bucket = bucket_record("bank-002", region="south", vertical="bank", start_ms=NOW_MS - NOW_MS % BUCKET_MS,
+                               arrivals=77, last_week=None, closed=False)
+        await asyncio.to_thread(publish, settings, [bucket])
+        await asyncio.to_thread(put_forecast, client, prefix, forecast_record("bank-002", NOW_MS, horizons=3))
+        got = await read_events(mine, lambda e: {"buckets", "forecasts"} <= set(names(e)))
+        assert [p["arrivals"] for n, batch in got if n == "buckets" for p in batch] == [77]
+        assert [(f["series"], len(f["points"])) for n, batch in got if n == "forecasts" for f in batch] == [
+            ("arrivals", 3)]
+        # The other store's page hears nothing of bank-002 (its next event is its own, or none).
+        await asyncio.to_thread(put_alert, client, prefix, alert_record("retail-001", "live-2", at_ms=NOW_MS))
+        got = await read_events(other, lambda e: "alerts" in names(e))
+        assert [a["store_id"] for n, batch in got if n == "alerts" for a in batch] == ["retail-001"]
+        assert not [n for n, _ in got if n == "live"]
+        for stream in (overview, mine, other):
+            stream.close()
+
+    run(settings, body)
+
+
+def test_hub_resubscribes_after_losing_redis_and_tells_pages_to_resync(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    seed(settings)
+    client = redis.Redis.from_url(redis_url)
+
+    async def body(http: TestClient) -> None:
+        await subscribed(http)
+        stream = await http.get("/api/events")
+        await read_events(stream, lambda e: "hello" in names(e))
+        # Only this module's tests use this redis-server: killing its pub/sub clients hits only ours.
+        assert client.client_kill_filter(_type="pubsub") >= 1
+        got = await read_events(stream, lambda e: "resync" in names(e), timeout_s=10)
+        assert ("status", {"redis": False}) in got
+        await asyncio.to_thread(put_alert, client, prefix, alert_record("bank-002", "after", at_ms=NOW_MS))
+        got = await read_events(stream, lambda e: "alerts" in names(e))
+        assert [a["alert_id"] for n, batch in got if n == "alerts" for a in batch] == ["after"]
+        health = await (await http.get("/healthz")).json()
+        assert health["redis_subscribed"] is True and health["listeners"] == 1
+        stream.close()
+
+    run(settings, body)
+
+
+def test_static_files_are_packaged():
+    root = Path(__file__).resolve().parents[2] / "stream" / "dashboard_static"
+    shipped = {p.name for p in root.iterdir()}
+    assert {"overview.html", "store.html", "dashboard.css", "common.js", "overview.js", "store.js"} <= shipped
+    for name in ("overview.js", "store.js", "common.js"):
+        text = (root / name).read_text()
+        assert "innerHTML" not in text and "eval(" not in text, f"{name}: markup is built with textContent only"
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (["--port", "70000"], {}, 2, "--port 70000: must be a TCP port"),
+        (["--push-interval-s", "0"], {}, 2, "--push-interval-s must be between"),
+        ([], {"FOOTFALL_REDIS_URL": "http://redis"}, 2, "FOOTFALL_REDIS_URL='http://redis'"),
+        ([], {"FOOTFALL_TOPIC_PREFIX": "a b"}, 2, "FOOTFALL_TOPIC_PREFIX='a b'"),
+    ],
+)
+def test_command_refuses_bad_options_by_name(args: list[str], env: dict[str, str], code: int, message: str):
+    result = subprocess.run([sys.executable, "-m", "footfall.scripts.cli", "dashboard", *args],
+                            env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_command_says_when_its_port_is_taken(redis_url: str):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "footfall.scripts.cli", "dashboard", "--port", str(port)],
+            env={"PATH": "/usr/bin:/bin", "FOOTFALL_REDIS_URL": redis_url}, capture_output=True, text=True,
+            timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr and "Traceback" not in result.stderr
