@@ -139,17 +139,21 @@ class ResidualDetector:
         deviation of `z` around its EW mean there, used (but never below half the global scale) once the slot
         has `slot_min` values. Forecasts miss some hours of the week more than others (a Saturday night
         after a weekday); their own scale keeps those misses from being alerts every week.
+    scale_cap
+        When set, a residual moves the scales by at most `scale_cap` times the current scale: the first
+        buckets of an incident, not flagged yet, then cannot widen the scale they are judged by (None: off).
 
     """
 
     def __init__(self, point: float = 8.0, cusum_k: float = 2.0, cusum_h: float = 24.0, fading: float = 0.02,
                  cap: float = 2.0, min_scale: float = 1.0, winsor: float | None = None, slot_fading: float = 0.3,
-                 slot_min: int = 2) -> None:
+                 slot_min: int = 2, scale_cap: float | None = None) -> None:
         if point <= 0 or cusum_h <= 0 or cusum_k < 0 or not 0 < fading <= 1 or cap < 1 or min_scale <= 0:
             raise ValueError("point, cusum_h, fading and min_scale must be > 0, cusum_k >= 0, cap >= 1")
         self.winsor = winsor if winsor is not None else cusum_h / 4
         self.slot_fading = slot_fading
         self.slot_min = slot_min
+        self.scale_cap = scale_cap
         self.slots: dict[int, list[float]] = {}  # slot -> [n, EW mean of z, EW mean of |z - mean|]
         self.point = point
         self.cusum_k = cusum_k
@@ -167,7 +171,8 @@ class ResidualDetector:
         yield {}
         yield {"point": 4.0, "cusum_k": 1.0, "cusum_h": 8.0, "fading": 0.1}
 
-    def _unit(self, expected: Expected, slot: int | None) -> float:
+    def unit(self, expected: Expected, slot: int | None = None) -> float:
+        """The robust scale of a residual at `expected` (and hour-of-week `slot`): one unit of `point`."""
         spread = math.sqrt(max(expected.mean, 0.0) + 1.0)
         scale = self.scale if self.scale is not None else 1.0
         stats = None if slot is None else self.slots.get(slot)
@@ -177,7 +182,7 @@ class ResidualDetector:
 
     def assess(self, observed: float, expected: Expected, slot: int | None = None) -> Assessment:
         """The bucket's assessment; reads only."""
-        unit = self._unit(expected, slot)
+        unit = self.unit(expected, slot)
         residual = (observed - expected.mean) / unit
         beyond = max(observed - expected.hi95, expected.lo95 - observed, 0.0) / unit
         # Winsorised: one wild bucket (the point score's business) moves the CUSUM by at most `winsor`.
@@ -206,6 +211,9 @@ class ResidualDetector:
         self.cusum_down = min(a.cusum_down, limit)
         value = observed if learned is None else learned
         signed = (value - expected.mean) / math.sqrt(max(expected.mean, 0.0) + 1.0)
+        if self.scale_cap is not None and self.scale is not None:
+            bound = self.scale_cap * self.scale
+            signed = min(max(signed, -bound), bound)
         z = abs(signed)
         self.scale = z if self.scale is None else (1 - self.fading) * self.scale + self.fading * z
         if slot is not None:
@@ -226,14 +234,15 @@ class ResidualDetector:
     def to_state(self) -> dict[str, Any]:
         return {"point": self.point, "cusum_k": self.cusum_k, "cusum_h": self.cusum_h, "fading": self.fading,
                 "cap": self.cap, "min_scale": self.min_scale, "winsor": self.winsor, "slot_fading": self.slot_fading,
-                "slot_min": self.slot_min, "slots": [[k, *v] for k, v in sorted(self.slots.items())],
+                "slot_min": self.slot_min, "scale_cap": self.scale_cap,
+                "slots": [[k, *v] for k, v in sorted(self.slots.items())],
                 "scale": self.scale, "cusum_up": self.cusum_up,
                 "cusum_down": self.cusum_down, "n": self.n}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ResidualDetector:
         d = cls(state["point"], state["cusum_k"], state["cusum_h"], state["fading"], state["cap"],
-                state["min_scale"], state["winsor"], state["slot_fading"], state["slot_min"])
+                state["min_scale"], state["winsor"], state["slot_fading"], state["slot_min"], state.get("scale_cap"))
         d.slots = {int(k): [float(n), float(m), float(a)] for k, n, m, a in state["slots"]}
         d.scale, d.cusum_up, d.cusum_down, d.n = state["scale"], state["cusum_up"], state["cusum_down"], state["n"]
         return d

@@ -16,7 +16,8 @@ After each closed bucket, `OnlineSelector.learn_one(y, ts_ms)`:
    every candidate of a series.
 
 Prediction intervals are empirical: the quantiles (10/90 %, 2.5/97.5 %) of the
-last `interval_window` residuals of the published forecasts at that horizon,
+last `interval_window` residuals of the published forecasts at that horizon
+(leaving out buckets forecast empty that stayed empty: closed hours),
 each divided by `sqrt(forecast + 1)` (counts spread more when they are high: a
 quiet night gets a narrow band, a peak a wide one), scaled back and added to
 the point forecast; before there are enough, the pooled residuals of all
@@ -213,7 +214,10 @@ class OnlineSelector:
                 if f is not None:
                     self.errors[name][slot].update(abs(y - f))
                     self.scored[name][slot] += 1
-            if published is not None:
+            # A bucket forecast empty that stayed empty (a closed hour) says nothing about the spread of
+            # an open one; kept, such exact zeros filled most of the window at stores closed at night
+            # and collapsed the 80 % band of their open hours to the point forecast (measured).
+            if published is not None and not (y == 0 and published < 0.5):
                 self.intervals.add(slot + 1, y - published, published)
         for candidate in self.candidates:
             candidate.learn_one(y if known else None, ts_ms)

@@ -255,7 +255,9 @@ class StoreWatch:
         if "departures" in signals:
             self.drift.learn_one(arrivals, signals.get("departures"))
         hits.append(("entry_exit_drift", self.drift.hit()))
-        extra = {k: v for k, v in signals.items() if k not in ("occupancy", "departures", "arrivals")}
+        # Queue waits have their own rule (the service-level target); heavy-tailed, they are no
+        # Gaussian's business (measured: at a 10^-6 tail they still alerted weekly on quiet branches).
+        extra = {k: v for k, v in signals.items() if k not in ("occupancy", "departures", "arrivals", "queue_wait_s")}
         if self.signals is not None and extra:
             score, name = self.signals.explain(extra)
             self.signals.learn_one(extra)
@@ -283,10 +285,15 @@ class StoreWatch:
                       forecast: Expected | Sequence[float] | None = None) -> list[Alert]:
         """Early warning while the bucket is open: `certain` (warning) or `likely` (info) to end too high."""
         expected = _as_expected(forecast) if forecast is not None else self.expected_for(bucket_start_ms)
-        if expected is None or not bucket_start_ms <= now_ms <= bucket_end_ms:
+        if expected is None or not bucket_start_ms <= now_ms <= bucket_end_ms or self.judged < self.warmup:
             return []
         elapsed = (now_ms - bucket_start_ms) / (bucket_end_ms - bucket_start_ms)
-        outlook = early_warning(count_so_far, elapsed, expected)
+        # The bound is where the closed bucket would alert (`point` robust units beyond the 95 % band),
+        # not the band itself: measured on simulated stores, warning at the band raised 2-3 false
+        # early warnings a store-day (a 95 % band is crossed by chance once in 40 buckets).
+        slot = hour_of_week(bucket_start_ms, self.tz)
+        bound = expected.hi95 + self.detector.point * self.detector.unit(expected, slot)
+        outlook = early_warning(count_so_far, elapsed, expected._replace(hi95=bound))
         if outlook.status is None:
             return []
         severity = "warning" if outlook.status == "certain" else "info"
@@ -297,7 +304,7 @@ class StoreWatch:
             now_ms=now_ms, observed=count_so_far, expected=expected.mean, expected_lo=expected.lo95,
             expected_hi=expected.hi95, score=count_so_far / max(expected.hi95, 1.0),
             explanation=f"{self.series} {count_so_far:,.0f} so far in {window} ({words}), "
-                        f"expected {expected.lo95:,.0f}-{expected.hi95:,.0f}")
+                        f"expected {expected.lo95:,.0f}-{expected.hi95:,.0f} for the whole bucket")
         return changes
 
     # -- words and state --------------------------------------------------------------------------

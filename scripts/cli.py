@@ -24,6 +24,7 @@ TOOLS = {
     "schemas": "schemacli",
     "evaluate": "evaluate",
     "dashboard": "dashboard",
+    "alerts": "alerts",
 }
 
 

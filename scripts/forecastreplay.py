@@ -4,8 +4,8 @@ The offline evaluation runs the operators in one process; this runs them where
 they live: each bucket's count becomes a door interval report on Kafka, a real
 worker counts it, closes the bucket, learns it and publishes its forecast to the
 predictions topic and Redis. The forecasts in Redis are then compared, one by
-one, with those `operators.store_forecast.StoreForecasts` makes offline from
-the same counts. They must be equal: same values, intervals and models, to the
+one, with those the worker's own operators (`StoreFlow`, `StoreModels`) make
+offline from the same events. They must be equal: same values, intervals and models, to the
 4 decimals the worker publishes.
 
 What the stack sees differs from the CSV in one way only: a bucket with no data
@@ -27,18 +27,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from footfall.operators.store_forecast import StoreForecasts
-
-__all__ = ["Comparison", "compare", "offline_records", "published_records", "series_events"]
+__all__ = ["PER_MESSAGE", "Comparison", "compare", "offline_records", "published_records", "run_replay",
+           "series_events"]
 
 TOLERANCE = 6e-5  # the worker rounds to 4 decimals
+PER_MESSAGE = 100  # events per Kafka message
 
 
 def series_events(starts: list[int], values: list[float | None], bucket_ms: int, store_id: str,
@@ -69,20 +69,49 @@ def _door(store_id: str, ts_ms: int, count: int, bucket_ms: int, vertical: str |
     return event
 
 
-def offline_records(starts: list[int], values: list[float | None], bucket_ms: int, horizon: int, tz: str,
-                    vertical: str | None, holidays: Iterable[dt.date] = ()) -> dict[int, dict[str, Any]]:
-    """`{made_at_ms: forecast}` of the arrivals series, as `StoreForecasts` makes them offline."""
-    forecasts = StoreForecasts(bucket_ms, horizon, tz, vertical, holidays)
+def offline_records(events: list[dict[str, Any]], settings: Any, per_message: int) -> dict[int, dict[str, Any]]:
+    """`{made_at_ms: forecast}` of the arrivals series, made offline by the worker's own operators.
+
+    The events go, `per_message` to a message as they are sent, through the same
+    decoding, `StoreFlow` and `StoreModels` as in the worker (what the models read at a
+    bucket's close, occupancy and queue wait, is the store's after the message that
+    closed it, as there), with no Kafka, Redis or Faust in between.
+    """
+    from footfall.operators.store import StoreFlow, StoreParams
+    from footfall.operators.store_models import StoreModels
+    from footfall.schemas.events import Limits
+    from footfall.schemas.messages import decode_message
+    from footfall.schemas.privacy import Pseudonymizer
+
+    s = settings
+    flow = StoreFlow(StoreParams(bucket_ms=s.bucket_ms, grace_ms=s.grace_ms, tz=s.timezone, reset_at=s.reset_at,
+                                 dedupe_horizon_ms=s.dedupe_horizon_s * 1000, target_wait_s=s.target_wait_s))
+    limits = Limits(min_ts_ms=s.min_event_time_ms, max_future_ms=s.max_future_s * 1000)
+    pseudonymize = Pseudonymizer(s.pseudonym_secret.encode())
+    models: StoreModels | None = None
+    vertical: str | None = None
     out = {}
-    for start, value in zip(starts, values, strict=True):
-        count = 0.0 if value is None else float(value)  # the stack sees no events: a zero
-        for published in forecasts.learn_bucket(start, {"arrivals": count}):
-            if published.series == "arrivals":
-                f = published.forecast
-                out[f.made_at_ms] = {"model": f.model, "cold": published.cold, "points": [
-                    {"target_ms": f.start_ms + i * f.bucket_ms, "forecast": v, "lo80": f.lo80[i],
-                     "hi80": f.hi80[i], "lo95": f.lo95[i], "hi95": f.hi95[i], "model": f.models[i]}
-                    for i, v in enumerate(f.values)]}
+    for i in range(0, len(events), per_message):
+        decoded = decode_message(orjson.dumps(events[i:i + per_message]), now_ms=int(time.time() * 1000),
+                                 limits=limits, pseudonymize=pseudonymize)
+        for event in decoded.events:
+            if flow.update(event) == "counted" and event.vertical:
+                vertical = event.vertical
+        for start, kpis in flow.pop_closed():
+            if models is None:
+                models = StoreModels(events[0]["store_id"], s.bucket_ms, s.forecast_horizon, s.timezone, vertical,
+                                     s.holiday_dates, queue_target_s=s.target_wait_s)
+            models.set_vertical(vertical)
+            queue_wait_s = flow.queues.get()["total"].get("est_wait_s") if flow.queues is not None else None
+            outcome = models.learn_bucket(start, kpis, occupancy=float(flow.occupancy.get()),
+                                          queue_wait_s=queue_wait_s)
+            for published in outcome.forecasts:
+                if published.series == "arrivals":
+                    f = published.forecast
+                    out[f.made_at_ms] = {"model": f.model, "cold": published.cold, "points": [
+                        {"target_ms": f.start_ms + i * f.bucket_ms, "forecast": v, "lo80": f.lo80[i],
+                         "hi80": f.hi80[i], "lo95": f.lo95[i], "hi95": f.hi95[i], "model": f.models[i]}
+                        for i, v in enumerate(f.values)]}
     return out
 
 
@@ -164,10 +193,9 @@ def run_replay(starts: list[int], values: list[float | None], bucket_ms: int, ho
                                  idle_timeout_s=0.0, history_maxlen=max(10_000, 2 * len(starts)),
                                  pseudonym_secret=secrets.token_hex(16),
                                  holidays=str(holidays_file) if holidays_file else "")
-    horizon = settings.forecast_horizon
     events = series_events(starts, values, bucket_ms, store_id, vertical, settings.grace_ms)
-    say(f"offline: forecasting {len(starts)} buckets ...")
-    offline = offline_records(starts, values, bucket_ms, horizon, tz, vertical, settings.holiday_dates)
+    say(f"offline: counting and forecasting {len(starts)} buckets ...")
+    offline = offline_records(events, settings, PER_MESSAGE)
     ensure_topics(settings)
     env = {**os.environ, **settings.to_env()}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,8 +207,8 @@ def run_replay(starts: list[int], values: list[float | None], bucket_ms: int, ho
     client = redis.Redis.from_url(settings.redis_url)
     try:
         with events_producer(env, broker=settings.broker, topic_prefix=prefix) as producer:
-            for i in range(0, len(events), 100):
-                batch = events[i:i + 100]
+            for i in range(0, len(events), PER_MESSAGE):
+                batch = events[i:i + PER_MESSAGE]
                 producer.send(store_id, orjson.dumps(batch), events=len(batch))
             producer.flush()
         say(f"sent {len(events)} events; waiting for the worker's forecasts ...")

@@ -43,9 +43,11 @@ from typing import Any
 import faust
 import orjson
 
+from footfall.operators.alerts import Alert
 from footfall.operators.localtime import local_day
 from footfall.operators.store import StoreFlow, StoreParams
-from footfall.operators.store_forecast import PublishedForecast, StoreForecasts
+from footfall.operators.store_forecast import PublishedForecast
+from footfall.operators.store_models import StoreModels
 from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import decode_message, scrub_identifiers
 from footfall.schemas.privacy import Pseudonymizer
@@ -54,8 +56,8 @@ from footfall.stream.refetch import RangeReader
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import DeadLetterLog, RedisSink, dead_letter_headers
 
-__all__ = ["REROUTED_HEADER", "TICK_HEADER", "FlowCounter", "bucket_record", "forecast_key", "forecast_record",
-           "live_record", "marker_key"]
+__all__ = ["REROUTED_HEADER", "TICK_HEADER", "FlowCounter", "alert_record", "bucket_record", "forecast_key",
+           "forecast_record", "live_record", "marker_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +77,22 @@ def marker_key(partition: int) -> str:
 
 
 def forecast_key(store_id: str) -> str:
-    """Table key of a store's forecasting state (its own key: it changes once a bucket, the store per flush)."""
+    """Table key of a store's forecasters and watches (its own key: it changes once a bucket, the store per flush)."""
     return f"~fc:{store_id}"
+
+
+def alert_record(store_id: str, meta: dict[str, Any], tz: str, alert: Alert) -> dict[str, Any]:
+    """The published form of an alert change (alerts topic, Redis)."""
+    return {
+        "type": "alert",
+        **alert.to_dict(),
+        "region": meta.get("region"),
+        "vertical": meta.get("vertical"),
+        "tz": tz,
+        "started": _iso(alert.started_ms),
+        "bucket_start": _iso(alert.bucket_start_ms),
+        "emitted_at_ms": int(time.time() * 1000),
+    }
 
 
 def forecast_record(store_id: str, meta: dict[str, Any], tz: str, published: PublishedForecast) -> dict[str, Any]:
@@ -168,8 +184,8 @@ class _Store:
     # Re-routed messages applied, as source partition -> highest source offset: a re-routed message
     # sent again (its source re-applied after a crash) is recognised whatever its events' age.
     rerouted: dict[str, int] = field(default_factory=dict)
-    forecasts: StoreForecasts | None = None  # None until its first closed bucket (or with forecasts off)
-    forecasts_changed: bool = False  # learned a bucket since its forecasting state was last saved
+    models: StoreModels | None = None  # forecasts and watches; None until its first closed bucket (or when off)
+    models_changed: bool = False  # changed since they were last saved
 
 
 class FlowCounter:
@@ -184,6 +200,7 @@ class FlowCounter:
         dead_letter_topic: faust.TopicT,
         redis_sink: RedisSink,
         predictions_topic: faust.TopicT | None = None,
+        alerts_topic: faust.TopicT | None = None,
     ) -> None:
         if not settings.pseudonym_secret:
             raise ValueError("FOOTFALL_PSEUDONYM_SECRET is required: customer ids are never stored raw")
@@ -193,6 +210,8 @@ class FlowCounter:
         self.aggregates_topic = aggregates_topic
         self.dead_letter_topic = dead_letter_topic
         self.predictions_topic = predictions_topic
+        self.alerts_topic = alerts_topic
+        self._capacities = settings.capacity_of_store
         self.redis = redis_sink
         self._holidays = settings.holiday_dates
         self.pseudonymize = Pseudonymizer(settings.pseudonym_secret.encode())
@@ -231,46 +250,62 @@ class FlowCounter:
             store = _Store(
                 flow=flow, meta={"region": saved.get("region"), "vertical": saved.get("vertical")},
                 partition=saved.get("p", partition), offset=saved.get("o", -1), wm_at_wall_ms=flow.watermark_ms,
-                rerouted=dict(saved.get("rr") or {}), forecasts=self._load_forecasts(store_id),
+                rerouted=dict(saved.get("rr") or {}),
             )
+            store.models = self._load_models(store_id)
             self._stores[store_id] = store
         return store
 
-    def _load_forecasts(self, store_id: str) -> StoreForecasts | None:
+    def _load_models(self, store_id: str) -> StoreModels | None:
         saved = self.table.get(forecast_key(store_id))
-        if not saved:
+        if not saved or not saved.get("b"):
             return None
         try:
-            return StoreForecasts.from_bytes(base64.b64decode(saved["b"]))
-        except Exception:  # a state this version cannot read: start the store's forecasts over, say so
-            logger.exception("%s: saved forecasting state unreadable; its forecasts start over", store_id)
+            return StoreModels.from_bytes(base64.b64decode(saved["b"]))
+        except Exception:  # a state this version cannot read: start the store's models over, say so
+            logger.exception("%s: saved forecasting state unreadable; its forecasts and alerts start over", store_id)
             return None
 
-    def _learn_forecasts(self, store_id: str, store: _Store, start_ms: int, kpis: dict[str, Any]) -> None:
-        """Teach the store's forecasters a closed bucket and queue the forecasts it gives."""
+    def _learn_models(self, store_id: str, store: _Store, start_ms: int, kpis: dict[str, Any]) -> None:
+        """Judge a closed bucket against its forecasts, learn it, queue the forecasts and alert changes.
+
+        The logic is `operators.store_models.StoreModels`'; here only what it reads from the
+        store at the close (occupancy, the estimated queue wait) and what it gives is published.
+        """
         horizon = self.settings.forecast_horizon
         if horizon <= 0:
             return
-        tz = store.flow.params.tz
-        if store.forecasts is None:
-            store.forecasts = StoreForecasts(self.settings.bucket_ms, horizon, tz, store.meta.get("vertical"),
-                                             self._holidays)
-        store.forecasts.set_vertical(store.meta.get("vertical"))
-        store.forecasts_changed = True
+        flow, tz = store.flow, store.flow.params.tz
+        if store.models is None:
+            store.models = StoreModels(store_id, self.settings.bucket_ms, horizon, tz, store.meta.get("vertical"),
+                                       self._holidays, capacity=self._capacities.get(store_id),
+                                       queue_target_s=self.settings.target_wait_s)
+        store.models.set_vertical(store.meta.get("vertical"))
+        store.models_changed = True
         try:
-            learned = store.forecasts.learn_bucket(start_ms, kpis)
+            queue_wait_s = flow.queues.get()["total"].get("est_wait_s") if flow.queues is not None else None
+            outcome = store.models.learn_bucket(start_ms, kpis, occupancy=float(flow.occupancy.get()),
+                                                queue_wait_s=queue_wait_s)
         except Exception:
-            # The counts stand whatever a model does: a forecaster that fails starts the store's
-            # forecasts over (logged and counted as `forecast_errors`) instead of costing the message.
-            logger.exception("%s: forecasting the bucket at %s failed; its forecasts start over", store_id,
-                             _iso(start_ms))
-            store.forecasts = None
+            # The counts stand whatever a model does: a forecaster or detector that fails starts the
+            # store's models over (logged and counted as `forecast_errors`) instead of costing the message.
+            logger.exception("%s: forecasting the bucket at %s failed; its forecasts and alerts start over",
+                             store_id, _iso(start_ms))
+            store.models = None
             self.stats["forecast_errors"] += 1
             self._pending_stats["forecast_errors"] += 1
             return
-        for published in learned:
+        self._queue_alerts(store_id, store, outcome.alerts)
+        for published in outcome.forecasts:
             record = forecast_record(store_id, store.meta, tz, published)
             self._pending[(store_id, f"forecast:{published.series}:{record['made_at_ms']}")] = record
+
+    def _queue_alerts(self, store_id: str, store: _Store, changes: list[Alert]) -> None:
+        for alert in changes:
+            record = alert_record(store_id, store.meta, store.flow.params.tz, alert)
+            self._pending[(store_id, f"alert:{alert.alert_id}:{alert.updated_ms}:{alert.state}")] = record
+            self._pending_stats[f"alerts_{alert.state}"] += 1
+            self.stats[f"alerts_{alert.state}"] += 1
 
     # -- flushing -----------------------------------------------------------------------------------
 
@@ -314,12 +349,13 @@ class FlowCounter:
     def _topic_of(self, record: dict[str, Any]) -> faust.TopicT:
         if record["type"] == "forecast" and self.predictions_topic is not None:
             return self.predictions_topic
+        if record["type"] == "alert" and self.alerts_topic is not None:
+            return self.alerts_topic
         return self.aggregates_topic
 
     @property
     def _record_topics(self) -> tuple[faust.TopicT, ...]:
-        return (self.aggregates_topic,) if self.predictions_topic is None else (
-            self.aggregates_topic, self.predictions_topic)
+        return tuple(t for t in (self.aggregates_topic, self.predictions_topic, self.alerts_topic) if t is not None)
 
     async def _deliver(self, sends: list[_Send]) -> list[_Send]:
         """Hand `sends` to the producer (those not handed over yet) and wait; return those that failed."""
@@ -348,19 +384,18 @@ class FlowCounter:
         what it has).
         """
         learned = [(store_id, self._stores[store_id]) for store_id in self._dirty
-                   if self._stores[store_id].forecasts_changed]
+                   if self._stores[store_id].models_changed]
         if learned:
-            saves = [self._save(store.partition, forecast_key(store_id),
-                                {"b": base64.b64encode(store.forecasts.to_bytes()).decode()} if store.forecasts
-                                else {})
-                     for store_id, store in learned]
+            saves = [self._save(store.partition, forecast_key(store_id), {
+                "b": base64.b64encode(store.models.to_bytes()).decode() if store.models else None,
+            }) for store_id, store in learned]
             results = await asyncio.gather(*saves, return_exceptions=True)
             if any(isinstance(result, BaseException) for result in results):
                 self.stats["flush_failed"] += 1
                 logger.error("saving forecasting states failed: store states and offset markers wait")
                 return
             for _, store in learned:
-                store.forecasts_changed = False
+                store.models_changed = False
         written = []
         for store_id in list(self._dirty):
             store = self._stores[store_id]
@@ -616,7 +651,7 @@ class FlowCounter:
         for start, kpis in flow.pop_closed():
             self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis,
                                                              "closed", flow.watermark_ms, None, tz)
-            self._learn_forecasts(store_id, store, start, kpis)
+            self._learn_models(store_id, store, start, kpis)
         # Built once per flush (for the stores `_dirty` names), not per message: only the newest is published.
 
     def _queue_open_and_live(self) -> None:
@@ -627,7 +662,21 @@ class FlowCounter:
             for start, kpis, event_id in flow.pop_touched():
                 self._pending[(store_id, start)] = bucket_record(store_id, store.meta, start, s.bucket_ms, kpis,
                                                                  "open", flow.watermark_ms, event_id, tz)
+                self._early_warnings(store_id, store, start, kpis)
             self._pending[(store_id, "live")] = live_record(store_id, store.meta, tz, flow.live())
+
+    def _early_warnings(self, store_id: str, store: _Store, start_ms: int, kpis: dict[str, Any]) -> None:
+        """An open bucket whose count so far already makes it (likely) too high raises its alert now."""
+        now_ms = store.flow.watermark_ms
+        if store.models is None or now_ms is None:
+            return
+        try:
+            changes = store.models.check_partial(now_ms, start_ms, kpis)
+            if changes:
+                store.models_changed = True
+                self._queue_alerts(store_id, store, changes)
+        except Exception:  # an early warning is a courtesy: never worth a message
+            logger.exception("%s: early warning at %s failed", store_id, _iso(start_ms))
 
     # -- idle stores --------------------------------------------------------------------------------
 

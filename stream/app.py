@@ -101,6 +101,7 @@ def create_app(settings: Settings) -> faust.App:
     aggregates_topic = app.topic(settings.topic("aggregates"), partitions=settings.partitions, **raw)
     dead_letter_topic = app.topic(settings.topic("dead-letter"), partitions=settings.partitions, **raw)
     predictions_topic = app.topic(settings.topic("predictions"), partitions=settings.partitions, **raw)
+    alerts_topic = app.topic(settings.topic("alerts"), partitions=settings.partitions, **raw)
     stores = app.Table(
         "stores",
         default=None,
@@ -110,7 +111,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     redis_sink = RedisSink(settings)
     counter = FlowCounter(settings, stores, events_topic, aggregates_topic, dead_letter_topic, redis_sink,
-                          predictions_topic)
+                          predictions_topic, alerts_topic)
     app.footfall_counter = counter  # type: ignore[attr-defined]  # for tools and tests that read stats
 
     events_name = settings.topic("events")

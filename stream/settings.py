@@ -63,6 +63,7 @@ class Settings:
     stall_s: float = 15.0
     forecast_horizon_h: float = 24.0
     holidays: str = ""
+    store_capacities: str = ""
     pseudonym_secret: str = field(default="", repr=False)
     min_event_time: str = "2000-01-01T00:00:00Z"
     max_future_s: int = 3600
@@ -109,6 +110,11 @@ class Settings:
     def timezone_of_store(self) -> dict[str, str]:
         """`FOOTFALL_STORE_TIMEZONES` as a mapping (stores not in it use `timezone`)."""
         return _store_timezones(self.store_timezones)
+
+    @property
+    def capacity_of_store(self) -> dict[str, float]:
+        """`FOOTFALL_STORE_CAPACITIES` as a mapping (stores not in it have no capacity rule)."""
+        return _store_capacities(self.store_capacities)
 
     @property
     def holiday_dates(self) -> tuple[dt.date, ...]:
@@ -190,6 +196,21 @@ def _store_timezones(raw: str) -> dict[str, str]:
     return out
 
 
+def _store_capacities(raw: str) -> dict[str, float]:
+    """`store=N,store=N` -> {store: N}; ValueError naming the bad pair."""
+    out: dict[str, float] = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        store, sep, number = pair.partition("=")
+        try:
+            capacity = float(number)
+        except ValueError:
+            capacity = -1.0
+        if not sep or not store.strip() or not (math.isfinite(capacity) and capacity > 0):
+            raise ValueError(f"{pair!r} is not store_id=people (a positive number)")
+        out[store.strip()] = capacity
+    return out
+
+
 def _holidays(path: str) -> tuple[dt.date, ...]:
     """ISO dates from a file, one per line ('#' starts a comment); () for no path."""
     if not path:
@@ -240,6 +261,10 @@ def _validate(s: Settings) -> None:
             and (s.forecast_horizon_h == 0 or s.forecast_horizon_h * 3600 >= s.bucket_s)):
         _fail("forecast_horizon_h", s.forecast_horizon_h,
               "must be 0 (forecasts off) or between one bucket and 336 hours (two weeks)")
+    try:
+        _store_capacities(s.store_capacities)
+    except ValueError as exc:
+        _fail("store_capacities", s.store_capacities, f"must be store_id=people pairs separated by commas ({exc})")
     try:
         _holidays(s.holidays)
     except (OSError, ValueError) as exc:
@@ -309,6 +334,9 @@ ENV_VARIABLES: dict[str, str] = {
     ),
     "FOOTFALL_HOLIDAYS": (
         "File of public holidays (ISO dates, one per line) for the forecasts' calendar model. Default none."
+    ),
+    "FOOTFALL_STORE_CAPACITIES": (
+        "How many people each store may hold, for the over-capacity alert: `store_id=N,store_id=N`. Default empty."
     ),
     "FOOTFALL_PSEUDONYM_SECRET": (
         "Key (>= 16 chars) of the HMAC that replaces customer/device ids. Required by the worker."

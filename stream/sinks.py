@@ -115,7 +115,8 @@ def _day_of(bucket_start_ms: int, tz: zoneinfo.ZoneInfo) -> str:
 
 class RedisSink:
     """Publishes records to Redis: buckets and live state (latest hash, history stream, day hash, pub/sub),
-    their roll-ups, and forecasts (latest per series, history stream, pub/sub)."""
+    their roll-ups, forecasts (latest per series, history stream, pub/sub) and alerts (open ones per
+    store, one history stream, one channel)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -173,6 +174,17 @@ class RedisSink:
             store = record["store_id"]
             body = orjson.dumps(record)
             flat = {k: (v if isinstance(v, str) else orjson.dumps(v).decode()) for k, v in record.items()}
+            if record.get("type") == "alert":
+                # Open alerts per store (a resolved one leaves), every change in one history, one channel.
+                open_key = s.redis_key("store", store, "alerts")
+                if record["state"] == "resolved":
+                    pipe.hdel(open_key, record["alert_id"])
+                else:
+                    pipe.hset(open_key, record["alert_id"], body)
+                pipe.xadd(s.redis_key("alerts", "history"), {"record": body}, maxlen=s.history_maxlen,
+                          approximate=True)
+                pipe.publish(s.redis_key("alerts"), body)
+                continue
             if record.get("type") == "forecast":
                 # Latest per series (a hash field each), a capped history, and a push to dashboards.
                 pipe.hset(s.redis_key("store", store, "forecast"), record["series"], body)

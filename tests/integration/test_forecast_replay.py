@@ -6,6 +6,9 @@ Redis. The worker is killed (SIGKILL: no flush, no commit) mid-stream and
 restarted. Every forecast published, before and after the crash, repeats
 included, must equal what `StoreForecasts` makes offline from the same counts in
 one uninterrupted run: the restored models continue exactly where they were.
+The offline side runs the worker's own operators (decoding, `StoreFlow`,
+`StoreModels`: forecasts and the watches whose verdicts they learn) over the
+same messages, without Kafka, Redis or Faust.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
-from footfall.scripts.forecastreplay import compare, offline_records, published_records, series_events
+from footfall.scripts.forecastreplay import PER_MESSAGE, compare, offline_records, published_records, series_events
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
 from tests import SHARED_DATA
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import PSEUDONYM_SECRET, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,26 +61,27 @@ def test_published_forecasts_equal_offline_ones_across_a_kill_9(services, worker
     starts, values = _calit2_in(weeks=3)
     # The file's half hours follow each other without a gap: the stack and the offline run see the same.
     assert all(b - a == HALF_HOUR for a, b in itertools.pairwise(starts))
-    offline = offline_records(starts, values, HALF_HOUR, horizon=48, tz=TZ, vertical="retail")
-    assert len(offline) == len(starts)
     events = series_events(starts, values, HALF_HOUR, "calit2", "retail", grace_ms=300_000)
+    settings = dict(bucket_s=1800, timezone=TZ, idle_timeout_s=0, forecast_horizon_h=24, history_maxlen=100_000)
+    offline = offline_records(events, Settings(pseudonym_secret=PSEUDONYM_SECRET, **settings), PER_MESSAGE)
+    assert len(offline) == len(starts)
 
     ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
-    worker = worker_factory(bucket_s=1800, timezone=TZ, idle_timeout_s=0, forecast_horizon_h=24,
-                            history_maxlen=100_000).start()
+    worker = worker_factory(**settings).start()
     client = redis.Redis.from_url(services.redis_url)
     history = f"{unique_prefix}:store:calit2:forecast-history"
     producer = KafkaProducer(bootstrap_servers=services.bootstrap, linger_ms=5)
     half = len(events) // 2
-    for i in range(0, half, 24):  # half a day per message
-        producer.send(f"{unique_prefix}.events", key=b"calit2", value=orjson.dumps(events[i:min(i + 24, half)]))
+    half -= half % PER_MESSAGE  # the same messages as offline: what a bucket's close reads depends on them
+    for i in range(0, half, PER_MESSAGE):
+        producer.send(f"{unique_prefix}.events", key=b"calit2", value=orjson.dumps(events[i:i + PER_MESSAGE]))
     producer.flush()
     wait_until(lambda: client.xlen(history) >= 300, 120, "the first forecasts published")
     worker.stop(signal.SIGKILL)
     assert client.xlen(history) < 2 * len(starts), "the crash must come mid-stream"
     worker.start()
-    for i in range(half, len(events), 24):
-        producer.send(f"{unique_prefix}.events", key=b"calit2", value=orjson.dumps(events[i:i + 24]))
+    for i in range(half, len(events), PER_MESSAGE):
+        producer.send(f"{unique_prefix}.events", key=b"calit2", value=orjson.dumps(events[i:i + PER_MESSAGE]))
     producer.flush()
     producer.close()
     last = max(offline)

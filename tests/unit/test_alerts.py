@@ -157,12 +157,15 @@ def test_early_warning_from_check_partial():
     watch = StoreWatch("retail-001", bucket_ms=BUCKET, tz="Europe/London", lead_ms=BUCKET, warmup_ms=0)
     start = T0
     watch.note_forecast(forecast_for(start))
+    # The bound is where the closed bucket would alert: 8 units (1.0 * sqrt(100 + 1) each, no scale
+    # learned yet) beyond the 95 % bound of 120, so 200.4.
     assert watch.check_partial(start + 5 * MIN, start, start + BUCKET, 60) == []  # too early to call
-    likely = watch.check_partial(start + 15 * MIN, start, start + BUCKET, 75)  # 75 + 50 = 125 > 120
+    assert watch.check_partial(start + 15 * MIN, start, start + BUCKET, 140) == []  # 140 + 50 = 190 < 200.4
+    likely = watch.check_partial(start + 15 * MIN, start, start + BUCKET, 160)  # 160 + 50 = 210 > 200.4
     assert [(a.state, a.severity) for a in likely] == [("opened", "info")]
-    certain = watch.check_partial(start + 20 * MIN, start, start + BUCKET, 130)
+    certain = watch.check_partial(start + 20 * MIN, start, start + BUCKET, 210)
     assert [(a.state, a.severity) for a in certain] == [("updated", "warning")]
-    assert "130 so far in 10:00-10:30" in certain[0].explanation
+    assert "210 so far in 10:00-10:30" in certain[0].explanation
     closed = watch.learn_bucket(start, start + BUCKET, 400)  # closes well above: the alert turns critical
     assert [(a.state, a.alert_id, a.severity) for a in closed.changes] == [
         ("updated", likely[0].alert_id, "critical")]

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "stall_s": 15.0,
     "forecast_horizon_h": 24.0,
     "holidays": "",
+    "store_capacities": "",
     "pseudonym_secret": "",
     "min_event_time": "2000-01-01T00:00:00Z",
     "max_future_s": 3600,
@@ -364,3 +365,11 @@ def test_forecast_settings(tmp_path) -> None:
         Settings(holidays=str(holidays))
     with pytest.raises(SettingsError, match="FOOTFALL_HOLIDAYS"):
         Settings(holidays=str(tmp_path / "missing.txt"))
+
+
+def test_store_capacities() -> None:
+    s = Settings(store_capacities="retail-001=120, bank-002=45.5")
+    assert s.capacity_of_store == {"retail-001": 120.0, "bank-002": 45.5}
+    for bad in ("retail-001", "retail-001=0", "=5", "retail-001=many", "retail-001=nan"):
+        with pytest.raises(SettingsError, match="FOOTFALL_STORE_CAPACITIES"):
+            Settings(store_capacities=bad)

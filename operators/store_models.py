@@ -1,0 +1,218 @@
+"""A store's learned models: its forecasts and, per series, the watch that judges each bucket against them.
+
+At each closed bucket, `StoreModels.learn_bucket`:
+
+1. judges the bucket, per series, with its `StoreWatch` (against the forecast made
+   `lead` before it, and the rules: capacity, queue wait, silent sensor, entries
+   against exits, other signals) and collects the alert changes;
+2. teaches the forecasters the value each watch says (`learn_value`: a flagged
+   count clipped into its interval, so an anomaly does not become the norm the
+   next buckets are judged against);
+3. hands every new forecast to its series' watch.
+
+While a bucket is open, `check_partial` gives the watches a chance of an early
+warning. The worker holds one `StoreModels` per store and saves it (`to_bytes`)
+once per closed bucket; `footfall evaluate forecast --replay` runs the very same
+class offline to show the published forecasts equal.
+
+Examples
+--------
+A retail store's first closed bucket: a cold forecast, no alert (the watch warms up first).
+
+>>> models = StoreModels("retail-001", bucket_ms=3_600_000, horizon=3, tz="UTC", vertical="retail")
+>>> outcome = models.learn_bucket(1_763_974_800_000, {"arrivals": 40, "transactions": 9, "departures": 35})
+>>> [(p.series, p.cold, p.forecast.model) for p in outcome.forecasts]
+[('arrivals', True, 'vertical_profile'), ('transactions', True, 'vertical_profile')]
+>>> outcome.alerts
+[]
+
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from footfall.operators.alerts import Alert
+from footfall.operators.detectors import ResidualDetector
+from footfall.operators.forecast_select import dump_state, load_state
+from footfall.operators.store_forecast import PublishedForecast, StoreForecasts, series_for
+from footfall.operators.watch import StoreWatch
+
+__all__ = ["ModelsOutcome", "StoreModels"]
+
+HOUR_MS = 3_600_000
+
+#: The residual detector of a store's series. Store counts per 15 minutes are small and noisy next
+#: to the series its defaults were set on (nyc_taxi's half hours of thousands): a bound of 4 robust
+#: units beyond the 95 % band, a CUSUM that sums smaller shifts (a drop to a quarter at a branch of
+#: 5 customers a quarter hour), hour-of-week scales only after 4 weeks (the first weeks' cold-start
+#: misses would widen them for good), and scales an incident's first buckets cannot widen. Chosen on
+#: simulated stores (`scripts/alertsim.py`): see the README for the false-alert rate it gives.
+DETECTOR: dict[str, Any] = {"point": 4.0, "cusum_k": 1.0, "cusum_h": 12.0, "slot_min": 4, "scale_cap": 4.0}
+
+#: The other signals' detector alerts at a two-sided tail of 10^-SIGNALS_THRESHOLD (`MultiSignalDetector`).
+SIGNALS_THRESHOLD = 8.0
+
+#: Bucket record fields the arrivals watch reads besides its count (the rules and the other-signals detector).
+#: Conversion is left out: per quarter hour it is a ratio of a few people, a coin toss (measured: at a
+#: 10^-6 tail it still alerted weekly on quiet simulated shops).
+SIGNAL_FIELDS = ("departures", "dwell_mean_s")
+
+
+def _family(kind: str) -> str | None:
+    """The incident family of an alert kind: counts too high, or too low (a silent sensor among them)."""
+    if kind.endswith("_high"):
+        return "high"
+    if kind.endswith("_low") or kind == "sensor_silent":
+        return "low"
+    return None
+
+
+@dataclass
+class ModelsOutcome:
+    """What one closed bucket gave: new forecasts and alert changes, in order."""
+
+    forecasts: list[PublishedForecast] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+class StoreModels:
+    """One store's forecasts and watches (see the module docstring).
+
+    Parameters
+    ----------
+    store_id
+        The store.
+    bucket_ms, horizon
+        Bucket length and buckets forecast ahead.
+    tz
+        The store's time zone.
+    vertical
+        The store's vertical, if known (it decides the series).
+    holidays
+        Public holidays for the calendar model.
+    capacity
+        The store's capacity (people inside), for the capacity rule; None: no rule.
+    queue_target_s
+        Queue service-level target, for the queue-wait rule (banks and telecom shops); None: no rule.
+    lead_ms
+        Judge a bucket against the forecast made this long before it (at most the horizon).
+
+    """
+
+    def __init__(self, store_id: str, bucket_ms: int, horizon: int, tz: str = "UTC", vertical: str | None = None,
+                 holidays: Iterable[dt.date] = (), capacity: float | None = None,
+                 queue_target_s: float | None = None, lead_ms: int = 6 * HOUR_MS) -> None:
+        self.store_id = store_id
+        self.bucket_ms = bucket_ms
+        self.tz = tz
+        self.capacity = capacity
+        self.queue_target_s = queue_target_s
+        self.lead_ms = max(bucket_ms, min(lead_ms, horizon * bucket_ms))
+        self.forecasts = StoreForecasts(bucket_ms, horizon, tz, vertical, holidays)
+        self.watches: dict[str, StoreWatch] = {}
+        self.primary: dict[str, str] = {}  # incident family -> id of the open alert that speaks for it
+        self.folded: set[str] = set()  # ids of alerts folded into their family's open one
+
+    @property
+    def vertical(self) -> str | None:
+        return self.forecasts.vertical
+
+    def set_vertical(self, vertical: str | None) -> None:
+        """The store's vertical, once known: its series are added from the next bucket."""
+        self.forecasts.set_vertical(vertical)
+
+    def _watch(self, series: str) -> StoreWatch:
+        watch = self.watches.get(series)
+        if watch is None:
+            # Rules on the store as a whole (capacity, queue wait, entries against exits, other
+            # signals) ride on its arrivals; the other series are judged on their counts alone.
+            whole_store = series == "arrivals"
+            queues = self.vertical in ("bank", "telecom")
+            watch = self.watches[series] = StoreWatch(
+                self.store_id, series, self.bucket_ms, self.tz, lead_ms=self.lead_ms,
+                capacity=self.capacity if whole_store else None,
+                queue_target_s=self.queue_target_s if whole_store and queues else None,
+                # Entries against exits over a whole day: within a day they differ by design (people
+                # come in the morning and leave at closing; measured, a 2-hour window alerted at every
+                # closing), over 24 hours a working counter pair agrees up to who is inside now.
+                drift_window_ms=24 * HOUR_MS, drift_min_gap=100.0, drift_ratio=0.5,
+                signals_threshold=SIGNALS_THRESHOLD if whole_store else None,
+            )
+            watch.detector = ResidualDetector(**DETECTOR)
+        return watch
+
+    def learn_bucket(self, start_ms: int, kpis: Mapping[str, Any], occupancy: float | None = None,
+                     queue_wait_s: float | None = None) -> ModelsOutcome:
+        """Judge, then learn, the closed bucket starting at `start_ms` (`kpis`: its bucket record's fields).
+
+        `occupancy` and `queue_wait_s` (estimated wait for a new arrival) are the store's at the
+        bucket's close. A bucket at or before the last one learned changes nothing.
+        """
+        out = ModelsOutcome()
+        if self.forecasts.last_ms is not None and start_ms <= self.forecasts.last_ms:
+            return out
+        end_ms = start_ms + self.bucket_ms
+        values: dict[str, Any] = dict(kpis)
+        for series in series_for(self.vertical):
+            signals = None
+            if series == "arrivals":
+                signals = {"occupancy": occupancy, **{name: kpis.get(name) for name in SIGNAL_FIELDS}}
+                if queue_wait_s is not None:
+                    signals["queue_wait_s"] = queue_wait_s
+            outcome = self._watch(series).learn_bucket(start_ms, end_ms, kpis.get(series), signals=signals)
+            values[series] = outcome.learn_value
+            out.alerts += self._fold(outcome.changes)
+        out.forecasts = self.forecasts.learn_bucket(start_ms, values)
+        for published in out.forecasts:
+            self._watch(published.series).note_forecast(published.forecast)
+        return out
+
+    def check_partial(self, now_ms: int, start_ms: int, kpis: Mapping[str, Any]) -> list[Alert]:
+        """Early warnings for the open bucket starting at `start_ms`, with its counts so far."""
+        changes: list[Alert] = []
+        for series, watch in self.watches.items():
+            changes += self._fold(watch.check_partial(now_ms, start_ms, start_ms + self.bucket_ms,
+                                                      float(kpis.get(series) or 0)))
+        return changes
+
+    def _fold(self, changes: list[Alert]) -> list[Alert]:
+        """One incident, one alert: a second alert of the same family while one is open is not published.
+
+        A surge shows in arrivals, tickets and transactions at once; a counter stuck at zero
+        is both `arrivals_low` and `sensor_silent`. The first alert of the family speaks for
+        the incident; the others, folded into it, stay silent until they resolve.
+        """
+        out = []
+        for alert in changes:
+            family = _family(alert.kind)
+            if family is None:
+                out.append(alert)
+                continue
+            if alert.alert_id in self.folded:
+                if alert.state == "resolved":
+                    self.folded.discard(alert.alert_id)
+                continue
+            primary = self.primary.get(family)
+            if alert.state == "opened" and primary is not None and primary != alert.alert_id:
+                self.folded.add(alert.alert_id)
+                continue
+            if alert.state == "resolved":
+                if primary == alert.alert_id:
+                    del self.primary[family]
+            else:
+                self.primary[family] = alert.alert_id
+            out.append(alert)
+        return out
+
+    def to_bytes(self) -> bytes:
+        """Everything, compressed (`operators.forecast_select.dump_state`)."""
+        return dump_state(self)
+
+    @staticmethod
+    def from_bytes(blob: bytes) -> StoreModels:
+        """Models saved by `to_bytes`, to continue exactly where they were."""
+        return load_state(blob, StoreModels)
