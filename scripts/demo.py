@@ -192,12 +192,15 @@ def run(args: argparse.Namespace) -> int:
             f"""
 footfall demo is running ({'Apache Kafka' if args.broker == 'kafka' else 'Tansu'} at {broker}, Redis at {redis_url}).
 Where to look:{dashboard_line}
-  topics      {settings.topic('events')} -> {settings.topic('aggregates')}, {settings.topic('dead-letter')}
+  topics      {settings.topic('events')} -> {settings.topic('aggregates')}, {settings.topic('predictions')},
+              {settings.topic('alerts')}, {settings.topic('dead-letter')}
   redis       redis-cli -u {redis_url} hgetall {p}:store:retail-001:latest
               redis-cli -u {redis_url} hgetall {p}:store:retail-001:live
+              redis-cli -u {redis_url} hget {p}:store:retail-001:forecast arrivals
               redis-cli -u {redis_url} hgetall {p}:rollup:chain:all:live
-              redis-cli -u {redis_url} psubscribe '{p}:live:*'
+              redis-cli -u {redis_url} psubscribe '{p}:live:*' '{p}:forecast:*' '{p}:alerts'
               redis-cli -u {redis_url} hgetall {p}:dead-letter:counts
+  alerts      FOOTFALL_BROKER={broker} FOOTFALL_REDIS_URL={redis_url} footfall alerts --follow
   logs        {run_dir / 'logs'} (worker.log, simulator.log, dashboard.log, kafka.log, redis.log)
 Ctrl-C stops everything.
 """,
