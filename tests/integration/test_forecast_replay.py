@@ -57,7 +57,9 @@ def _calit2_in(weeks: int) -> tuple[list[int], list[float | None]]:
     return starts, values
 
 
-def test_published_forecasts_equal_offline_ones_across_a_kill_9(services, worker_factory, unique_prefix):
+@pytest.mark.parametrize("interruption", ["kill_9", "rebalance"])
+def test_published_forecasts_equal_offline_ones_across_an_interruption(services, worker_factory, unique_prefix,
+                                                                       interruption):
     starts, values = _calit2_in(weeks=3)
     # The file's half hours follow each other without a gap: the stack and the offline run see the same.
     assert all(b - a == HALF_HOUR for a, b in itertools.pairwise(starts))
@@ -77,9 +79,15 @@ def test_published_forecasts_equal_offline_ones_across_a_kill_9(services, worker
         producer.send(f"{unique_prefix}.events", key=b"calit2", value=orjson.dumps(events[i:i + PER_MESSAGE]))
     producer.flush()
     wait_until(lambda: client.xlen(history) >= 300, 120, "the first forecasts published")
-    worker.stop(signal.SIGKILL)
-    assert client.xlen(history) < 2 * len(starts), "the crash must come mid-stream"
-    worker.start()
+    if interruption == "kill_9":  # a crash: no flush, no commit; the same worker comes back
+        worker.stop(signal.SIGKILL)
+        assert client.xlen(history) < 2 * len(starts), "the crash must come mid-stream"
+        worker.start()
+    else:  # a second worker joins, the first leaves: the store's partition and its models move over
+        second = worker_factory(**settings).start()
+        wait_until(lambda: "assigned" in second.log_text().lower() or "first message" in second.log_text(), 60,
+                   "the second worker in the group")
+        worker.stop(signal.SIGTERM)
     for i in range(half, len(events), PER_MESSAGE):
         producer.send(f"{unique_prefix}.events", key=b"calit2", value=orjson.dumps(events[i:i + PER_MESSAGE]))
     producer.flush()
@@ -91,6 +99,8 @@ def test_published_forecasts_equal_offline_ones_across_a_kill_9(services, worker
         return latest is not None and orjson.loads(latest)["made_at_ms"] == last
 
     wait_until(done, 180, "the forecast made at the last bucket")
+    if interruption == "rebalance":
+        assert "first message" in second.log_text(), "the second worker must have taken the store over"
     # Repeats (buckets learned again after the crash) must be identical to the first publication.
     by_made_at: dict[int, list[dict]] = {}
     for _, fields in client.xrange(history):
