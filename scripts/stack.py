@@ -157,8 +157,13 @@ num.io.threads=4
 
 
 def _kafka_cluster_id() -> str:
-    # Kafka's Uuid.randomUuid().toString(): 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid.randomUuid().toString(): 16 random bytes, URL-safe base64 without padding, drawn
+    # again when it starts with "-" (as Kafka does): the storage tool reads "-t -xyz" as an option,
+    # and formatting failed once in 64 starts (seen).
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 # -- readiness --------------------------------------------------------------------------------
