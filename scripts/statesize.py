@@ -3,8 +3,9 @@
 The worker writes each store's `StoreFlow.to_state()` as JSON to the table's
 changelog; its size is what a store costs in memory, in the changelog, and on
 recovery. Beside it, under its own key and once per closed bucket, the store's
-forecasting state (`StoreForecasts.to_bytes()`, base64): measured here too,
-with the time learning and forecasting one closed bucket takes. This runs the
+models (`StoreModels.to_bytes()`, base64: forecasters and alert watches):
+measured here too, with the time judging, learning and forecasting one closed
+bucket takes. This runs the
 same decoding and operators as the worker on the simulator's traffic of busy
 stores of each vertical (pure: no Kafka, no Redis) and reports, per store, the
 size at the end of every simulated hour: the steady state is the largest size
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import orjson
 
 from footfall.operators.store import StoreFlow, StoreParams
-from footfall.operators.store_forecast import StoreForecasts
+from footfall.operators.store_models import StoreModels
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
@@ -70,7 +71,8 @@ def measure_state_sizes(days: int = 8, stores: int = 6, rate_factor: float = 3.0
                 for p in make_stores(stores, seed=seed)]
     flows = {p.store_id: StoreFlow(StoreParams(tz=p.timezone)) for p in profiles}
     bucket_ms = StoreParams().bucket_ms
-    forecasts = {p.store_id: StoreForecasts(bucket_ms, forecast_horizon, p.timezone, p.vertical)
+    forecasts = {p.store_id: StoreModels(p.store_id, bucket_ms, forecast_horizon, p.timezone, p.vertical,
+                                         queue_target_s=600.0)
                  for p in profiles} if forecast_horizon > 0 else {}
     fc_sizes: dict[str, list[int]] = {k: [0] for k in flows}
     fc_ms: dict[str, list[float]] = {k: [] for k in flows}
@@ -97,7 +99,7 @@ def measure_state_sizes(days: int = 8, stores: int = 6, rate_factor: float = 3.0
             for bucket_start, kpis in flow.pop_closed():
                 if event.store_id in forecasts:
                     t0 = time.perf_counter()
-                    forecasts[event.store_id].learn_bucket(bucket_start, kpis)
+                    forecasts[event.store_id].learn_bucket(bucket_start, kpis, occupancy=float(flow.occupancy.get()))
                     fc_ms[event.store_id].append((time.perf_counter() - t0) * 1000)
             flow.pop_touched()
             counts[event.store_id] += 1
@@ -123,8 +125,8 @@ def format_state_sizes(sizes: list[StoreStateSize], days: int) -> str:
     worst = max(s.max_bytes for s in sizes)
     lines.append(f"  largest: {worst / 1024:.1f} KB = {worst / TARGET_BYTES:.0%} of the target")
     if any(s.forecast_max_bytes for s in sizes):
-        lines.append("forecasting state per store (StoreForecasts.to_bytes() as base64, saved once per closed bucket "
-                     "under its own key) and the time to learn one closed bucket and forecast its series:")
+        lines.append("models per store (StoreModels.to_bytes() as base64: forecasts and alert watches, saved once per "
+                     "closed bucket under its own key) and the time to judge, learn and forecast one closed bucket:")
         lines.append(f"  {'store':<14} {'vertical':<8} {'max KB':>7} {'ms mean':>8} {'ms max':>7}")
         for s in sizes:
             lines.append(f"  {s.store_id:<14} {s.vertical:<8} {s.forecast_max_bytes / 1024:>7.1f} "
