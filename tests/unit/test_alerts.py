@@ -160,8 +160,9 @@ def test_early_warning_from_check_partial():
     # The bound is where the closed bucket would alert: 8 units (1.0 * sqrt(100 + 1) each, no scale
     # learned yet) beyond the 95 % bound of 120, so 200.4.
     assert watch.check_partial(start + 5 * MIN, start, start + BUCKET, 60) == []  # too early to call
-    assert watch.check_partial(start + 15 * MIN, start, start + BUCKET, 140) == []  # 140 + 50 = 190 < 200.4
-    likely = watch.check_partial(start + 15 * MIN, start, start + BUCKET, 160)  # 160 + 50 = 210 > 200.4
+    # "Likely": half the bucket left, and even at the lower 80 % bound (87) it brings 43.5 more.
+    assert watch.check_partial(start + 15 * MIN, start, start + BUCKET, 150) == []  # 150 + 43.5 = 193.5 < 200.4
+    likely = watch.check_partial(start + 15 * MIN, start, start + BUCKET, 160)  # 160 + 43.5 = 203.5 > 200.4
     assert [(a.state, a.severity) for a in likely] == [("opened", "info")]
     certain = watch.check_partial(start + 20 * MIN, start, start + BUCKET, 210)
     assert [(a.state, a.severity) for a in certain] == [("updated", "warning")]
