@@ -48,6 +48,17 @@ def parse_freq_ms(text: str) -> int:
     return ms
 
 
+def _add_series_args(parser: argparse.ArgumentParser) -> None:
+    """The CSV and how its rows become counts per bucket: the same for every evaluation."""
+    parser.add_argument("--csv", type=Path, required=True, help="the CSV file")
+    parser.add_argument("--timestamp-col", required=True, help="column with the time (ISO-8601; local time unless "
+                        "it has an offset)")
+    value = parser.add_mutually_exclusive_group(required=True)
+    value.add_argument("--value-col", help="column with the count (summed per bucket; no row = a gap)")
+    value.add_argument("--count-rows", action="store_true", help="count rows per bucket (no row = 0)")
+    value.add_argument("--count-distinct", metavar="COL", help="count distinct values of COL per bucket (no row = 0)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="score footfall's forecasters and alerts on a CSV",
                             description="Online evaluation of footfall's operators on any CSV.")
@@ -59,13 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "at a time (each forecast made before its value is seen), and score them per horizon against the "
         "seasonal-naive baselines. Gaps stay gaps.",
     )
-    fc.add_argument("--csv", type=Path, required=True, help="the CSV file")
-    fc.add_argument("--timestamp-col", required=True, help="column with the time (ISO-8601; local time unless it "
-                    "has an offset)")
-    value = fc.add_mutually_exclusive_group(required=True)
-    value.add_argument("--value-col", help="column with the count (summed per bucket; no row = a gap)")
-    value.add_argument("--count-rows", action="store_true", help="count rows per bucket (no row = 0)")
-    value.add_argument("--count-distinct", metavar="COL", help="count distinct values of COL per bucket (no row = 0)")
+    _add_series_args(fc)
     fc.add_argument("--freq", default="30min", help="bucket length: 15min, 30min, 1h ... (default 30min)")
     fc.add_argument("--horizon-h", type=float, default=24.0, help="hours ahead to forecast (default 24)")
     fc.add_argument("--tz", default="UTC", help="time zone of timestamps without an offset (default UTC)")
@@ -158,13 +163,7 @@ def _register_alerts(what: argparse._SubParsersAction) -> None:
         "time (each bucket judged against the forecast made --lead-h before it, then learned), and score the "
         "alerts against labelled windows: NAB (three profiles), event-level precision/recall/F1, delays.",
     )
-    al.add_argument("--csv", type=Path, required=True, help="the CSV file")
-    al.add_argument("--timestamp-col", required=True, help="column with the time (ISO-8601; local time unless it "
-                    "has an offset)")
-    value = al.add_mutually_exclusive_group(required=True)
-    value.add_argument("--value-col", help="column with the count (summed per bucket; no row = a gap)")
-    value.add_argument("--count-rows", action="store_true", help="count rows per bucket (no row = 0)")
-    value.add_argument("--count-distinct", metavar="COL", help="count distinct values of COL per bucket (no row = 0)")
+    _add_series_args(al)
     al.add_argument("--labels", type=Path, required=True, help="CSV of labelled windows (other columns ignored)")
     al.add_argument("--labels-start-col", default="window_start", help="window start column (default window_start)")
     al.add_argument("--labels-end-col", default="window_end", help="window end column (default window_end)")
