@@ -42,7 +42,7 @@ from footfall.operators.alerts import Alert
 from footfall.operators.nab import PROFILES, detection_delays, event_scores, nab_score
 from footfall.operators.store_forecast import make_selector
 from footfall.operators.watch import StoreWatch
-from footfall.scripts.forecasteval import Series, _parse_ts
+from footfall.scripts.forecasteval import Series, _parse_ts, series_summary
 
 __all__ = ["AlertRun", "quiet_store_alerts", "read_windows", "report", "run_alerts"]
 
@@ -152,10 +152,7 @@ def report(run: AlertRun, windows: Sequence[tuple[int, int]], source: dict[str, 
         "source": source,
         "bucket_s": s.bucket_ms // 1000,
         "lead_buckets": run.lead,
-        "buckets": len(s.values),
-        "gaps": sum(v is None for v in s.values),
-        "first_bucket": _iso(s.starts[0], s.tz),
-        "last_bucket": _iso(s.starts[-1], s.tz),
+        **series_summary(s),
         "protocol": "online: each bucket judged against the forecast made lead buckets before it, then learned "
                     "(clipped into its 95 % interval while flagged); labels used only for scoring",
         "windows": len(windows),

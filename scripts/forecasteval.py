@@ -191,6 +191,16 @@ def _iso(ts_ms: int, tz: str) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000, zoneinfo.ZoneInfo(tz)).isoformat()
 
 
+def series_summary(s: Series) -> dict[str, Any]:
+    """What a report says of its series: buckets, gaps, first and last bucket (local time)."""
+    return {
+        "buckets": len(s.values),
+        "gaps": sum(v is None for v in s.values),
+        "first_bucket": _iso(s.starts[0], s.tz),
+        "last_bucket": _iso(s.starts[-1], s.tz),
+    }
+
+
 def report(result: EvaluationResult, source: dict[str, Any]) -> dict[str, Any]:
     """The JSON report: per model, per horizon and overall, the scores; what was published."""
     models = {}
@@ -206,10 +216,7 @@ def report(result: EvaluationResult, source: dict[str, Any]) -> dict[str, Any]:
         "source": source,
         "bucket_s": s.bucket_ms // 1000,
         "horizon_buckets": result.horizon,
-        "buckets": len(s.values),
-        "gaps": sum(v is None for v in s.values),
-        "first_bucket": _iso(s.starts[0], s.tz),
-        "last_bucket": _iso(s.starts[-1], s.tz),
+        **series_summary(s),
         "mase_scale": result.scale,
         "mase_scale_is": "in-sample MAE of the daily seasonal naive over the whole series",
         "protocol": "online: each forecast made before its value is seen, scored when its bucket arrives; "
