@@ -69,10 +69,10 @@ from footfall.operators.detectors import (
 from footfall.operators.localtime import hour_of_week
 from footfall.operators.rules import (
     EntryExitDrift,
+    QueueWaitBreach,
     RuleHit,
     SilentSensor,
     over_capacity,
-    queue_wait_over_target,
 )
 
 __all__ = ["StoreWatch", "WatchOutcome"]
@@ -121,8 +121,11 @@ class StoreWatch:
         After this long flagged without a break, the forecasts learn the counts again.
     capacity, queue_target_s
         Limits for the capacity and queue-wait rules (None: rule off).
+    queue_breach_ms
+        How long the queue wait must stay above its target before it is an alert (`rules.QueueWaitBreach`).
     silent_after_ms, silent_min_expected
-        The silent-sensor rule: that long of zeros where the forecast's mean is at least `silent_min_expected`.
+        The silent-sensor rule: that long of zeros where the forecast's mean is at least `silent_min_expected`,
+        or zeros its history at those hours of the week makes unlikely (`rules.SilentSensor`).
     drift_window_ms, drift_min_gap, drift_ratio
         The entries-against-exits rule.
     signals_threshold
@@ -137,7 +140,8 @@ class StoreWatch:
                  lead_ms: int = 6 * HOUR_MS, point: float = 8.0, cusum_k: float = 2.0, cusum_h: float = 24.0,
                  critical_score: float = 2.0, cooldown_ms: int = 2 * HOUR_MS, resolve_after_ms: int = HOUR_MS,
                  accept_after_ms: int = 48 * HOUR_MS, capacity: float | None = None,
-                 queue_target_s: float | None = None, silent_after_ms: int = 2 * HOUR_MS,
+                 queue_target_s: float | None = None, queue_breach_ms: int = HOUR_MS // 2,
+                 silent_after_ms: int = 2 * HOUR_MS,
                  silent_min_expected: float = 5.0, drift_window_ms: int = 2 * HOUR_MS, drift_min_gap: float = 30.0,
                  drift_ratio: float = 0.3, signals_threshold: float | None = 4.0,
                  warmup_ms: int = 14 * 24 * HOUR_MS) -> None:
@@ -155,6 +159,8 @@ class StoreWatch:
         self.judged = 0  # buckets judged against a forecast
         self.capacity = capacity
         self.queue_target_s = queue_target_s
+        self.queue = None if not queue_target_s else QueueWaitBreach(
+            queue_target_s, max(1, math.ceil(queue_breach_ms / bucket_ms)))
         self.detector = ResidualDetector(point=point, cusum_k=cusum_k, cusum_h=cusum_h)
         self.book = AlertBook(store_id, cooldown_ms=cooldown_ms, resolve_after_ms=resolve_after_ms)
         self.silent = SilentSensor(max(1, math.ceil(silent_after_ms / bucket_ms)), silent_min_expected)
@@ -246,10 +252,13 @@ class StoreWatch:
                signals: dict[str, float | None]) -> list[Alert]:
         hits = []
         hits.append(("over_capacity", over_capacity(signals.get("occupancy"), self.capacity)))
-        hits.append(("queue_wait", queue_wait_over_target(signals.get("queue_wait_s"), self.queue_target_s)))
+        if self.queue is not None:
+            self.queue.learn_one(signals.get("queue_wait_s"))
+            hits.append(("queue_wait", self.queue.hit()))
         warm = self.judged > self.warmup  # the silent-sensor rule trusts the forecast only after the warm-up
         self.silent.learn_one(observed, None if expected is None or not warm else expected.mean,
-                              None if expected is None or not warm else expected.lo95)
+                              None if expected is None or not warm else expected.lo95,
+                              slot=hour_of_week(start, self.tz), judge=warm)
         hits.append(("sensor_silent", self.silent.hit()))
         arrivals = observed if self.series == "arrivals" else signals.get("arrivals")
         if "departures" in signals:
@@ -276,7 +285,7 @@ class StoreWatch:
                 expected=None if expected is None else expected.mean,
                 expected_lo=None if expected is None else expected.lo95,
                 expected_hi=None if expected is None else expected.hi95, score=hit.score,
-                explanation=f"{hit.reason} in {window}")
+                explanation=self._explain_rule(kind, hit, window, expected))
         return changes
 
     # -- open buckets -----------------------------------------------------------------------------
@@ -318,6 +327,15 @@ class StoreWatch:
         b = dt.datetime.fromtimestamp(end_ms / 1000, zone)
         return f"{a:%H:%M}-{b:%H:%M}"
 
+    def _explain_rule(self, kind: str, hit: RuleHit, window: str, expected: Expected | None) -> str:
+        if kind != "sensor_silent":
+            return f"{hit.reason} in {window}"
+        # Every series' watch has its own silent sensor: say which counter is silent, and what it should count.
+        text = f"{self.series} sensor silent: {hit.reason} in {window}"
+        if expected is not None:
+            text += f", expected {expected.lo95:,.0f}-{expected.hi95:,.0f}"
+        return text
+
     def _explain(self, observed: float, expected: Expected, start_ms: int, end_ms: int, sustained: int) -> str:
         text = (f"{self.series} {observed:,.0f} in {self._window(start_ms, end_ms)}, "
                 f"expected {expected.lo95:,.0f}-{expected.hi95:,.0f}")
@@ -332,6 +350,7 @@ class StoreWatch:
             "lead": self.lead, "critical_score": self.critical_score, "accept_after": self.accept_after,
             "warmup": self.warmup, "judged": self.judged,
             "capacity": self.capacity, "queue_target_s": self.queue_target_s,
+            "queue": None if self.queue is None else self.queue.to_state(),
             "detector": self.detector.to_state(), "book": self.book.to_state(), "silent": self.silent.to_state(),
             "drift": self.drift.to_state(), "signals": None if self.signals is None else self.signals.to_state(),
             "pending": [[t, v] for t, v in sorted(self.pending.items())], "flag_run": self.flag_run,
@@ -349,6 +368,8 @@ class StoreWatch:
         watch.detector = ResidualDetector.from_state(state["detector"])
         watch.book = AlertBook.from_state(state["book"])
         watch.silent = SilentSensor.from_state(state["silent"])
+        if state.get("queue") is not None:  # states saved before the rule had its own have none: start it afresh
+            watch.queue = QueueWaitBreach.from_state(state["queue"])
         watch.drift = EntryExitDrift.from_state(state["drift"])
         watch.signals = None if state["signals"] is None else MultiSignalDetector.from_state(state["signals"])
         watch.pending = {int(t): list(v) for t, v in state["pending"]}

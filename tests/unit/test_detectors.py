@@ -17,7 +17,13 @@ from footfall.operators.detectors import (
     early_warning,
     value_to_learn,
 )
-from footfall.operators.rules import EntryExitDrift, SilentSensor, over_capacity, queue_wait_over_target
+from footfall.operators.rules import (
+    EntryExitDrift,
+    QueueWaitBreach,
+    SilentSensor,
+    over_capacity,
+    queue_wait_over_target,
+)
 
 E = Expected(99.0, 90.0, 110.0, 80.0, 120.0)  # sqrt(99 + 1) = 10
 
@@ -82,6 +88,51 @@ def test_cusum_matches_a_brute_force_recomputation():
     assert alarms and 150 <= alarms[0] < 160  # the shift is caught within ten buckets, not before it
 
 
+def test_a_confirmed_cusum_alerts_only_on_buckets_at_or_beyond_the_95_band():
+    # Same residuals through a plain and a confirming detector: the CUSUMs are equal, and the
+    # confirming one's score passes 1 exactly where the plain one's does and the bucket itself is
+    # on or beyond the 95 % bound on the CUSUM's side (a zero where that bound is zero included).
+    rng = random.Random(8)
+    plain = ResidualDetector(point=1e9, cusum_k=0.5, cusum_h=4.0)
+    confirming = ResidualDetector(point=1e9, cusum_k=0.5, cusum_h=4.0, confirm=True)
+    flagged = 0
+    for i in range(400):
+        mean = 3.0 if i % 50 < 25 else 30.0
+        lo95 = 0.0 if mean < 5 else mean - 11
+        e = Expected(mean, max(mean - 7, 0.0), mean + 7, lo95, mean + 11)
+        shift = -mean if 100 <= i < 112 else (14 if 300 <= i < 320 else 0)
+        y = max(0.0, round(mean + shift + rng.gauss(0, 4)))
+        a, b = plain.assess(y, e), confirming.assess(y, e)
+        assert (a.cusum_up, a.cusum_down) == (b.cusum_up, b.cusum_down)
+        side = y >= e.hi95 if a.cusum_up / 4.0 >= 1 else y <= e.lo95
+        assert (b.score >= 1) == (a.score >= 1 and side)
+        flagged += b.score >= 1
+        plain.learn_one(y, e)
+        confirming.learn_one(y, e)
+    assert flagged > 0  # the test exercises alerts, not only their absence
+
+
+def test_queue_wait_breach_matches_brute_force():
+    rng = random.Random(5)
+    rule = QueueWaitBreach(target_s=600, buckets=3)
+    waits: list[float] = []
+    for _ in range(500):
+        wait = None if rng.random() < 0.1 else rng.choice([200.0, 590.0, 650.0, 1300.0])
+        rule.learn_one(wait)
+        if wait is not None:
+            waits.append(wait)
+        run = 0
+        for w in reversed(waits):
+            if w <= 600:
+                break
+            run += 1
+        hit = rule.hit()
+        assert (hit is not None) == (run >= 3)
+        if hit is not None:
+            assert hit.severity == ("critical" if waits[-1] > 1200 else "warning")
+            assert f"{waits[-1] / 60:.1f} min" in hit.reason
+
+
 def test_the_scale_learns_the_clipped_value():
     d = ResidualDetector()
     d.learn_one(100.0, E, learned=100.0)
@@ -140,7 +191,7 @@ def test_rules_hand_worked():
 
 
 def test_silent_sensor_needs_a_run_of_zeros_where_traffic_is_expected():
-    rule = SilentSensor(buckets=3, min_expected=5.0)
+    rule = SilentSensor(buckets=3, min_expected=5.0, min_surprise=None)
     for observed, mean, lo in [(0, 40, 10), (0, 40, 10), (3, 40, 10), (0, 40, 10), (0, 2, 1), (0, 40, 0)]:
         rule.learn_one(observed, mean, lo)
         assert rule.hit() is None  # broken runs, a quiet hour, a forecast that allows zero
@@ -151,6 +202,52 @@ def test_silent_sensor_needs_a_run_of_zeros_where_traffic_is_expected():
     assert rule.hit() is not None
     rule.learn_one(12, 40, 10)
     assert rule.hit() is None
+
+
+def test_silent_sensor_matches_brute_force_over_random_runs():
+    # Brute force, from the whole history at every bucket: each slot's zero share is the faded
+    # count of its zeros over its faded count of buckets, learned from every non-zero bucket and
+    # from the zeros of runs that ended without an alert; the current run's surprise is the sum
+    # of -ln(max(share, floor)) over its judged zeros where the share is under one half, with each
+    # share as it stood when the run began.
+    rng = random.Random(4)
+    rule = SilentSensor(buckets=4, min_expected=5.0, min_surprise=9.0, fading=0.2, p_floor=0.05)
+    learned: list[tuple[int, bool]] = []  # (slot, zero) in the order the slots learned them
+    run: list[tuple[int, bool]] = []  # (slot, judged) of the current run of zeros
+    strong = 0
+    alerted = False
+    for _ in range(4000):
+        observed = None if rng.random() < 0.05 else (0 if rng.random() < 0.6 else rng.randint(1, 5))
+        slot = rng.randrange(4)
+        judge = rng.random() < 0.9
+        mean = rng.choice([0.0, 2.0, 6.0])
+        lo95 = rng.choice([0.0, 1.0])
+        shares = {}
+        for s in range(4):
+            zeros = n = 0.0
+            for learned_slot, zero in learned:
+                if learned_slot == s:
+                    zeros, n = 0.8 * zeros + zero, 0.8 * n + 1
+            shares[s] = (zeros + 0.5) / (n + 1)
+        rule.learn_one(observed, mean, lo95, slot=slot, judge=judge)
+        if observed is None:
+            continue
+        if observed == 0:
+            if not run:
+                run_shares = shares  # the slots do not learn during a run
+            run.append((slot, judge))
+            strong = strong + 1 if lo95 > 0 and mean >= 5.0 else 0
+        else:
+            if not alerted:
+                learned += [(s, True) for s, _ in run]
+            learned.append((slot, False))
+            run, strong = [], 0
+        judged = [s for s, j in run if j]
+        surprise = sum(-math.log(max(run_shares[s], 0.05)) for s in judged if run_shares[s] < 0.5)
+        alerted = strong >= 4 or (len(judged) >= 2 and surprise >= 9.0)
+        assert (rule.hit() is not None) == alerted
+    state = json.loads(json.dumps(rule.to_state()))
+    assert SilentSensor.from_state(state).to_state() == rule.to_state()
 
 
 def test_entry_exit_drift_matches_brute_force():
@@ -168,7 +265,7 @@ def test_entry_exit_drift_matches_brute_force():
         assert (rule.hit() is not None) == fired
 
 
-@pytest.mark.parametrize("cls", [ResidualDetector, MultiSignalDetector, SilentSensor, EntryExitDrift])
+@pytest.mark.parametrize("cls", [ResidualDetector, MultiSignalDetector, SilentSensor, EntryExitDrift, QueueWaitBreach])
 def test_unit_test_params_shared_checks(cls):
     for params in cls._unit_test_params():
         fresh = cls(**params)
