@@ -33,12 +33,13 @@ import json
 import math
 import sys
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from footfall.operators.alerts import Alert
+from footfall.operators.detectors import ResidualDetector
 from footfall.operators.nab import PROFILES, detection_delays, event_scores, nab_score
 from footfall.operators.store_forecast import make_selector
 from footfall.operators.watch import StoreWatch
@@ -82,6 +83,7 @@ class AlertRun:
     changes: int = 0
     scores: list[float] = field(default_factory=list)  # per bucket, 0 for gaps and buckets without a forecast
     expected: list[tuple[float, float, float] | None] = field(default_factory=list)  # (mean, lo95, hi95)
+    judged_from_ms: int | None = None  # the first bucket judged after the watch's warm-up
 
     def alert_spans(self) -> list[tuple[int, int]]:
         return sorted((a, b - 1) for a, b in self.spans.values())
@@ -89,15 +91,24 @@ class AlertRun:
 
 def run_alerts(series: Series, lead_ms: int = 6 * HOUR_MS, vertical: str | None = "retail",
                holidays: Iterable[dt.date] = (), store_id: str = "store", series_name: str = "arrivals",
-               progress: Callable[[int, int], None] | None = None, **watch_options: Any) -> AlertRun:
-    """Run the online protocol over `series` (see the module docstring)."""
+               progress: Callable[[int, int], None] | None = None, detector: Mapping[str, Any] | None = None,
+               **watch_options: Any) -> AlertRun:
+    """Run the online protocol over `series` (see the module docstring).
+
+    `detector` holds the residual detector's parameters (`detectors.ResidualDetector`), e.g. the
+    worker's `store_models.DETECTOR`; without it the watch's own (`point`, `cusum_k`, `cusum_h`).
+    """
     watch = StoreWatch(store_id, series_name, series.bucket_ms, series.tz, lead_ms=lead_ms, **watch_options)
+    if detector is not None:
+        watch.detector = ResidualDetector(**detector)
     selector = make_selector(series.bucket_ms, watch.lead, series.tz, vertical, holidays)
     run = AlertRun(series, watch.lead)
     total = len(series.starts)
     for i, (start, y) in enumerate(zip(series.starts, series.values, strict=True)):
         end = start + series.bucket_ms
         outcome = watch.learn_bucket(start, end, y)
+        if run.judged_from_ms is None and watch.judged > watch.warmup:
+            run.judged_from_ms = start
         run.scores.append(outcome.score)
         e = outcome.expected
         run.expected.append(None if e is None else (e.mean, e.lo95, e.hi95))
@@ -138,6 +149,11 @@ def report(run: AlertRun, windows: Sequence[tuple[int, int]], source: dict[str, 
                                   "credit": w.credit} for w in result.windows]
     spans = run.alert_spans()
     events = event_scores(spans, windows).summary()
+    # Windows over before the warm-up ended cannot be detected: the recall no detector set up like
+    # this one can pass.
+    judged = [w for w in windows if run.judged_from_ms is not None and w[1] >= run.judged_from_ms]
+    events["windows_after_warmup"] = len(judged)
+    events["recall_ceiling"] = len(judged) / len(windows) if windows else None
     delays = []
     for d in detection_delays(spans, windows, s.bucket_ms):
         delays.append({"window_start": _iso(int(d["window_start"] or 0), s.tz),  # type: ignore[arg-type]
@@ -156,6 +172,7 @@ def report(run: AlertRun, windows: Sequence[tuple[int, int]], source: dict[str, 
         "protocol": "online: each bucket judged against the forecast made lead buckets before it, then learned "
                     "(clipped into its 95 % interval while flagged); labels used only for scoring",
         "windows": len(windows),
+        "judged_from": None if run.judged_from_ms is None else _iso(run.judged_from_ms, s.tz),
         "alerts": len(run.opened),
         "alerts_by_kind": by_kind,
         "alerts_per_week": len(run.opened) / weeks if weeks else None,
@@ -201,6 +218,8 @@ def markdown_summary(doc: dict[str, Any]) -> str:
               "|---|---:|---:|---:|---:|---:|---:|---:|",
               f"| all | {e['alerts']} | {e['hits']} | {e['false_alerts']} | {e['detected_windows']}/{e['windows']} | "
               f"{_fmt(e['precision'], '.2f')} | {_fmt(e['recall'], '.2f')} | {_fmt(e['f1'], '.2f')} |", "",
+              f"{e['windows_after_warmup']} of {e['windows']} windows end after the warm-up: recall can reach at "
+              f"most {_fmt(e['recall_ceiling'], '.2f')}.", "",
               "| window | first alert | delay (buckets) |", "|---|---|---:|"]
     for d in doc["delays"]:
         lines.append(f"| {d['window_start'][:16]} - {d['window_end'][:16]} | "

@@ -174,12 +174,35 @@ def _register_alerts(what: argparse._SubParsersAction) -> None:
                     help="whose hour-of-week profile the cold-start candidate uses (default retail)")
     al.add_argument("--lead-h", type=float, default=6.0, help="judge each bucket against the forecast made this "
                     "many hours before it (default 6)")
-    al.add_argument("--point", type=float, default=8.0, help="distance beyond the 95 %% interval, in robust scale "
-                    "units, that alone is an alert (default 8)")
-    al.add_argument("--cusum-k", type=float, default=2.0, help="CUSUM allowance per bucket (default 2)")
-    al.add_argument("--cusum-h", type=float, default=24.0, help="CUSUM alert level (default 24)")
+    al.add_argument("--detector", choices=("store", "generic"), default="store",
+                    help="residual detector settings: the worker's for store counts (store, default: point 4, "
+                    "CUSUM k 1 h 12, confirmed by the bucket itself) or the detector's own for large, smooth "
+                    "series (generic: point 8, CUSUM k 2 h 24)")
+    al.add_argument("--point", type=float, help="override: distance beyond the 95 %% interval, in robust scale "
+                    "units, that alone is an alert")
+    al.add_argument("--cusum-k", type=float, help="override: CUSUM allowance per bucket")
+    al.add_argument("--cusum-h", type=float, help="override: CUSUM alert level")
     al.add_argument("--out", type=Path, required=True, help="folder for the report, alerts, summary and plot")
     al.set_defaults(func=run_alerts_command)
+
+
+def detector_settings(name: str, **overrides: float | None) -> dict[str, Any]:
+    """The residual detector's parameters: the worker's (`store`) or the detector's own (`generic`), overridden.
+
+    >>> detector_settings("generic", point=6.0, cusum_k=None)
+    {'point': 6.0, 'cusum_k': 2.0, 'cusum_h': 24.0}
+    >>> detector_settings("store")["point"]
+    4.0
+
+    """
+    from footfall.operators.detectors import ResidualDetector
+    from footfall.operators.store_models import DETECTOR
+
+    own = ResidualDetector()
+    settings = dict(DETECTOR) if name == "store" else {"point": own.point, "cusum_k": own.cusum_k,
+                                                        "cusum_h": own.cusum_h}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return settings
 
 
 def run_alerts_command(args: argparse.Namespace) -> int:
@@ -199,14 +222,15 @@ def run_alerts_command(args: argparse.Namespace) -> int:
     print(f"{args.csv}: {len(series.values)} buckets of {args.freq} ({sum(v is None for v in series.values)} gaps), "
           f"{len(windows)} labelled windows", file=sys.stderr)
     t0 = time.monotonic()
+    detector = detector_settings(args.detector, point=args.point, cusum_k=args.cusum_k, cusum_h=args.cusum_h)
     result = run_alerts(series, lead_ms=lead_ms, vertical=args.vertical, holidays=holidays,
-                        progress=Progress("alerting"), point=args.point, cusum_k=args.cusum_k, cusum_h=args.cusum_h)
+                        progress=Progress("alerting"), detector=detector)
     args.out.mkdir(parents=True, exist_ok=True)
     source: dict[str, Any] = {"csv": str(args.csv), "timestamp_col": args.timestamp_col, "value_col": args.value_col,
                               "count_rows": args.count_rows, "count_distinct": args.count_distinct,
                               "labels": str(args.labels), "freq": args.freq, "tz": args.tz,
-                              "vertical": args.vertical, "lead_h": args.lead_h, "point": args.point,
-                              "cusum_k": args.cusum_k, "cusum_h": args.cusum_h, "holidays": len(holidays)}
+                              "vertical": args.vertical, "lead_h": args.lead_h, "detector": args.detector,
+                              "detector_settings": detector, "holidays": len(holidays)}
     doc = report(result, windows, source)
     doc["elapsed_s"] = round(time.monotonic() - t0, 1)
     (args.out / "alerts_report.json").write_text(json.dumps(doc, indent=2) + "\n")

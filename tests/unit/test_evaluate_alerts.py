@@ -66,6 +66,27 @@ def test_end_to_end_scores_against_known_windows(tmp_path):
     assert (out / "alerts_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_windows_inside_the_warm_up_cap_the_recall(tmp_path):
+    burst = 21 * 24 + 12
+    data = tmp_path / "counts.csv"
+    write_csv(data, hourly(4, burst, drop_day=99), ("timestamp", "count"))
+    early = START + dt.timedelta(days=3, hours=12)  # inside the two-week warm-up: no detector set up so can see it
+    b = START + dt.timedelta(hours=burst)
+    labels = tmp_path / "labels.csv"
+    write_csv(labels, [(f"{early:%Y-%m-%d %H:%M}", f"{early:%Y-%m-%d %H:%M}"),
+                       (f"{b:%Y-%m-%d %H:%M}", f"{b:%Y-%m-%d %H:%M}")], ("window_start", "window_end"))
+    out = tmp_path / "report"
+    assert main(["evaluate", "alerts", "--csv", str(data), "--timestamp-col", "timestamp", "--value-col", "count",
+                 "--labels", str(labels), "--freq", "1h", "--lead-h", "3", "--detector", "generic",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / "alerts_report.json").read_text())
+    assert dt.datetime.fromisoformat(doc["judged_from"]).replace(tzinfo=None) >= START + dt.timedelta(days=14)
+    assert doc["events"]["windows_after_warmup"] == 1 and doc["events"]["recall_ceiling"] == 0.5
+    assert doc["events"]["recall"] <= doc["events"]["recall_ceiling"]
+    assert doc["source"]["detector"] == "generic" and doc["source"]["detector_settings"]["point"] == 8.0
+    assert "recall can reach at most 0.50" in (out / "alerts_report.md").read_text()
+
+
 def test_labels_in_another_shape_and_bad_input(tmp_path, capsys):
     events = tmp_path / "events.csv"
     write_csv(events, [("2005-07-26", "2005-07-26 11:00:00", "2005-07-26 14:00:00", "10; event")],

@@ -31,6 +31,14 @@ def test_one_incident_one_alert_across_series():
     assert [a.alert_id for a in fold([_alert("e", "arrivals_high", "opened")])] == ["e"]
 
 
+def test_the_same_alert_from_two_series_is_published_once():
+    # Two series' silent sensors in one bucket: one kind, one bucket, so one alert id.
+    fold = StoreModels("s", QUARTER, horizon=4)._fold
+    assert [a.state for a in fold([_alert("x", "sensor_silent", "opened"),
+                                   _alert("x", "sensor_silent", "opened")])] == ["opened"]
+    assert [a.state for a in fold([_alert("x", "sensor_silent", "updated")])] == ["updated"]
+
+
 def _counts(i: int, rng: random.Random) -> dict[str, int]:
     hour = (i * QUARTER // 3_600_000) % 24
     rate = 12 * math.sin(math.pi * (hour - 8) / 12) if 8 <= hour < 20 else 0.0
