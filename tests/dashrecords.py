@@ -7,6 +7,8 @@ layout their stages publish (a hash per store, a pub/sub channel).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
 import random
 from typing import Any
@@ -14,7 +16,26 @@ from typing import Any
 import orjson
 import redis
 
+from footfall.stream.settings import Settings
+from footfall.stream.sinks import RedisSink
+
 BUCKET_MS = 900_000
+
+
+def publish(settings: Settings, records: list[dict[str, Any]]) -> None:
+    """Write live and bucket records with the worker's own sink.
+
+    On a loop of its own in a thread of its own: a caller may hold a running loop (Playwright's sync API does).
+    """
+    async def main() -> None:
+        sink = RedisSink(settings)
+        try:
+            assert await sink.publish(records)
+        finally:
+            await sink.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result(timeout=60)
 
 
 def day_of(ms: int) -> str:

@@ -9,8 +9,6 @@ quick with 500 stores. The test also saves the screenshot the README shows (docs
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import datetime as dt
 import math
 import os
@@ -34,9 +32,16 @@ from kafka import KafkaProducer
 
 from footfall.scripts.stack import _die_with_parent, free_port
 from footfall.stream.settings import Settings
-from footfall.stream.sinks import RedisSink
 from footfall.stream.topics import ensure_topics
-from tests.dashrecords import BUCKET_MS, alert_record, forecast_record, live_record, put_alert, put_forecast
+from tests.dashrecords import (
+    BUCKET_MS,
+    alert_record,
+    forecast_record,
+    live_record,
+    publish,
+    put_alert,
+    put_forecast,
+)
 from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -338,18 +343,6 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
 
 # -- 500 stores --------------------------------------------------------------------------------------------
 
-
-def publish(settings: Settings, records: list[dict[str, Any]]) -> None:
-    """Write records with the worker's sink (in a thread: Playwright's sync API holds this one's loop)."""
-    async def main() -> None:
-        sink = RedisSink(settings)
-        try:
-            assert await sink.publish(records)
-        finally:
-            await sink.close()
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, main()).result(timeout=60)
 
 
 def test_500_stores_one_snapshot_one_stream_quick_sort_filter_and_updates(

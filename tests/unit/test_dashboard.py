@@ -25,13 +25,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from footfall.scripts.stack import LocalStack, StackError
 from footfall.stream.dashboard import StoreQuery, create_app, parse_alert, parse_forecast, store_row, valid_store_id
 from footfall.stream.settings import Settings
-from footfall.stream.sinks import RedisSink
 from tests.dashrecords import (
     BUCKET_MS,
     alert_record,
     bucket_record,
     forecast_record,
     live_record,
+    publish,
     put_alert,
     put_forecast,
 )
@@ -65,16 +65,6 @@ def run(settings: Settings, body: Callable[[TestClient], Awaitable[None]]) -> No
 
     asyncio.run(main())
 
-
-def publish(settings: Settings, records: list[dict[str, Any]]) -> None:
-    async def main() -> None:
-        sink = RedisSink(settings)
-        try:
-            assert await sink.publish(records)
-        finally:
-            await sink.close()
-
-    asyncio.run(main())
 
 
 NOW_MS = (int(time.time() * 1000) // BUCKET_MS) * BUCKET_MS + 123_000
