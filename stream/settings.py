@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from footfall.schemas.keys import RedisKeys
+
 __all__ = ["ENV_VARIABLES", "Settings", "SettingsError"]
 
 
@@ -89,8 +91,13 @@ class Settings:
         return f"{self.topic_prefix}.{name}"
 
     def redis_key(self, *parts: str) -> str:
-        """Redis key under the prefix: `<prefix>:<part>:<part>...`."""
-        return ":".join((self.topic_prefix, *parts))
+        """Redis key under the prefix: `<prefix>:<part>:<part>...` (prefer `redis_keys`' named keys)."""
+        return self.redis_keys.key(*parts)
+
+    @property
+    def redis_keys(self) -> RedisKeys:
+        """The Redis key layout of this deployment (`schemas.keys.RedisKeys`)."""
+        return RedisKeys(self.topic_prefix)
 
     @property
     def bucket_ms(self) -> int:
