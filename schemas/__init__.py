@@ -1,4 +1,4 @@
-"""What a footfall event is: kinds, fields, validation, pseudonyms and message decoding."""
+"""What a footfall event is (kinds, fields, validation, pseudonyms, decoding) and what a published record is."""
 
 from footfall.schemas.events import (
     KINDS,
@@ -16,9 +16,11 @@ from footfall.schemas.events import (
 from footfall.schemas.fields import Field, InvalidEvent
 from footfall.schemas.messages import Decoded, Reject, decode_message
 from footfall.schemas.privacy import Pseudonymizer
+from footfall.schemas.records import RECORD_KINDS, RecordKind, record_schema, register_record_kind
 
 __all__ = [
     "KINDS",
+    "RECORD_KINDS",
     "SCHEMA_VERSION",
     "Decoded",
     "DoorEvent",
@@ -30,9 +32,12 @@ __all__ = [
     "PosEvent",
     "Pseudonymizer",
     "QueueEvent",
+    "RecordKind",
     "Reject",
     "VisitEvent",
     "decode_message",
     "parse_event",
     "parse_ts_ms",
+    "record_schema",
+    "register_record_kind",
 ]

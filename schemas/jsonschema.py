@@ -1,8 +1,11 @@
-"""JSON Schema (draft 2020-12) documents for each event kind, built from the field tables.
+"""JSON Schema (draft 2020-12) documents: each event kind's, built from the field tables, and each record kind's.
 
 The files in `schemas/json/` are these documents written out
-(`footfall schemas export`); a test checks the files are current and that an
-independent JSON Schema validator agrees with `parse_event` on many events.
+(`footfall schemas export`): `<kind>.schema.json` for the events footfall reads,
+`<type>.record.schema.json` for the records it publishes (`schemas.records`, built
+from their TypedDicts). Tests check the files are current, that an independent
+JSON Schema validator agrees with `parse_event` on many events, and that the
+records the worker builds validate.
 
 Examples
 --------
@@ -22,8 +25,9 @@ from typing import Any
 import orjson
 
 from footfall.schemas.events import COMMON_FIELDS, KIND_FIELDS, SCHEMA_VERSION
+from footfall.schemas.records import RECORD_KINDS, record_schema
 
-__all__ = ["SCHEMA_DIR", "kind_schema", "write_schemas"]
+__all__ = ["SCHEMA_DIR", "kind_schema", "record_schema_path", "schema_files", "write_schemas"]
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 _BASE_ID = "https://footfall.dev/schemas/v{version}/{kind}.schema.json"
@@ -85,12 +89,23 @@ def _given(name: str) -> dict[str, Any]:
     return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
 
+def record_schema_path(record_type: str, directory: Path = SCHEMA_DIR) -> Path:
+    """Where the schema of a record type is written: `<directory>/<type>.record.schema.json`."""
+    return directory / f"{record_type}.record.schema.json"
+
+
+def schema_files(directory: Path = SCHEMA_DIR) -> dict[Path, bytes]:
+    """Every schema file's path and its exact bytes: one per event kind, then one per record kind."""
+    docs = {directory / f"{kind}.schema.json": kind_schema(kind) for kind in KIND_FIELDS}
+    docs |= {record_schema_path(t, directory): record_schema(kind) for t, kind in RECORD_KINDS.items()}
+    return {path: orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n" for path, doc in docs.items()}
+
+
 def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
-    """Write one `<kind>.schema.json` per kind; return the paths."""
+    """Write one `<kind>.schema.json` per event kind and one `<type>.record.schema.json` per record kind."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for kind in KIND_FIELDS:
-        path = directory / f"{kind}.schema.json"
-        path.write_bytes(orjson.dumps(kind_schema(kind), option=orjson.OPT_INDENT_2) + b"\n")
+    for path, body in schema_files(directory).items():
+        path.write_bytes(body)
         paths.append(path)
     return paths

@@ -1,0 +1,609 @@
+"""What footfall publishes: each output record kind as a `TypedDict`, and its JSON Schema.
+
+Events are checked on the way in (`schemas.events`); records are described here, so
+a consumer (the dashboard, another service, a producer in another language) knows
+every field, its type, its unit and whether it may be null. Each kind is a
+`TypedDict` (nested objects have their own); a field's description, with its unit,
+is the string in its `Annotated[...]`. A `RecordKind` ties the kind's `type` value
+to its TypedDict and the topic it goes out on; `RECORD_KINDS` holds the built-in
+kinds, and `register_record_kind` adds a later capability's. `record_schema` builds
+the JSON Schema (draft 2020-12) of a kind from the TypedDict's annotations
+(`type_schema`); `footfall schemas export` writes them to
+`schemas/json/<type>.record.schema.json`.
+
+Units: `_ms` fields are UTC epoch milliseconds (lengths: milliseconds), `_s`
+seconds, `_pct` percent, `*_rate` fractions; money (`sales`, `avg_basket`) is in
+the store's currency units. Every per-store record starts with `type`,
+`store_id`, `region`, `vertical` and `tz`, and ends with `emitted_at_ms`.
+
+Where they go (`<p>` is `FOOTFALL_TOPIC_PREFIX`; the Redis keys are `schemas.keys`'):
+
+- `bucket` and `live`: topic `<p>.aggregates`; Redis `store:<id>:latest` and `:live`
+  (hashes: strings as they are, other values as JSON), history and day hashes;
+- `forecast`: topic `<p>.predictions`; Redis forecast hash and history;
+- `alert`: topic `<p>.alerts`; Redis open alerts and alert history;
+- `rollup` and `rollup_live`: Redis only (roll-up latest/live hashes, history), no topic.
+
+Examples
+--------
+>>> RECORD_KINDS["forecast"].topic, RECORD_KINDS["rollup"].topic
+('predictions', None)
+>>> doc = record_schema("alert")
+>>> doc["properties"]["severity"]["enum"], doc["additionalProperties"]
+(['info', 'warning', 'critical'], False)
+>>> type_schema(int | None)
+{'type': ['integer', 'null']}
+>>> type_schema(dict[str, list[float]])
+{'type': 'object', 'additionalProperties': {'type': 'array', 'items': {'type': 'number'}}}
+
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, NotRequired, Required, TypedDict
+
+__all__ = [
+    "RECORD_KINDS",
+    "AlertRecord",
+    "BucketRecord",
+    "Compare",
+    "Comparison",
+    "ForecastPoint",
+    "ForecastRecord",
+    "Kpis",
+    "LiveRecord",
+    "OccupancySummary",
+    "QueueKpis",
+    "QueueSummary",
+    "RecordKind",
+    "RollupLiveRecord",
+    "RollupRecord",
+    "Versus",
+    "WindowCounts",
+    "Windows",
+    "record_schema",
+    "register_record_kind",
+    "type_schema",
+]
+
+#: A store's vertical, as events give it (`schemas.events.VERTICALS`; a test checks they agree).
+Vertical = Literal["retail", "bank", "telecom"]
+
+_DATE = {"format": "date"}
+_DATE_TIME = {"format": "date-time"}
+
+
+# -- shared parts ---------------------------------------------------------------------------------
+
+
+class Kpis(TypedDict):
+    """Counts and shop KPIs of one bucket or one local day (`operators.store.BucketKpis`).
+
+    Counts are of the events in the bucket (or day); money is in the store's currency units.
+    """
+
+    arrivals: Annotated[int, "people in: door counts in + visits started"]
+    departures: Annotated[int, "people out: door counts out + visits ended"]
+    door_in: Annotated[int, "people in, by door counters"]
+    door_out: Annotated[int, "people out, by door counters"]
+    visits_started: Annotated[int, "visits started (visit `arrive` events)"]
+    visits_ended: Annotated[int, "visits ended (visit `leave` events)"]
+    transactions: Annotated[int, "till transactions"]
+    items: Annotated[int, "items sold"]
+    tickets_issued: Annotated[int, "queue tickets issued"]
+    tickets_called: Annotated[int, "queue tickets called to a counter"]
+    tickets_served: Annotated[int, "queue tickets served"]
+    tickets_abandoned: Annotated[int, "queue tickets abandoned (the customer left)"]
+    tickets_no_show: Annotated[int, "queue tickets called with nobody coming"]
+    heartbeats: Annotated[int, "sensor heartbeats"]
+    events: Annotated[int, "events counted, every kind"]
+    sales: Annotated[float, "sum of till amounts, currency units, rounded to cents"]
+    visitors: Annotated[int, "people in (door counts in + visits started), as `arrivals`"]
+    conversion_rate: Annotated[float | None, "transactions / visitors (a fraction, may exceed 1); null: no visitors"]
+    avg_basket: Annotated[float | None, "sales / transactions, currency units; null: no transactions"]
+    sales_per_visitor: Annotated[float | None, "sales / visitors, currency units; null: no visitors"]
+    items_per_transaction: Annotated[float | None, "items / transactions; null: no transactions"]
+    dwell_n: Annotated[int, "visits ended with a dwell time"]
+    dwell_mean_s: Annotated[float | None, "mean dwell time, seconds (exact); null: none ended"]
+    dwell_p50_s: Annotated[float | None, "median dwell time, seconds (2 % relative error); null: none ended"]
+    dwell_p90_s: Annotated[float | None, "90th percentile of dwell time, seconds (2 % relative error); null: none"]
+
+
+class Versus(TypedDict):
+    """A value against a reference (`operators.rolling`)."""
+
+    diff: Annotated[float, "value - reference"]
+    ratio: Annotated[float | None, "value / reference; null when the reference is 0"]
+
+
+class Comparison(TypedDict):
+    """One quantity of a closed bucket against last week and the rolling baselines."""
+
+    value: Annotated[float, "the bucket's value"]
+    last_week: Annotated[float | None, "the same bucket one week earlier; null: not known"]
+    vs_last_week: Annotated[Versus | None, "value against last_week; null without it"]
+    baseline: Annotated[float | None, "mean of the last closed buckets (8 by default); null before the first"]
+    vs_baseline: Annotated[Versus | None, "value against baseline; null without it"]
+    ewm: Annotated[float | None, "exponentially weighted mean of the closed buckets; null before the first"]
+    vs_ewm: Annotated[Versus | None, "value against ewm; null without it"]
+
+
+class Compare(TypedDict):
+    """A closed bucket's quantities against last week and the baselines (`operators.store.COMPARED`)."""
+
+    arrivals: Annotated[Comparison, "people in"]
+    transactions: Annotated[Comparison, "till transactions"]
+    tickets_issued: Annotated[Comparison, "queue tickets issued"]
+
+
+class WindowCounts(TypedDict):
+    """Counts in one sliding window of event time ending at the store's watermark."""
+
+    arrivals: Annotated[int, "people in"]
+    departures: Annotated[int, "people out"]
+    transactions: Annotated[int, "till transactions"]
+    tickets_issued: Annotated[int, "queue tickets issued"]
+
+
+# Window names are keys, not identifiers: the functional form. The worker's windows are
+# `operators.store.StoreParams.windows_ms`' defaults, and the roll-ups read these three names.
+Windows = TypedDict("Windows", {
+    "5m": Annotated[WindowCounts, "the last 5 minutes"],
+    "15m": Annotated[WindowCounts, "the last 15 minutes"],
+    "60m": Annotated[WindowCounts, "the last hour"],
+})
+Windows.__doc__ = "The store's sliding windows of event time, by length."
+
+
+class OccupancySummary(TypedDict):
+    """People inside the store now, from door counts (`operators.occupancy.Occupancy.summary`)."""
+
+    occupancy: Annotated[int, "people inside now, never below 0"]
+    drift: Annotated[int, "exits that found the store empty, in total since counting began"]
+    reset_residual: Annotated[int | None, "people removed by the latest daily reset; null before the first"]
+    last_reset_ms: Annotated[int | None, "latest daily reset applied; null before the first"]
+    next_reset_ms: Annotated[int | None, "next daily reset due; null before the first event"]
+    late: Annotated[int, "events not counted: older than the latest reset, in total"]
+
+
+class QueueKpis(TypedDict):
+    """Queue KPIs of one service, or of all together (`operators.queues`), since the daily reset."""
+
+    issued: Annotated[int, "tickets issued"]
+    waiting_now: Annotated[int, "tickets waiting now (issued, not yet called or ended)"]
+    in_service_now: Annotated[int, "tickets called and not yet ended"]
+    called: Annotated[int, "tickets called (a served or no-show one with no call seen included)"]
+    served: Annotated[int, "tickets served"]
+    abandoned: Annotated[int, "tickets abandoned"]
+    no_show: Annotated[int, "tickets called with nobody coming"]
+    expired: Annotated[int, "open tickets dropped after no step for a long time"]
+    wait_n: Annotated[int, "answered tickets with a known wait"]
+    wait_mean_s: Annotated[float | None, "mean wait of answered tickets, seconds; null: none"]
+    wait_p50_s: Annotated[float | None, "median wait of answered tickets, seconds; null: none"]
+    wait_p90_s: Annotated[float | None, "90th percentile of the wait of answered tickets, seconds; null: none"]
+    service_n: Annotated[int, "served tickets with a known service time"]
+    service_mean_s: Annotated[float | None, "mean service time, seconds; null: none known"]
+    service_level_pct: Annotated[float | None, "percent answered within the target wait; null: none judged"]
+    sl_within_target: Annotated[int, "answered within the target wait"]
+    sl_answered: Annotated[int, "answered with a known wait"]
+    sl_abandoned_late: Annotated[int, "abandoned after waiting longer than the target"]
+    counters_active: Annotated[int, "counters that called or served recently"]
+    est_wait_s: Annotated[float | None, "expected wait for a ticket taken now, seconds; null: no service time"]
+
+
+class QueueSummary(TypedDict):
+    """A branch's or shop's queues now (`operators.queues.QueueKpis.get`)."""
+
+    # Service names come from the events (`service`): the keys are data, the values typed.
+    services: Annotated[dict[str, QueueKpis], "KPIs per service type"]
+    total: Annotated[QueueKpis, "KPIs of all services together"]
+    as_of_ms: Annotated[int | None, "latest queue event time seen"]
+    ignored: Annotated[int, "duplicate or out-of-order ticket steps ignored, in total"]
+    evicted: Annotated[int, "open tickets dropped to bound memory, in total"]
+    late: Annotated[int, "ticket steps older than the daily reset, not counted, in total"]
+    reset_dropped: Annotated[int, "tickets still open at the latest daily reset"]
+    last_reset_ms: Annotated[int | None, "latest daily reset; null before the first"]
+
+
+class ForecastPoint(TypedDict):
+    """One future bucket of a forecast."""
+
+    target_ms: Annotated[int, "start of the bucket forecast"]
+    h: Annotated[int, "horizon, in buckets ahead (1 = the next bucket)"]
+    forecast: Annotated[float, "expected count"]
+    lo80: Annotated[float, "lower bound of the 80 % interval, >= 0"]
+    hi80: Annotated[float, "upper bound of the 80 % interval"]
+    lo95: Annotated[float, "lower bound of the 95 % interval, >= 0"]
+    hi95: Annotated[float, "upper bound of the 95 % interval"]
+    model: Annotated[str, "the candidate model behind this point"]
+
+
+# -- record kinds ---------------------------------------------------------------------------------
+
+
+class _BucketHead(TypedDict):
+    type: Literal["bucket"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    day: Annotated[str, "local date (YYYY-MM-DD) of the bucket's start in `tz`", _DATE]
+    bucket_start: Annotated[str, "bucket start, ISO 8601 UTC (`Z`)", _DATE_TIME]
+    bucket_start_ms: Annotated[int, "bucket start"]
+    bucket_s: Annotated[int, "bucket length, seconds"]
+    status: Annotated[Literal["open", "closed"],
+                      "open: counts so far, published again as events arrive; closed: final (end + grace passed)"]
+
+
+class _BucketTail(TypedDict):
+    compare: NotRequired[Annotated[Compare, "closed buckets only: against last week and the baselines"]]
+    watermark_ms: Annotated[int | None, "the store's watermark (highest event time seen) when published"]
+    last_event_id: Annotated[str | None, "open buckets: the last event counted into it; closed: null"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+class BucketRecord(_BucketHead, Kpis, _BucketTail):
+    """One bucket of one store: its counts and KPIs, open (so far) or closed (final).
+
+    Topic `<p>.aggregates` (key: the store id); Redis `store:<id>:latest` (flattened), history
+    stream and day hash. `compare` is on closed buckets only.
+    """
+
+
+class LiveRecord(TypedDict):
+    """A store now, as of its watermark: windows, occupancy, today against a week ago, queues.
+
+    Topic `<p>.aggregates` (key: the store id); Redis `store:<id>:live` (flattened, replaced whole).
+    """
+
+    type: Literal["live"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    as_of_ms: Annotated[int | None, "the store's watermark: highest event time seen; null before any"]
+    windows: Windows
+    occupancy: OccupancySummary
+    day: Annotated[str | None, "local date (YYYY-MM-DD) of the watermark; null before any event", _DATE]
+    today: Annotated[Kpis | None, "totals of that local day; null before any event"]
+    same_day_last_week: Annotated[Kpis | None, "totals of the same weekday a week earlier; null: not kept"]
+    queue: Annotated[QueueSummary | None, "queues; null at a store that never sent a queue event"]
+    duplicates: Annotated[int, "events dropped as repeats of an event id, in total"]
+    late: Annotated[int, "events not counted because their bucket had closed, in total"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+class ForecastRecord(TypedDict):
+    """One series' forecast of the next buckets, with 80 % and 95 % intervals, made at a closed bucket.
+
+    Topic `<p>.predictions` (key: the store id); Redis `store:<id>:forecast` (series -> record)
+    and the forecast history stream.
+    """
+
+    type: Literal["forecast"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    series: Annotated[str, "what is forecast: arrivals; transactions (retail); tickets_issued (bank, telecom)"]
+    made_at_ms: Annotated[int, "start of the last bucket learned"]
+    made_at: Annotated[str, "made_at_ms, ISO 8601 UTC (`Z`)", _DATE_TIME]
+    bucket_ms: Annotated[int, "bucket length"]
+    model: Annotated[str, "the candidate model behind most points"]
+    cold: Annotated[bool, "fewer than a week of buckets learned: the forecast leans on the vertical's profile"]
+    points: Annotated[list[ForecastPoint], "the next buckets, nearest first"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+class AlertRecord(TypedDict):
+    """One change of an alert (opened, updated, resolved): one incident of one store is one alert.
+
+    Topic `<p>.alerts` (key: the store id); Redis `store:<id>:alerts` (open ones, id -> record)
+    and the chain's alert history stream.
+    """
+
+    type: Literal["alert"]
+    alert_id: Annotated[str, "stable id: 16 hex digits from store, kind and opening bucket",
+                        {"pattern": "^[0-9a-f]{16}$"}]
+    store_id: Annotated[str, "the store"]
+    kind: Annotated[str, "what: <series>_high, <series>_low, over_capacity, queue_wait, sensor_silent, "
+                         "entry_exit_drift, signals"]
+    severity: Annotated[Literal["info", "warning", "critical"],
+                        "info, warning or critical; an update of an open alert never lowers it"]
+    state: Annotated[Literal["opened", "updated", "resolved"], "the change this record is"]
+    started_ms: Annotated[int, "start of the bucket that opened it"]
+    updated_ms: Annotated[int, "event time of this change"]
+    bucket_start_ms: Annotated[int, "start of the latest bucket where the condition held"]
+    bucket_end_ms: Annotated[int, "end of that bucket"]
+    observed: Annotated[float | None, "the value judged (a count, or a count so far)"]
+    expected: Annotated[float | None, "forecast mean for the bucket; null without a forecast"]
+    expected_lo: Annotated[float | None, "lower bound of the forecast's 95 % interval; null without a forecast"]
+    expected_hi: Annotated[float | None, "upper bound of the forecast's 95 % interval; null without a forecast"]
+    score: Annotated[float, "how far past the limit: 1 = at the limit"]
+    explanation: Annotated[str, "in words, with local times"]
+    resolved_ms: Annotated[int | None, "event time it resolved; null while open"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone (explanations use it)"]
+    started: Annotated[str, "started_ms, ISO 8601 UTC (`Z`)", _DATE_TIME]
+    bucket_start: Annotated[str, "bucket_start_ms, ISO 8601 UTC (`Z`)", _DATE_TIME]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+class RollupRecord(TypedDict):
+    """A region's or the chain's bucket: the sums of its members' latest records of that bucket.
+
+    Redis only (no topic): `rollup:<level>:<key>:latest` (flattened) and its history stream.
+    Ratios are computed from the sums; dwell quantiles do not sum and are left out.
+    """
+
+    type: Literal["rollup"]
+    level: Annotated[Literal["region", "chain"], "what is rolled up: a region's stores, or the chain's regions"]
+    key: Annotated[str, "the region (`unassigned` for stores without one), or `all` for the chain"]
+    bucket_start: Annotated[str, "bucket start, ISO 8601 UTC (`Z`)", _DATE_TIME]
+    bucket_start_ms: Annotated[int, "bucket start"]
+    bucket_s: Annotated[int, "bucket length, seconds"]
+    members: Annotated[int, "members summed: stores of a region, regions of the chain"]
+    stores: Annotated[int, "stores summed"]
+    closed: Annotated[int, "stores whose bucket has closed"]
+    arrivals: Annotated[int, "people in"]
+    departures: Annotated[int, "people out"]
+    door_in: Annotated[int, "people in, by door counters"]
+    door_out: Annotated[int, "people out, by door counters"]
+    visits_started: Annotated[int, "visits started"]
+    visits_ended: Annotated[int, "visits ended"]
+    transactions: Annotated[int, "till transactions"]
+    items: Annotated[int, "items sold"]
+    tickets_issued: Annotated[int, "queue tickets issued"]
+    tickets_called: Annotated[int, "queue tickets called"]
+    tickets_served: Annotated[int, "queue tickets served"]
+    tickets_abandoned: Annotated[int, "queue tickets abandoned"]
+    tickets_no_show: Annotated[int, "queue tickets no-show"]
+    heartbeats: Annotated[int, "sensor heartbeats"]
+    events: Annotated[int, "events counted"]
+    visitors: Annotated[int, "people in, as arrivals"]
+    dwell_n: Annotated[int, "visits ended with a dwell time"]
+    sales: Annotated[float, "sum of till amounts, currency units (stores' currencies added as they are)"]
+    conversion_rate: Annotated[float | None, "transactions / visitors; null: no visitors"]
+    avg_basket: Annotated[float | None, "sales / transactions; null: no transactions"]
+    sales_per_visitor: Annotated[float | None, "sales / visitors; null: no visitors"]
+    items_per_transaction: Annotated[float | None, "items / transactions; null: no transactions"]
+    dwell_mean_s: Annotated[float | None, "mean dwell time, seconds; null: none"]
+    seq: Annotated[int, "changes applied to these totals: a newer state of the same bucket has a higher seq"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+class RollupLiveRecord(TypedDict):
+    """A region's or the chain's stores now: the sums of their latest live records.
+
+    Redis only (no topic): `rollup:<level>:<key>:live` (flattened).
+    """
+
+    type: Literal["rollup_live"]
+    level: Annotated[Literal["region", "chain"], "what is rolled up: a region's stores, or the chain's regions"]
+    key: Annotated[str, "the region (`unassigned` for stores without one), or `all` for the chain"]
+    members: Annotated[int, "members summed: stores of a region, regions of the chain"]
+    stores: Annotated[int, "stores summed"]
+    occupancy: Annotated[int, "people inside now"]
+    waiting_now: Annotated[int, "queue tickets waiting now"]
+    in_service_now: Annotated[int, "queue tickets being served now"]
+    counters_active: Annotated[int, "queue counters active"]
+    arrivals_5m: Annotated[int, "people in, the last 5 minutes"]
+    arrivals_15m: Annotated[int, "people in, the last 15 minutes"]
+    arrivals_60m: Annotated[int, "people in, the last hour"]
+    transactions_15m: Annotated[int, "till transactions, the last 15 minutes"]
+    tickets_issued_15m: Annotated[int, "queue tickets issued, the last 15 minutes"]
+    today_arrivals: Annotated[int, "people in, the stores' local today"]
+    today_transactions: Annotated[int, "till transactions, today"]
+    today_tickets_issued: Annotated[int, "queue tickets issued, today"]
+    last_week_arrivals: Annotated[int, "people in, the same weekday a week earlier"]
+    last_week_transactions: Annotated[int, "till transactions, the same weekday a week earlier"]
+    duplicates: Annotated[int, "events dropped as repeats, in total"]
+    late: Annotated[int, "events not counted as late, in total"]
+    today_sales: Annotated[float, "sales today, currency units"]
+    last_week_sales: Annotated[float, "sales the same weekday a week earlier, currency units"]
+    today_vs_last_week_arrivals: Annotated[float | None, "today_arrivals / last_week_arrivals; null: none last week"]
+    today_conversion_rate: Annotated[float | None, "today_transactions / today_arrivals; null: no arrivals"]
+    seq: Annotated[int, "changes applied to these totals: a newer state has a higher seq"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """One kind of published record.
+
+    Parameters
+    ----------
+    type
+        The value of the record's `type` field; the TypedDict's `type` must be `Literal[type]`.
+    schema
+        Its TypedDict.
+    topic
+        Suffix of the topic it is published on (`aggregates` for `<prefix>.aggregates`), or None
+        for a record written to Redis only.
+    description
+        What it is, in a sentence.
+
+    """
+
+    type: str
+    schema: type
+    topic: str | None
+    description: str
+
+
+#: Every kind registered: the built-in ones below, then those `register_record_kind` adds.
+RECORD_KINDS: dict[str, RecordKind] = {}
+
+
+def register_record_kind(kind: RecordKind) -> RecordKind:
+    """Add a kind; return it. A different kind with the same `type` is refused (ValueError).
+
+    >>> class OtherBucket(TypedDict):
+    ...     type: Literal["bucket"]
+    >>> register_record_kind(RecordKind("bucket", OtherBucket, "aggregates", "another bucket"))
+    Traceback (most recent call last):
+    ...
+    ValueError: record type 'bucket' is registered already (BucketRecord)
+
+    """
+    if not typing.is_typeddict(kind.schema):
+        raise ValueError(f"record kind {kind.type!r}: schema must be a TypedDict, got {kind.schema!r}")
+    hint = typing.get_type_hints(kind.schema).get("type")
+    if typing.get_origin(hint) is not Literal or typing.get_args(hint) != (kind.type,):
+        raise ValueError(f"record kind {kind.type!r}: {kind.schema.__name__}'s `type` must be "
+                         f"Literal[{kind.type!r}], got {hint!r}")
+    existing = RECORD_KINDS.get(kind.type)
+    if existing is not None and existing != kind:
+        raise ValueError(f"record type {kind.type!r} is registered already ({existing.schema.__name__})")
+    RECORD_KINDS[kind.type] = kind
+    return kind
+
+
+for _kind in (
+    RecordKind("bucket", BucketRecord, "aggregates", "One bucket of one store: counts and KPIs, open or closed."),
+    RecordKind("live", LiveRecord, "aggregates",
+               "A store now: sliding windows, occupancy, today against a week ago, queues."),
+    RecordKind("forecast", ForecastRecord, "predictions",
+               "One series' forecast of a store's next buckets, with 80 % and 95 % intervals."),
+    RecordKind("alert", AlertRecord, "alerts", "One change (opened, updated, resolved) of a store's alert."),
+    RecordKind("rollup", RollupRecord, None, "A region's or the chain's bucket: its stores' sums."),
+    RecordKind("rollup_live", RollupLiveRecord, None,
+               "A region's or the chain's stores now: their live records' sums."),
+):
+    register_record_kind(_kind)
+
+
+# -- JSON Schema from the annotations -------------------------------------------------------------
+
+_RECORD_ID = "https://footfall.dev/schemas/records/{type}.record.schema.json"
+_SIMPLE = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+
+
+def record_schema(kind: RecordKind | str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a record kind (a `RecordKind`, or its `type`)."""
+    if isinstance(kind, str):
+        kind = RECORD_KINDS[kind]
+    where = (f"Published on topic <prefix>.{kind.topic}." if kind.topic
+             else "Written to Redis only: no topic.")
+    body = type_schema(kind.schema)
+    body.pop("title")
+    body.pop("description", None)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _RECORD_ID.format(type=kind.type),
+        "title": f"footfall {kind.type} record",
+        "description": f"{kind.description} {where}",
+        **body,
+    }
+
+
+def type_schema(tp: Any) -> dict[str, Any]:
+    """The JSON Schema of a type annotation; nested TypedDicts go to `$defs`, a TypedDict given is inlined.
+
+    int -> integer, float -> number (integers too), str, bool, None -> null, `X | None`,
+    `list[X]` -> array, `dict[str, X]` -> object of X, `Literal` -> const/enum, `Any` -> anything,
+    a TypedDict -> a closed object (`additionalProperties: false`; `NotRequired` fields
+    optional), `Annotated[X, "text", {...}]` -> X with that description and those keywords.
+    """
+    defs: dict[type, dict[str, Any]] = {}
+    doc = _object_schema(tp, defs) if typing.is_typeddict(tp) else _schema(tp, defs)
+    named: dict[str, dict[str, Any]] = {}
+    for td, schema in defs.items():
+        if td.__name__ in named:
+            raise TypeError(f"two TypedDicts named {td.__name__!r}: $defs names must be unique")
+        named[td.__name__] = schema
+    if named:
+        doc["$defs"] = dict(sorted(named.items()))
+    return doc
+
+
+def _unwrap(tp: Any) -> tuple[Any, list[Any], bool | None]:
+    """`(type, Annotated metadata, required)`: `Annotated`, `Required` and `NotRequired` peeled off."""
+    metadata: list[Any] = []
+    required = None
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            metadata += tp.__metadata__
+            tp = typing.get_args(tp)[0]
+        elif origin in (Required, NotRequired):
+            required = origin is Required
+            tp = typing.get_args(tp)[0]
+        else:
+            return tp, metadata, required
+
+
+def _annotate(schema: dict[str, Any], metadata: list[Any]) -> dict[str, Any]:
+    for item in metadata:
+        if isinstance(item, str):
+            schema["description"] = item
+        elif isinstance(item, dict):
+            schema.update(item)
+    return schema
+
+
+def _schema(tp: Any, defs: dict[type, dict[str, Any]]) -> dict[str, Any]:
+    tp, metadata, _ = _unwrap(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        schema: dict[str, Any] = {}
+    elif tp is None or tp in _SIMPLE:
+        schema = {"type": _SIMPLE[type(None) if tp is None else tp]}
+    elif origin is Literal:
+        schema = {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
+    elif origin in (typing.Union, types.UnionType):
+        schema = _union([_schema(a, defs) for a in args])
+    elif origin is list:
+        schema = {"type": "array", "items": _schema(args[0], defs)}
+    elif origin is dict:
+        if args[0] is not str:
+            raise TypeError(f"JSON object keys are strings: {tp!r}")
+        values = _schema(args[1], defs)
+        # dict[str, Any] is an object of anything: allowed, but only where its content is open.
+        schema = {"type": "object", **({"additionalProperties": values} if values else {})}
+    elif typing.is_typeddict(tp):
+        if tp not in defs:
+            defs[tp] = {}  # reserved first: a TypedDict that refers to itself stops here
+            defs[tp] = _object_schema(tp, defs)
+        schema = {"$ref": f"#/$defs/{tp.__name__}"}
+    else:
+        raise TypeError(f"no JSON Schema for {tp!r}")
+    return _annotate(schema, metadata)
+
+
+def _union(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """`X | Y`: one `type` list when every member is a plain type, one `enum` for literals and null."""
+    if all(m.keys() == {"type"} and isinstance(m["type"], str) for m in members):
+        return {"type": list(dict.fromkeys(m["type"] for m in members))}
+    if all(m.keys() <= {"const", "enum"} or m == {"type": "null"} for m in members):
+        values: list[Any] = []
+        for m in members:
+            values += m["enum"] if "enum" in m else [m["const"]] if "const" in m else [None]
+        return {"enum": values}
+    return {"anyOf": members}
+
+
+def _object_schema(td: type, defs: dict[type, dict[str, Any]]) -> dict[str, Any]:
+    # get_type_hints, not __required_keys__: with `from __future__ import annotations`, Python 3.11's
+    # TypedDict sees `NotRequired[...]` as a string and counts every key required.
+    hints = typing.get_type_hints(td, include_extras=True)
+    properties: dict[str, Any] = {}
+    required = []
+    for name, hint in hints.items():
+        _, _, is_required = _unwrap(hint)
+        if is_required if is_required is not None else td.__total__:
+            required.append(name)
+        properties[name] = _schema(hint, defs)
+    schema: dict[str, Any] = {"title": td.__name__, "type": "object", "properties": properties,
+                              "required": required, "additionalProperties": False}
+    if td.__doc__:
+        schema["description"] = inspect.cleandoc(td.__doc__)
+    return schema
