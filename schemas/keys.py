@@ -27,6 +27,10 @@ Chain-wide:
 Channels (pub/sub): `<p>:live:<id>` (bucket and live records), `<p>:forecast:<id>`,
 `<p>:alerts`, `<p>:rollup:<level>:<key>`.
 
+A record kind a newer stage adds (`schemas.records.register_record_kind`) without a place
+of its own: `<p>:store:<id>:<type>` (hash, its latest record), `<p>:store:<id>:<type>-history`
+(stream, capped) and the channel `<p>:<type>:<id>`.
+
 Examples
 --------
 >>> keys = RedisKeys("footfall")
@@ -38,6 +42,8 @@ Examples
 'footfall:rollup:region:north:1790164800000:totals'
 >>> keys.store_id_of(keys.store_live("bank-002"))
 'bank-002'
+>>> keys.store_id_of(keys.store_live("mall:kiosk-7"), suffix="live")
+'mall:kiosk-7'
 >>> keys.store_pattern("live")
 'footfall:store:*:live'
 
@@ -95,17 +101,34 @@ class RedisKeys:
         """Hash of a store's open alerts (alert id -> record)."""
         return self.key("store", store_id, "alerts")
 
+    def store_record(self, store_id: str, kind: str) -> str:
+        """Hash of a store's latest record of a kind with no place of its own (a newer stage's)."""
+        return self.key("store", store_id, kind)
+
+    def store_record_history(self, store_id: str, kind: str) -> str:
+        return self.key("store", store_id, f"{kind}-history")
+
     def store_pattern(self, suffix: str, store_id: str = "*") -> str:
         """A SCAN pattern over stores' keys ending in `suffix` (e.g. `live`, `buckets:*`)."""
         return self.key("store", store_id, suffix)
 
-    def store_id_of(self, key: str | bytes) -> str:
-        """The store id in a per-store key (`<p>:store:<id>:...`)."""
+    def store_id_of(self, key: str | bytes, suffix: str | None = None) -> str:
+        """The store id in a per-store key (`<p>:store:<id>:...`).
+
+        A store id may itself hold `:`. Without `suffix` the id ends at the first `:` after it;
+        with the key's `suffix` (as given to `store_pattern`, e.g. `live`) it is everything before.
+        """
         text = key.decode() if isinstance(key, bytes) else key
         head = self.key("store", "")
         if not text.startswith(head):
             raise ValueError(f"not a per-store key of prefix {self.prefix!r}: {text!r}")
-        return text[len(head):].split(":", 1)[0]
+        rest = text[len(head):]
+        if suffix is None:
+            return rest.split(":", 1)[0]
+        tail = ":" + suffix
+        if not rest.endswith(tail):
+            raise ValueError(f"not a per-store {suffix!r} key: {text!r}")
+        return rest[:-len(tail)]
 
     # -- chain-wide -----------------------------------------------------------------------------
 
@@ -120,6 +143,11 @@ class RedisKeys:
     @property
     def dead_letter_counts(self) -> str:
         return self.key("dead-letter", "counts")
+
+    @property
+    def every_key_pattern(self) -> str:
+        """A SCAN pattern over every key of this deployment (`<p>:*`)."""
+        return self.key("*")
 
     # -- roll-ups -------------------------------------------------------------------------------
 
@@ -148,9 +176,18 @@ class RedisKeys:
     def forecast_channel(self, store_id: str) -> str:
         return self.key("forecast", store_id)
 
+    def record_channel(self, kind: str, store_id: str) -> str:
+        """Channel of a store's records of a kind with no place of its own (a newer stage's)."""
+        return self.key(kind, store_id)
+
     @property
     def alerts_channel(self) -> str:
         return self.key("alerts")
 
     def rollup_channel(self, level: str, key: str) -> str:
         return self.key("rollup", level, key)
+
+    @property
+    def rollup_channel_pattern(self) -> str:
+        """PSUBSCRIBE pattern of every roll-up's channel (`<p>:rollup:*`)."""
+        return self.key("rollup", "*")

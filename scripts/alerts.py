@@ -107,7 +107,7 @@ def _print_open(settings: Any, args: argparse.Namespace, out: TextIO) -> int:
     import redis
 
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    pattern = settings.redis_key("store", args.store or "*", "alerts")
+    pattern = settings.redis_keys.store_pattern("alerts", args.store or "*")
     records = []
     for key in client.scan_iter(match=pattern, count=500):
         records += [orjson.loads(v) for v in client.hvals(key)]

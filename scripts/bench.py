@@ -460,7 +460,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 async def _stats_events(client: Any, settings: Settings) -> int:
     """Events the pipeline has counted in Redis (`<p>:stats` field `events`)."""
     async with asyncio.timeout(10):
-        value = await client.hget(settings.redis_key("stats"), "events")
+        value = await client.hget(settings.redis_keys.stats, "events")
     _check_cancelled()
     return int(value or 0)
 
@@ -539,7 +539,7 @@ async def measure_latency(
     seen_at: dict[int, float] = {}
     pubsub = client.pubsub()
     try:
-        await pubsub.psubscribe(settings.redis_key("live", "*"))
+        await pubsub.psubscribe(settings.redis_keys.live_channel("*"))
         deadline = time.monotonic() + 10.0
         while (msg := await pubsub.get_message(timeout=1.0)) is None or msg["type"] != "psubscribe":
             if time.monotonic() > deadline:
@@ -606,20 +606,20 @@ async def measure_latency(
         result.max_ms = latencies[-1]
     if len(latencies) < n_messages:
         logger.warning("  %d of %d paced messages were never seen on %s", n_messages - len(latencies), n_messages,
-                       settings.redis_key("live", "*"))
+                       settings.redis_keys.live_channel("*"))
 
 
 async def events_in_redis(client: Any, settings: Settings) -> int:
     """Sum of `events` over every per-bucket record in the day hashes (`<p>:store:*:buckets:*`)."""
     total = 0
-    async for key in client.scan_iter(match=settings.redis_key("store", "*", "buckets", "*"), count=1000):
+    async for key in client.scan_iter(match=settings.redis_keys.store_pattern("buckets:*"), count=1000):
         for raw in await client.hvals(key):
             total += int(orjson.loads(raw)["events"])
     return total
 
 
 async def delete_keys(client: Any, settings: Settings) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{settings.topic_prefix}:*", count=1000)]
+    keys = [key async for key in client.scan_iter(match=settings.redis_keys.every_key_pattern, count=1000)]
     for i in range(0, len(keys), 500):
         await client.unlink(*keys[i : i + 500])
 

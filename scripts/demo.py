@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from footfall.schemas.keys import CHAIN, RedisKeys
+
 __all__ = ["register", "run"]
 
 
@@ -54,11 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 class LiveBoard:
     """The latest record per store, fed by Redis pub/sub on `<p>:live:*`."""
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
+    def __init__(self, redis_url: str, keys: RedisKeys) -> None:
         import redis
 
         self.client = redis.Redis.from_url(redis_url)
-        self.prefix = prefix
+        self.keys = keys
         self.latest: dict[str, dict[str, Any]] = {}  # newest bucket record per store
         self.live: dict[str, dict[str, Any]] = {}  # newest live record per store
         self.updates = 0
@@ -69,7 +71,7 @@ class LiveBoard:
 
     def _listen(self) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        pubsub.psubscribe(f"{self.prefix}:live:*")
+        pubsub.psubscribe(self.keys.live_channel("*"))
         while not self._stop.is_set():
             message = pubsub.get_message(timeout=0.5)
             if message and message["type"] == "pmessage":
@@ -85,8 +87,8 @@ class LiveBoard:
             records = sorted(self.latest.values(), key=lambda r: r["store_id"])
             live = dict(self.live)
             updates = self.updates
-        stats = {k.decode(): int(v) for k, v in self.client.hgetall(f"{self.prefix}:stats").items()}
-        dead = {k.decode(): int(v) for k, v in self.client.hgetall(f"{self.prefix}:dead-letter:counts").items()}
+        stats = {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.stats).items()}
+        dead = {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.dead_letter_counts).items()}
         lines = [
             f"-- {time.strftime('%H:%M:%S')}  events counted {stats.get('events', 0):,}  "
             f"dead-lettered {sum(dead.values()):,} {dict(sorted(dead.items())) if dead else ''}  "
@@ -187,26 +189,28 @@ def run(args: argparse.Namespace) -> int:
             dashboard = _spawn([*cli, "dashboard", "--host", "127.0.0.1", "--port", str(port)], env,
                                run_dir / "logs" / "dashboard.log")
             dashboard_line = f"\n  dashboard   http://127.0.0.1:{port}/  (live page: every store, alerts, forecasts)"
-        p = settings.topic_prefix
+        keys = settings.redis_keys
+        channels = " ".join(f"'{c}'" for c in (keys.live_channel("*"), keys.forecast_channel("*"),
+                                                keys.alerts_channel))
         print(
             f"""
 footfall demo is running ({'Apache Kafka' if args.broker == 'kafka' else 'Tansu'} at {broker}, Redis at {redis_url}).
 Where to look:{dashboard_line}
   topics      {settings.topic('events')} -> {settings.topic('aggregates')}, {settings.topic('predictions')},
               {settings.topic('alerts')}, {settings.topic('dead-letter')}
-  redis       redis-cli -u {redis_url} hgetall {p}:store:retail-001:latest
-              redis-cli -u {redis_url} hgetall {p}:store:retail-001:live
-              redis-cli -u {redis_url} hget {p}:store:retail-001:forecast arrivals
-              redis-cli -u {redis_url} hgetall {p}:rollup:chain:all:live
-              redis-cli -u {redis_url} psubscribe '{p}:live:*' '{p}:forecast:*' '{p}:alerts'
-              redis-cli -u {redis_url} hgetall {p}:dead-letter:counts
+  redis       redis-cli -u {redis_url} hgetall {keys.store_latest('retail-001')}
+              redis-cli -u {redis_url} hgetall {keys.store_live('retail-001')}
+              redis-cli -u {redis_url} hget {keys.store_forecast('retail-001')} arrivals
+              redis-cli -u {redis_url} hgetall {keys.rollup_live('chain', CHAIN)}
+              redis-cli -u {redis_url} psubscribe {channels}
+              redis-cli -u {redis_url} hgetall {keys.dead_letter_counts}
   alerts      FOOTFALL_BROKER={broker} FOOTFALL_REDIS_URL={redis_url} footfall alerts --follow
   logs        {run_dir / 'logs'} (worker.log, simulator.log, dashboard.log, kafka.log, redis.log)
 Ctrl-C stops everything.
 """,
             flush=True,
         )
-        board = LiveBoard(redis_url, p)
+        board = LiveBoard(redis_url, keys)
         started = time.monotonic()
         while not args.duration or time.monotonic() - started < args.duration:
             time.sleep(args.every)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import redis
 
+from footfall.schemas.keys import RedisKeys
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink
 
@@ -107,18 +108,18 @@ def alert_record(store_id: str, alert_id: str, *, severity: str = "warning", sta
 
 
 def put_forecast(client: redis.Redis, prefix: str, forecast: dict[str, Any]) -> None:
-    body = orjson.dumps(forecast)
-    client.hset(f"{prefix}:store:{forecast['store_id']}:forecast", forecast["series"], body)
-    client.publish(f"{prefix}:forecast:{forecast['store_id']}", body)
+    keys, body = RedisKeys(prefix), orjson.dumps(forecast)
+    client.hset(keys.store_forecast(forecast["store_id"]), forecast["series"], body)
+    client.publish(keys.forecast_channel(forecast["store_id"]), body)
 
 
 def put_alert(client: redis.Redis, prefix: str, alert: dict[str, Any]) -> None:
     """Open, update or resolve an alert as the alerting stage does: hash, history stream, channel."""
-    body = orjson.dumps(alert)
-    key = f"{prefix}:store:{alert['store_id']}:alerts"
+    keys, body = RedisKeys(prefix), orjson.dumps(alert)
+    key = keys.store_alerts(alert["store_id"])
     if alert["state"] == "resolved":
         client.hdel(key, alert["alert_id"])
     else:
         client.hset(key, alert["alert_id"], body)
-    client.xadd(f"{prefix}:alerts:history", {"record": body}, maxlen=1000, approximate=True)
-    client.publish(f"{prefix}:alerts", body)
+    client.xadd(keys.alerts_history, {"record": body}, maxlen=1000, approximate=True)
+    client.publish(keys.alerts_channel, body)

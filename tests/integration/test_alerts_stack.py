@@ -22,6 +22,7 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from footfall.schemas.keys import RedisKeys
 from footfall.scripts.alertsim import DAY_MS, HOUR_MS, WARMUP_DAYS, incidents_for
 from footfall.scripts.simulation import generate, make_stores
 from footfall.stream.settings import Settings
@@ -61,16 +62,17 @@ def test_each_injected_incident_is_one_timely_explained_alert(services, worker_f
     producer.close()
 
     client = redis.Redis.from_url(services.redis_url)
+    keys = RedisKeys(unique_prefix)
 
     def closed_through(store_id: str) -> int:
-        latest = client.hget(f"{unique_prefix}:store:{store_id}:latest", "bucket_start_ms")
+        latest = client.hget(keys.store_latest(store_id), "bucket_start_ms")
         return int(latest) if latest else 0
 
     # Every store has closed the buckets of its incident and two hours after it.
     wait_until(lambda: all(closed_through(i.store_id) >= i.end_ms + 2 * HOUR_MS for i in incidents), 300,
                "the incidents' buckets closed")
     time.sleep(2)  # the flush after the last bucket
-    changes = [orjson.loads(f[b"record"]) for _, f in client.xrange(f"{unique_prefix}:alerts:history")]
+    changes = [orjson.loads(f[b"record"]) for _, f in client.xrange(keys.alerts_history)]
     opened = [c for c in changes if c["state"] == "opened"]
 
     for incident in incidents:

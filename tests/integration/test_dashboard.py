@@ -30,6 +30,7 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from footfall.schemas.keys import CHAIN, RedisKeys
 from footfall.scripts.stack import _die_with_parent, free_port
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
@@ -169,7 +170,7 @@ def fmt_duration(s: Any) -> str:
 def redis_live(client: redis.Redis, prefix: str, store_id: str) -> dict[str, Any]:
     """A store's live hash, decoded here independently of the dashboard's code."""
     out = {}
-    for k, v in client.hgetall(f"{prefix}:store:{store_id}:live").items():
+    for k, v in client.hgetall(RedisKeys(prefix).store_live(store_id)).items():
         try:
             out[k.decode()] = orjson.loads(v)
         except orjson.JSONDecodeError:
@@ -224,7 +225,7 @@ def stable_stats(client: redis.Redis, prefix: str, quiet_s: float, timeout_s: fl
     last, since = -1, time.monotonic()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        now = int(client.hget(f"{prefix}:stats", "events") or 0)
+        now = int(client.hget(RedisKeys(prefix).stats, "events") or 0)
         if now != last:
             last, since = now, time.monotonic()
         elif now > 0 and time.monotonic() - since >= quiet_s:
@@ -237,6 +238,7 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
     services, worker_factory, dashboard_factory, unique_prefix, browser,
 ):
     prefix = unique_prefix
+    keys = RedisKeys(prefix)
     client = redis.Redis.from_url(services.redis_url)
     ensure_topics(Settings(broker=services.bootstrap, topic_prefix=prefix, partitions=4))
     worker = worker_factory(idle_timeout_s=0).start()
@@ -250,7 +252,7 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
     )
     assert simulator.returncode == 0, simulator.stderr[-2000:]
     stable_stats(client, prefix, quiet_s=2.0, timeout_s=90)
-    stores = sorted(k.decode().split(":")[2] for k in client.scan_iter(match=f"{prefix}:store:*:live"))
+    stores = sorted(keys.store_id_of(k) for k in client.scan_iter(match=keys.store_pattern("live")))
     assert {"bank-002", "bank-005", "retail-007"} <= set(stores), stores
     assert worker.alive
 
@@ -272,9 +274,10 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
         assert cells["today_visitors"] == fmt_int(live["today"]["visitors"]), store_id
         assert cells["conversion_rate"] == fmt_ratio_pct(live["today"]["conversion_rate"]), store_id
         assert cells["waiting_now"] == fmt_int(total.get("waiting_now")), store_id
-    chain = {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:rollup:chain:all:live").items()}
+    chain = {k.decode(): v.decode() for k, v in client.hgetall(keys.rollup_live("chain", CHAIN)).items()}
     assert overview.inner_text('#chain [data-tile="occupancy"] .value') == fmt_int(int(chain["occupancy"]))
-    assert overview.locator("#regions tbody tr").count() == len(client.hkeys(f"{prefix}:rollup:chain:all:live:members"))
+    regions = client.hkeys(keys.rollup_members("chain", CHAIN, "live"))
+    assert overview.locator("#regions tbody tr").count() == len(regions)
 
     # The bank's page: its tiles are its live hash.
     page = context.new_page()
@@ -286,7 +289,7 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
 
     # The forecast is drawn with its bands: the worker's when it makes them, else one published here (which
     # must then arrive through the event stream).
-    made = client.hget(f"{prefix}:store:bank-002:forecast", "arrivals")
+    made = client.hget(keys.store_forecast("bank-002"), "arrivals")
     if made is None:
         last_bucket = live["as_of_ms"] - live["as_of_ms"] % BUCKET_MS
         put_forecast(client, prefix, forecast_record("bank-002", last_bucket, horizons=12))

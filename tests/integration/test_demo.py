@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from footfall.schemas.keys import RedisKeys
 from footfall.scripts.stack import free_port
 from tests.integration.conftest import wait_until
 
@@ -45,7 +46,7 @@ def test_demo_shows_live_store_lines_and_cleans_up(services, unique_prefix, tmp_
     reader.join(timeout=10)
     assert demo.returncode == 0, (tmp_path / "demo.err").read_text()[-3000:]
     out = "".join(lines)
-    assert f"{unique_prefix}:store:retail-001:latest" in out  # where to look
+    assert RedisKeys(unique_prefix).store_latest("retail-001") in out  # where to look
     counted = [int(n.replace(",", "")) for n in re.findall(r"events counted ([\d,]+)", out)]
     assert counted and counted[-1] > 0, out[-2000:]
     assert re.search(r"^(retail|bank|telecom)-\d{3}\s+(retail|bank|telecom)\s+\d{4}-\d\d-\d\dT", out, re.MULTILINE)

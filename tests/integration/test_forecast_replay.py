@@ -28,6 +28,7 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from footfall.schemas.keys import RedisKeys
 from footfall.scripts.forecastreplay import PER_MESSAGE, compare, offline_records, published_records, series_events
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
@@ -71,7 +72,7 @@ def test_published_forecasts_equal_offline_ones_across_an_interruption(services,
     ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
     worker = worker_factory(**settings).start()
     client = redis.Redis.from_url(services.redis_url)
-    history = f"{unique_prefix}:store:calit2:forecast-history"
+    history = RedisKeys(unique_prefix).store_forecast_history("calit2")
     producer = KafkaProducer(bootstrap_servers=services.bootstrap, linger_ms=5)
     half = len(events) // 2
     half -= half % PER_MESSAGE  # the same messages as offline: what a bucket's close reads depends on them
@@ -95,7 +96,7 @@ def test_published_forecasts_equal_offline_ones_across_an_interruption(services,
     last = max(offline)
 
     def done() -> bool:
-        latest = client.hget(f"{unique_prefix}:store:calit2:forecast", "arrivals")
+        latest = client.hget(RedisKeys(unique_prefix).store_forecast("calit2"), "arrivals")
         return latest is not None and orjson.loads(latest)["made_at_ms"] == last
 
     wait_until(done, 180, "the forecast made at the last bucket")

@@ -8,6 +8,7 @@ import orjson
 import pytest
 import redis
 
+from footfall.schemas.keys import RedisKeys
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
 from tests.integration.conftest import wait_until
@@ -39,7 +40,7 @@ def test_silent_store_bucket_closes_on_the_idle_timeout(services, worker_factory
                "the bucket closed by the idle timeout")
     record = redis_buckets(client, unique_prefix)[key]
     assert record["arrivals"] == 4 and record["events"] == 4
-    stats = {k.decode(): int(v) for k, v in client.hgetall(f"{unique_prefix}:stats").items()}
+    stats = {k.decode(): int(v) for k, v in client.hgetall(RedisKeys(unique_prefix).stats).items()}
     assert stats["idle_ticks"] >= 1
     assert "events" in stats and stats["events"] == 4
     assert worker.alive

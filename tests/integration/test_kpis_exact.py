@@ -20,6 +20,7 @@ import orjson
 import pytest
 import redis
 
+from footfall.schemas.keys import CHAIN, RedisKeys
 from footfall.scripts.simulation import DEFAULT_REGIONS, generate, make_stores
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
@@ -118,11 +119,12 @@ def test_kpis_and_counters_equal_the_brute_force_model(services, worker_factory,
     worker = worker_factory(grace_s=GRACE_MS // 1000, idle_timeout_s=0, reset_at=reset_at,
                             store_timezones=zones).start()
     client = redis.Redis.from_url(services.redis_url)
+    keys = RedisKeys(unique_prefix)
     # Half the traffic, a restart (SIGTERM) in the middle of open buckets, then the rest: duplicates of
     # events sent before the restart must still be recognised, buckets must close exact.
     half = len(messages) // 2
     send_all(services.bootstrap, f"{unique_prefix}.events", messages[:half])
-    wait_until(lambda: int(client.hget(f"{unique_prefix}:stats", "messages") or 0) >= half, 90,
+    wait_until(lambda: int(client.hget(keys.stats, "messages") or 0) >= half, 90,
                "the first half applied")
     assert worker.stop(signal.SIGTERM) == 0
     worker.start()
@@ -130,12 +132,12 @@ def test_kpis_and_counters_equal_the_brute_force_model(services, worker_factory,
     kept_total = sum(b["events"] for e in expected.values() for b in e["buckets"].values())
 
     def counted() -> int:
-        return int(client.hget(f"{unique_prefix}:stats", "events") or 0)
+        return int(client.hget(keys.stats, "events") or 0)
 
     wait_until(lambda: counted() >= kept_total, 90, f"{kept_total} events counted (so far {counted()})")
     time.sleep(2 * 1.0)  # one more flush of the live records
 
-    stats = {k.decode(): int(v) for k, v in client.hgetall(f"{unique_prefix}:stats").items()}
+    stats = {k.decode(): int(v) for k, v in client.hgetall(keys.stats).items()}
     assert stats["events"] == kept_total
     assert stats["late"] == sum(i["late"] for i in injected.values())
     assert stats["duplicates"] == sum(i["duplicates"] for i in injected.values())
@@ -164,23 +166,22 @@ def test_kpis_and_counters_equal_the_brute_force_model(services, worker_factory,
                 assert got["dwell_p90_s"] == pytest.approx(linear_quantile(b["dwell"], 0.9), rel=0.03)
             else:
                 assert got["dwell_n"] == 0 and got["dwell_mean_s"] is None
-        live = orjson.loads(client.hget(f"{unique_prefix}:store:{store_id}:live", "occupancy"))
+        live = orjson.loads(client.hget(keys.store_live(store_id), "occupancy"))
         assert live["occupancy"] == want["occupancy"]
-        windows = orjson.loads(client.hget(f"{unique_prefix}:store:{store_id}:live", "windows"))
+        windows = orjson.loads(client.hget(keys.store_live(store_id), "windows"))
         assert windows["15m"]["arrivals"] == want["arrivals_15m"]
-        assert int(client.hget(f"{unique_prefix}:store:{store_id}:live", "duplicates")) == injected[store_id][
-            "duplicates"]
-        assert int(client.hget(f"{unique_prefix}:store:{store_id}:live", "late")) == injected[store_id]["late"]
+        assert int(client.hget(keys.store_live(store_id), "duplicates")) == injected[store_id]["duplicates"]
+        assert int(client.hget(keys.store_live(store_id), "late")) == injected[store_id]["late"]
     # Live roll-ups: each region's and the chain's stores now are the sums of the model's stores.
     region_of = {s.store_id: s.region for s in stores}
     groups = [("region", r, [k for k, v in region_of.items() if v == r]) for r in sorted(set(region_of.values()))]
-    groups.append(("chain", "all", list(region_of)))
+    groups.append(("chain", CHAIN, list(region_of)))
     for level, key, members in groups:
         totals = {k.decode(): int(v) for k, v in
-                  client.hgetall(f"{unique_prefix}:rollup:{level}:{key}:live:totals").items()}
+                  client.hgetall(keys.rollup_totals(level, key, "live")).items()}
         assert totals["stores"] == len(members), (level, key)
         assert totals["occupancy"] == sum(expected[m]["occupancy"] for m in members), (level, key)
         assert totals["arrivals_15m"] == sum(expected[m]["arrivals_15m"] for m in members), (level, key)
         assert totals["duplicates"] == sum(injected[m]["duplicates"] for m in members), (level, key)
-        published = client.hget(f"{unique_prefix}:rollup:{level}:{key}:live", "occupancy")
+        published = client.hget(keys.rollup_live(level, key), "occupancy")
         assert published is not None and int(published) == totals["occupancy"]

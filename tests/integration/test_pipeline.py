@@ -19,6 +19,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from footfall.operators.rollup import SUMMED
+from footfall.schemas.keys import CHAIN, RedisKeys
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
 from tests.integration.conftest import WorkerProcess, wait_until
@@ -82,7 +83,7 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]
 def redis_buckets(client: redis.Redis, prefix: str) -> dict[tuple[str, int], dict[str, Any]]:
     """The per-bucket records the worker left in Redis's per-day hashes."""
     found: dict[tuple[str, int], dict[str, Any]] = {}
-    for key in client.scan_iter(match=f"{prefix}:store:*:buckets:*", count=1000):
+    for key in client.scan_iter(match=RedisKeys(prefix).store_pattern("buckets:*"), count=1000):
         for raw in client.hvals(key):
             record = orjson.loads(raw)
             found[(record["store_id"], record["bucket_start_ms"])] = record
@@ -110,26 +111,27 @@ def assert_rollups_match(client: redis.Redis, prefix: str, traffic: Traffic) -> 
     region_of = {ev["store_id"]: ev["region"] for ev in traffic.valid_events}
     want: dict[tuple[str, str, int], dict[str, float]] = {}
     for (store_id, start), totals in traffic.expected_buckets().items():
-        for level, key in (("region", region_of[store_id]), ("chain", "all")):
+        for level, key in (("region", region_of[store_id]), ("chain", CHAIN)):
             row = want.setdefault((level, key, start), {"stores": 0, "sales": 0.0})
             row["stores"] += 1
             row["sales"] += totals["sales"]
             for name in COMPARED:
                 row[name] = row.get(name, 0) + totals[name]
     assert len({k for k in want if k[0] == "region"}) > 1, "the traffic should span several regions"
+    keys = RedisKeys(prefix)
     for (level, key, start), row in want.items():
-        got = {k.decode(): int(v) for k, v in client.hgetall(f"{prefix}:rollup:{level}:{key}:{start}:totals").items()}
+        got = {k.decode(): int(v) for k, v in client.hgetall(keys.rollup_totals(level, key, start)).items()}
         # every summed field is present, zeros too: a region of queue-only stores still has sales_cents 0
         assert set(SUMMED) <= set(got), (level, key, start, set(SUMMED) - set(got))
         assert got["stores"] == row["stores"], (level, key, start)
         assert {name: got[name] for name in COMPARED} == {name: row[name] for name in COMPARED}, (level, key)
         assert got["sales_cents"] == pytest.approx(row["sales"] * 100, abs=row["stores"])
-    latest = orjson.loads(client.hget(f"{prefix}:rollup:chain:all:latest", "bucket_start_ms"))
+    latest = orjson.loads(client.hget(keys.rollup_latest("chain", CHAIN), "bucket_start_ms"))
     assert latest == max(start for _, _, start in want)
 
 
 def counted_events(client: redis.Redis, prefix: str) -> int:
-    return int(client.hget(f"{prefix}:stats", "events") or 0)
+    return int(client.hget(RedisKeys(prefix).stats, "events") or 0)
 
 
 def run_and_check(
@@ -192,12 +194,13 @@ def test_totals_per_store_and_bucket_equal_brute_force(services, worker_factory,
     assert worker.alive
     assert_rollups_match(client, unique_prefix, traffic)
     # Live records are coalesced (one per store and bucket per second), not written per message.
-    history = sum(client.xlen(key) for key in client.scan_iter(match=f"{unique_prefix}:store:*:history"))
+    keys = RedisKeys(unique_prefix)
+    history = sum(client.xlen(key) for key in client.scan_iter(match=keys.store_pattern("history")))
     assert 0 < history < len(traffic.messages) / 2, (history, len(traffic.messages))
     # Every vertical's KPIs were exercised, and Redis holds the latest record and history per store.
-    latest = client.hgetall(f"{unique_prefix}:store:bank-001:latest")
+    latest = client.hgetall(keys.store_latest("bank-001"))
     assert latest[b"store_id"] == b"bank-001" and latest[b"vertical"] == b"bank"
-    assert client.xlen(f"{unique_prefix}:store:bank-001:history") > 0
+    assert client.xlen(keys.store_history("bank-001")) > 0
 
 
 def test_malformed_input_is_dead_lettered_and_good_input_counted_exactly(services, worker_factory, unique_prefix):
@@ -226,7 +229,7 @@ def test_malformed_input_is_dead_lettered_and_good_input_counted_exactly(service
     assert {"not_utf8", "not_json", "not_an_object", "missing_field", "wrong_type", "out_of_range",
             "bad_timestamp", "too_large", "empty"} <= set(reasons)
     client = redis.Redis.from_url(services.redis_url)
-    counts = {k.decode(): int(v) for k, v in client.hgetall(f"{unique_prefix}:dead-letter:counts").items()}
+    counts = {k.decode(): int(v) for k, v in client.hgetall(RedisKeys(unique_prefix).dead_letter_counts).items()}
     assert counts == reasons
     assert worker.alive
 
@@ -277,7 +280,7 @@ def test_no_raw_identifier_reaches_any_output(services, worker_factory, unique_p
         for record in records:
             blob = (record.value or b"") + (record.key or b"") + b"".join(v for _, v in record.headers)
             assert mark not in blob, f"raw identifier in {topic}: {blob[:200]!r}"
-    for key in client.scan_iter(match=f"{unique_prefix}:*"):
+    for key in client.scan_iter(match=RedisKeys(unique_prefix).every_key_pattern):
         dumped = client.dump(key) or b""
         assert mark not in dumped and mark not in key, f"raw identifier in Redis key {key!r}"
     assert RAW_ID_MARK not in worker.log_text()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from footfall.schemas.keys import RedisKeys
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
 from tests import SHARED_DATA
@@ -52,8 +53,9 @@ def _replay(services, prefix: str, args: list[str]) -> None:
 
 def _check(services, prefix: str, expected: dict[tuple[str, int], Counter], fields: tuple[str, ...]) -> None:
     client = redis.Redis.from_url(services.redis_url)
+    keys = RedisKeys(prefix)
     want_events = sum(c["events"] for c in expected.values())
-    wait_until(lambda: int(client.hget(f"{prefix}:stats", "events") or 0) >= want_events, 180,
+    wait_until(lambda: int(client.hget(keys.stats, "events") or 0) >= want_events, 180,
                f"{want_events} events counted")
 
     def complete() -> bool:
@@ -70,8 +72,8 @@ def _check(services, prefix: str, expected: dict[tuple[str, int], Counter], fiel
     assert not wrong, f"{len(wrong)} wrong counts, first {wrong[:5]}"
     extra = [k for k in found if k not in expected and (found[k]["events"] or any(found[k][f] for f in fields))]
     assert not extra, f"buckets with counts the CSV does not have: {extra[:5]}"
-    assert int(client.hget(f"{prefix}:stats", "late") or 0) == 0
-    assert not client.hgetall(f"{prefix}:dead-letter:counts")
+    assert int(client.hget(keys.stats, "late") or 0) == 0
+    assert not client.hgetall(keys.dead_letter_counts)
 
 
 @pytest.fixture

@@ -22,8 +22,10 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient, TestServer
 
+from footfall.schemas.keys import RedisKeys
 from footfall.scripts.stack import LocalStack, StackError
-from footfall.stream.dashboard import StoreQuery, create_app, parse_alert, parse_forecast, store_row, valid_store_id
+from footfall.stream.dashboard import create_app
+from footfall.stream.dashboard_views import StoreQuery, parse_alert, parse_forecast, store_row, valid_store_id
 from footfall.stream.settings import Settings
 from tests.dashrecords import (
     BUCKET_MS,
@@ -246,7 +248,7 @@ def test_overview_reads_every_store_rollups_and_alerts(redis_url: str, prefix: s
     put_alert(client, prefix, alert_record("bank-002", "a-2", severity="critical", at_ms=NOW_MS,
                                            explanation=HOSTILE))
     put_alert(client, prefix, alert_record("retail-001", "a-3", severity="info", at_ms=NOW_MS))
-    client.hset(f"{prefix}:store:retail-004:alerts", "junk", b"{not json")  # tolerated, skipped
+    client.hset(RedisKeys(prefix).store_alerts("retail-004"), "junk", b"{not json")  # tolerated, skipped
 
     async def body(http: TestClient) -> None:
         response = await http.get("/api/overview")
@@ -291,7 +293,7 @@ def test_store_page_data_has_tiles_todays_buckets_forecast_and_alerts(redis_url:
     client = redis.Redis.from_url(redis_url)
     start = NOW_MS - NOW_MS % BUCKET_MS
     put_forecast(client, prefix, forecast_record("retail-001", start))
-    client.hset(f"{prefix}:store:retail-001:forecast", "transactions", b"[1, 2")  # broken: skipped
+    client.hset(RedisKeys(prefix).store_forecast("retail-001"), "transactions", b"[1, 2")  # broken: skipped
     put_alert(client, prefix, alert_record("retail-001", "s-1", at_ms=NOW_MS))
 
     async def body(http: TestClient) -> None:
@@ -324,7 +326,7 @@ def test_stores_are_found_without_rollups(redis_url: str, prefix: str):
     client = redis.Redis.from_url(redis_url)
     live = live_record("solo-1", region="x", vertical="retail", as_of_ms=NOW_MS, rng=random.Random(1))
     flat = {k: (v if isinstance(v, str) else orjson.dumps(v)) for k, v in live.items()}
-    client.hset(f"{prefix}:store:solo-1:live", mapping=flat)
+    client.hset(RedisKeys(prefix).store_live("solo-1"), mapping=flat)
 
     async def body(http: TestClient) -> None:
         data = await (await http.get("/api/overview")).json()
@@ -379,7 +381,8 @@ def test_event_stream_pushes_rows_alerts_and_one_store_only_its_own(redis_url: s
             hello = await read_events(stream, lambda e: "hello" in names(e))
             assert hello[0][1]["redis"] is True
         # One pub/sub subscription for the process, however many pages listen.
-        assert client.pubsub_numsub(f"{prefix}:alerts") == [(f"{prefix}:alerts".encode(), 1)]
+        channel = RedisKeys(prefix).alerts_channel
+        assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
         updated = dict(lives["bank-002"], windows={"15m": {"arrivals": 999}}, emitted_at_ms=NOW_MS + 1)
         await asyncio.to_thread(publish, settings, [updated])
         await asyncio.to_thread(put_alert, client, prefix, alert_record("bank-002", "live-1", at_ms=NOW_MS))

@@ -1,0 +1,169 @@
+"""The dashboard's Redis reads: every store's row, the roll-ups, the open alerts and one store's page.
+
+Only reads, and only the keys `schemas.keys.RedisKeys` names; the records are shaped into view
+rows by `dashboard_views`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import zoneinfo
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from footfall.schemas.keys import CHAIN
+from footfall.stream.dashboard_views import (
+    ROW_FIELDS,
+    SERIES,
+    alert_order,
+    bucket_point,
+    day_bounds_ms,
+    decode_hash,
+    dict_or_empty,
+    is_day,
+    is_store_id,
+    json_or_none,
+    number_or_none,
+    parse_alert,
+    parse_forecast,
+    store_row,
+    text_or_none,
+    zone_or,
+)
+from footfall.stream.settings import Settings
+
+__all__ = ["DashboardData"]
+
+#: Stores read per Redis pipeline when building the overview.
+_CHUNK = 500
+#: Most alerts of a store the dashboard shows.
+_MAX_ALERTS = 200
+
+
+class DashboardData:
+    """The dashboard's reads: one pipeline per view, never one request per store."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
+        self.settings = settings
+        self.client = client
+        self.keys = settings.redis_keys
+
+    async def store_ids(self) -> list[str]:
+        """Every store with live state: the members of the regions' live roll-ups, else a SCAN of live keys."""
+        regions = [r.decode(errors="replace") for r in await self.client.hkeys(
+            self.keys.rollup_members("chain", CHAIN, "live"))]
+        ids: set[str] = set()
+        if regions:
+            pipe = self.client.pipeline(transaction=False)
+            for region in regions:
+                pipe.hkeys(self.keys.rollup_members("region", region, "live"))
+            for members in await pipe.execute():
+                ids.update(m.decode(errors="replace") for m in members)
+        else:
+            async for raw in self.client.scan_iter(match=self.keys.store_pattern("live"), count=1000):
+                ids.add(self.keys.store_id_of(raw.decode(errors="replace"), suffix="live"))
+        return sorted(i for i in ids if is_store_id(i))
+
+    async def rollups(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The regions' live roll-ups and the chain's."""
+        regions = [r.decode(errors="replace") for r in await self.client.hkeys(
+            self.keys.rollup_members("chain", CHAIN, "live"))]
+        pipe = self.client.pipeline(transaction=False)
+        for region in regions:
+            pipe.hgetall(self.keys.rollup_live("region", region))
+        pipe.hgetall(self.keys.rollup_live("chain", CHAIN))
+        *found, chain = await pipe.execute()
+        out = [decode_hash(raw) for raw in found if raw]
+        out.sort(key=lambda r: str(r.get("key")))
+        return out, (decode_hash(chain) if chain else None)
+
+    async def overview(self) -> dict[str, Any]:
+        """Every store's row, the roll-ups and the open alerts, as of now."""
+        ids = await self.store_ids()
+        rows: list[dict[str, Any]] = []
+        alerts: list[dict[str, Any]] = []
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i:i + _CHUNK]
+            pipe = self.client.pipeline(transaction=False)
+            for store_id in chunk:
+                pipe.hmget(self.keys.store_live(store_id), ROW_FIELDS)
+                pipe.hvals(self.keys.store_alerts(store_id))
+            results = await pipe.execute()
+            for store_id, values, raw_alerts in zip(chunk, results[::2], results[1::2], strict=True):
+                live = decode_hash(dict(zip(ROW_FIELDS, values, strict=True)))
+                if not live:
+                    continue
+                live["store_id"] = store_id
+                row = store_row(live)
+                mine = [a for a in (parse_alert(json_or_none(v)) for v in raw_alerts)
+                        if a and a["store_id"] == store_id]
+                row["alerts_open"] = len(mine)
+                row["alert_severity"] = min(mine, key=alert_order)["severity"] if mine else None
+                rows.append(row)
+                alerts.extend(mine)
+        regions, chain = await self.rollups()
+        alerts.sort(key=alert_order)
+        return {"now_ms": int(time.time() * 1000), "prefix": self.settings.topic_prefix, "stores": rows,
+                "regions": regions, "chain": chain, "alerts": alerts}
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Open alerts of every store, most severe and newest first."""
+        ids = await self.store_ids()
+        pipe = self.client.pipeline(transaction=False)
+        for store_id in ids:
+            pipe.hvals(self.keys.store_alerts(store_id))
+        out = []
+        for store_id, raw_alerts in zip(ids, await pipe.execute(), strict=True):
+            out.extend(a for a in (parse_alert(json_or_none(v)) for v in raw_alerts)
+                       if a and a["store_id"] == store_id)
+        out.sort(key=alert_order)
+        return out
+
+    async def store(self, store_id: str) -> dict[str, Any] | None:
+        """One store's page: its row (tiles), today's buckets, forecasts and open alerts; None if unknown."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.store_live(store_id))
+        pipe.hgetall(self.keys.store_latest(store_id))
+        pipe.hgetall(self.keys.store_forecast(store_id))
+        pipe.hvals(self.keys.store_alerts(store_id))
+        raw_live, raw_latest, raw_forecasts, raw_alerts = await pipe.execute()
+        live, latest = decode_hash(raw_live), decode_hash(raw_latest)
+        if not live and not latest:
+            return None
+        tz = zone_or(live.get("tz") or latest.get("tz"), self.settings.timezone)
+        day = live.get("day") or latest.get("day")
+        if not is_day(day):
+            day = dt.datetime.now(zoneinfo.ZoneInfo(tz)).date().isoformat()
+        buckets = []
+        for raw in await self.client.hvals(self.keys.store_day(store_id, day)):
+            point = bucket_point(dict_or_empty(json_or_none(raw)))
+            if point is not None:
+                buckets.append(point)
+        buckets.sort(key=lambda p: p["start_ms"])
+        bucket_s = number_or_none(latest.get("bucket_s")) or self.settings.bucket_s
+        start_ms, end_ms = day_bounds_ms(day, tz)
+        forecasts = {}
+        for series, raw in raw_forecasts.items():
+            name = series.decode(errors="replace")
+            parsed = parse_forecast(json_or_none(raw))
+            if name in SERIES and parsed is not None:
+                forecasts[name] = parsed
+        alerts = [a for a in (parse_alert(json_or_none(v)) for v in raw_alerts) if a and a["store_id"] == store_id]
+        alerts.sort(key=alert_order)
+        row = store_row({**live, "store_id": store_id}) if live else None
+        meta = row or {"region": text_or_none(latest.get("region")), "vertical": text_or_none(latest.get("vertical"))}
+        return {
+            "now_ms": int(time.time() * 1000),
+            "store_id": store_id,
+            "region": meta.get("region"),
+            "vertical": meta.get("vertical"),
+            "tz": tz,
+            "row": row,
+            "target_wait_s": self.settings.target_wait_s,
+            "chart": {"day": day, "day_start_ms": start_ms, "day_end_ms": end_ms, "bucket_ms": int(bucket_s * 1000),
+                      "buckets": buckets},
+            "forecasts": forecasts,
+            "alerts": alerts[:_MAX_ALERTS],
+        }
