@@ -291,14 +291,14 @@ class StoreFlow:
         # TumblingBuckets copies one level; a BucketKpis state nests two.
         buckets["open"] = {k: [list(v[0]), _retail_copy(v[1])] for k, v in buckets["open"].items()}
         return {
-            "b": buckets,
-            "dd": self.dedupe.to_state(),
-            "sl": self.sliding.to_state(),
-            "occ": self.occupancy.to_state(),
-            "q": self.queues.to_state() if self.queues is not None else None,
-            "bl": self.baseline.to_state(),
+            "buckets": buckets,
+            "recent_event_ids": self.dedupe.to_state(),
+            "sliding": self.sliding.to_state(),
+            "occupancy": self.occupancy.to_state(),
+            "queues": self.queues.to_state() if self.queues is not None else None,
+            "baseline": self.baseline.to_state(),
             "days": {day: [list(s[0]), _retail_copy(s[1])] for day, s in self.days.items()},
-            "dup": self.duplicates,
+            "duplicates": self.duplicates,
             "late": self.late,
         }
 
@@ -309,19 +309,19 @@ class StoreFlow:
         if not state:
             return store
         p = store.params
-        store.buckets = TumblingBuckets.from_state(state["b"], bucket_ms=p.bucket_ms, grace_ms=p.grace_ms,
+        store.buckets = TumblingBuckets.from_state(state["buckets"], bucket_ms=p.bucket_ms, grace_ms=p.grace_ms,
                                                    aggregation=store._kpis, max_gap_ms=p.max_gap_ms)
-        store.dedupe = RecentEventIds.from_state(state["dd"], horizon_ms=p.dedupe_horizon_ms)
-        store.sliding = SlidingCounts.from_state(state["sl"], quantities=SLIDING, windows_ms=p.windows_ms,
+        store.dedupe = RecentEventIds.from_state(state["recent_event_ids"], horizon_ms=p.dedupe_horizon_ms)
+        store.sliding = SlidingCounts.from_state(state["sliding"], quantities=SLIDING, windows_ms=p.windows_ms,
                                                  slot_ms=p.slot_ms)
-        store.occupancy = Occupancy.from_state(state["occ"], tz=p.tz, reset_at=p.reset_at)
-        if state.get("q") is not None:
-            store.queues = QueueKpis.from_state(state["q"], target_wait_s=p.target_wait_s, tz=p.tz,
+        store.occupancy = Occupancy.from_state(state["occupancy"], tz=p.tz, reset_at=p.reset_at)
+        if state.get("queues") is not None:
+            store.queues = QueueKpis.from_state(state["queues"], target_wait_s=p.target_wait_s, tz=p.tz,
                                                 reset_at=p.reset_at)
-        store.baseline = BucketBaseline.from_state(state["bl"], bucket_ms=p.bucket_ms, quantities=COMPARED,
+        store.baseline = BucketBaseline.from_state(state["baseline"], bucket_ms=p.bucket_ms, quantities=COMPARED,
                                                    window_size=p.baseline_window, fading_factor=p.baseline_fading)
         store.days = {day: [list(s[0]), _retail_copy(s[1])] for day, s in state["days"].items()}
-        store.duplicates = state["dup"]
+        store.duplicates = state["duplicates"]
         store.late = state["late"]
         return store
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from footfall.operators.alerts import Alert
-from footfall.operators.store import StoreFlow, StoreParams
-from footfall.operators.store_models import StoreModels
+from footfall.operators.forecast_stage import ForecastsAndAlerts
+from footfall.operators.pipeline import StorePipeline
+from footfall.operators.stage import AlertOutput, StageError
+from footfall.operators.store import StoreParams
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
@@ -76,35 +78,26 @@ def simulated_alerts(stores: Sequence[StoreProfile], start_ms: int, end_ms: int,
                      anomalies: Sequence[Anomaly] = (), bucket_ms: int = 900_000, horizon: int = 96,
                      batch_size: int = 20) -> SimulatedAlerts:
     """Run the simulator's messages through the worker's operators; collect alert changes per store."""
-    params = {s.store_id: StoreParams(bucket_ms=bucket_ms, tz=s.timezone) for s in stores}
-    flows = {k: StoreFlow(p) for k, p in params.items()}
-    models: dict[str, StoreModels] = {}
+    stages = [ForecastsAndAlerts(horizon=horizon, queue_target_s=600.0)]
+    pipelines = {s.store_id: StorePipeline(s.store_id, StoreParams(bucket_ms=bucket_ms, tz=s.timezone), stages,
+                                           vertical=s.vertical) for s in stores}
     pseudonymize = Pseudonymizer(b"simulated-alerts-key-0123456789")
     limits = Limits(max_future_ms=10 * 365 * DAY_MS)
     result = SimulatedAlerts(start_ms + WARMUP_DAYS * DAY_MS, {s.store_id: [] for s in stores})
-    vertical = {s.store_id: s.vertical for s in stores}
     for message in generate(stores, start_ms=start_ms, end_ms=end_ms, seed=seed, anomalies=anomalies,
                             batch_size=batch_size, chunk_ms=DAY_MS):
         decoded = decode_message(message.payload, now_ms=message.ts_ms, limits=limits, pseudonymize=pseudonymize)
         touched = set()
         for event in decoded.events:
-            flows[event.store_id].update(event)
+            pipelines[event.store_id].update(event)
             touched.add(event.store_id)
         for store_id in touched:
-            flow = flows[store_id]
-            for start, kpis in flow.pop_closed():
-                m = models.get(store_id)
-                if m is None:
-                    m = models[store_id] = StoreModels(store_id, bucket_ms, horizon, params[store_id].tz,
-                                                       vertical[store_id], queue_target_s=600.0)
-                queue_wait_s = flow.queues.get()["total"].get("est_wait_s") if flow.queues is not None else None
-                outcome = m.learn_bucket(start, kpis, occupancy=float(flow.occupancy.get()),
-                                         queue_wait_s=queue_wait_s)
-                result.changes[store_id] += outcome.alerts
-            m = models.get(store_id)
-            if m is not None and flow.watermark_ms is not None:
-                for start, kpis, _ in flow.pop_touched():
-                    result.changes[store_id] += m.check_partial(flow.watermark_ms, start, kpis)
+            # Early warnings after every message, not once a second as the worker: the strictest case.
+            for output in pipelines[store_id].pop_outputs(live=True):
+                if isinstance(output, StageError):
+                    raise RuntimeError(f"{store_id}: {output.error}\n{output.details.get('traceback', '')}")
+                if isinstance(output, AlertOutput):
+                    result.changes[store_id].append(output.alert)
     return result
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import orjson
 
+from footfall.schemas.keys import RedisKeys
+
 __all__ = ["PER_MESSAGE", "Comparison", "compare", "offline_records", "published_records", "run_replay",
            "series_events"]
 
@@ -73,52 +75,45 @@ def offline_records(events: list[dict[str, Any]], settings: Any, per_message: in
     """`{made_at_ms: forecast}` of the arrivals series, made offline by the worker's own operators.
 
     The events go, `per_message` to a message as they are sent, through the same
-    decoding, `StoreFlow` and `StoreModels` as in the worker (what the models read at a
-    bucket's close, occupancy and queue wait, is the store's after the message that
-    closed it, as there), with no Kafka, Redis or Faust in between.
+    decoding and `StorePipeline` as in the worker (what the stages read at a bucket's
+    close, occupancy and queue wait, is the store's after the message that closed it,
+    as there), with no Kafka, Redis or Faust in between.
     """
-    from footfall.operators.store import StoreFlow, StoreParams
-    from footfall.operators.store_models import StoreModels
+    from footfall.operators.forecast_stage import ForecastsAndAlerts
+    from footfall.operators.pipeline import StorePipeline
+    from footfall.operators.stage import ForecastOutput, StageError
     from footfall.schemas.events import Limits
     from footfall.schemas.messages import decode_message
     from footfall.schemas.privacy import Pseudonymizer
+    from footfall.stream.stores import pipeline_params
 
     s = settings
-    flow = StoreFlow(StoreParams(bucket_ms=s.bucket_ms, grace_ms=s.grace_ms, tz=s.timezone, reset_at=s.reset_at,
-                                 dedupe_horizon_ms=s.dedupe_horizon_s * 1000, target_wait_s=s.target_wait_s))
+    store_id = events[0]["store_id"]
+    pipeline = StorePipeline(store_id, pipeline_params(s, store_id), [ForecastsAndAlerts.from_settings(s)])
     limits = Limits(min_ts_ms=s.min_event_time_ms, max_future_ms=s.max_future_s * 1000)
     pseudonymize = Pseudonymizer(s.pseudonym_secret.encode())
-    models: StoreModels | None = None
-    vertical: str | None = None
     out = {}
     for i in range(0, len(events), per_message):
         decoded = decode_message(orjson.dumps(events[i:i + per_message]), now_ms=int(time.time() * 1000),
                                  limits=limits, pseudonymize=pseudonymize)
         for event in decoded.events:
-            if flow.update(event) == "counted" and event.vertical:
-                vertical = event.vertical
-        for start, kpis in flow.pop_closed():
-            if models is None:
-                models = StoreModels(events[0]["store_id"], s.bucket_ms, s.forecast_horizon, s.timezone, vertical,
-                                     s.holiday_dates, queue_target_s=s.target_wait_s)
-            models.set_vertical(vertical)
-            queue_wait_s = flow.queues.get()["total"].get("est_wait_s") if flow.queues is not None else None
-            outcome = models.learn_bucket(start, kpis, occupancy=float(flow.occupancy.get()),
-                                          queue_wait_s=queue_wait_s)
-            for published in outcome.forecasts:
-                if published.series == "arrivals":
-                    f = published.forecast
-                    out[f.made_at_ms] = {"model": f.model, "cold": published.cold, "points": [
-                        {"target_ms": f.start_ms + i * f.bucket_ms, "forecast": v, "lo80": f.lo80[i],
-                         "hi80": f.hi80[i], "lo95": f.lo95[i], "hi95": f.hi95[i], "model": f.models[i]}
-                        for i, v in enumerate(f.values)]}
+            pipeline.update(event)
+        for output in pipeline.pop_outputs():
+            if isinstance(output, StageError):
+                raise RuntimeError(f"{store_id}: {output.error}\n{output.details.get('traceback', '')}")
+            if isinstance(output, ForecastOutput) and output.published.series == "arrivals":
+                f = output.published.forecast
+                out[f.made_at_ms] = {"model": f.model, "cold": output.published.cold, "points": [
+                    {"target_ms": f.start_ms + i * f.bucket_ms, "forecast": v, "lo80": f.lo80[i],
+                     "hi80": f.hi80[i], "lo95": f.lo95[i], "hi95": f.hi95[i], "model": f.models[i]}
+                    for i, v in enumerate(f.values)]}
     return out
 
 
 def published_records(client: Any, prefix: str, store_id: str) -> dict[int, dict[str, Any]]:
     """`{made_at_ms: forecast}` of the arrivals series from the store's forecast history in Redis."""
     out: dict[int, dict[str, Any]] = {}
-    for _, fields in client.xrange(f"{prefix}:store:{store_id}:forecast-history"):
+    for _, fields in client.xrange(RedisKeys(prefix).store_forecast_history(store_id)):
         record = orjson.loads(fields[b"record"])
         if record["series"] == "arrivals":
             out[record["made_at_ms"]] = record
@@ -218,11 +213,11 @@ def run_replay(starts: list[int], values: list[float | None], bucket_ms: int, ho
         while time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker stopped (exit {worker.returncode}); see {log}")
-            count = client.xlen(f"{prefix}:store:{store_id}:forecast-history")
+            count = client.xlen(settings.redis_keys.store_forecast_history(store_id))
             if count != seen:
                 seen = count
                 say(f"  {count} forecasts published")
-            latest = client.hget(f"{prefix}:store:{store_id}:forecast", "arrivals")
+            latest = client.hget(settings.redis_keys.store_forecast(store_id), "arrivals")
             if last is None or (latest is not None and orjson.loads(latest)["made_at_ms"] >= last):
                 break
             time.sleep(1.0)

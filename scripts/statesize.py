@@ -1,12 +1,12 @@
-"""How big one store's saved state gets: `StoreFlow` run over simulated weeks, measured as the worker saves it.
+"""How big one store's saved state gets: `StorePipeline` run over simulated weeks, measured as the worker saves it.
 
-The worker writes each store's `StoreFlow.to_state()` as JSON to the table's
-changelog; its size is what a store costs in memory, in the changelog, and on
-recovery. Beside it, under its own key and once per closed bucket, the store's
-models (`StoreModels.to_bytes()`, base64: forecasters and alert watches):
-measured here too, with the time judging, learning and forecasting one closed
-bucket takes. This runs the
-same decoding and operators as the worker on the simulator's traffic of busy
+The worker writes each store's value (`operators.persistence.store_value`: the
+pipeline's flow state) as JSON to the table's changelog; its size is what a store
+costs in memory, in the changelog, and on recovery. Beside it, under their own
+keys and once per closed bucket, the store's stage states (the forecasts-and-alerts
+stage's models, base64): measured here too, with the time closing one bucket and
+running its stages (judging, learning, forecasting) takes. This runs the
+same decoding and pipeline as the worker on the simulator's traffic of busy
 stores of each vertical (pure: no Kafka, no Redis) and reports, per store, the
 size at the end of every simulated hour: the steady state is the largest size
 over the last days, once the week ring of the baselines is full.
@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 import time
@@ -31,8 +30,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from footfall.operators.store import StoreFlow, StoreParams
-from footfall.operators.store_models import StoreModels
+from footfall.operators.forecast_stage import ForecastsAndAlerts
+from footfall.operators.persistence import stage_value, store_value
+from footfall.operators.pipeline import StorePipeline
+from footfall.operators.store import StoreParams
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
@@ -69,24 +70,24 @@ def measure_state_sizes(days: int = 8, stores: int = 6, rate_factor: float = 3.0
     end_ms = start_ms + days * 24 * HOUR_MS
     profiles = [dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * rate_factor)
                 for p in make_stores(stores, seed=seed)]
-    flows = {p.store_id: StoreFlow(StoreParams(tz=p.timezone)) for p in profiles}
-    bucket_ms = StoreParams().bucket_ms
-    forecasts = {p.store_id: StoreModels(p.store_id, bucket_ms, forecast_horizon, p.timezone, p.vertical,
-                                         queue_target_s=600.0)
-                 for p in profiles} if forecast_horizon > 0 else {}
-    fc_sizes: dict[str, list[int]] = {k: [0] for k in flows}
-    fc_ms: dict[str, list[float]] = {k: [] for k in flows}
-    counts = dict.fromkeys(flows, 0)
-    sizes: dict[str, list[tuple[int, int]]] = {k: [] for k in flows}
+    stages = [ForecastsAndAlerts(horizon=forecast_horizon, queue_target_s=600.0)] if forecast_horizon > 0 else []
+    pipelines = {p.store_id: StorePipeline(p.store_id, StoreParams(tz=p.timezone), stages, vertical=p.vertical)
+                 for p in profiles}
+    fc_sizes: dict[str, list[int]] = {k: [0] for k in pipelines}
+    fc_ms: dict[str, list[float]] = {k: [] for k in pipelines}
+    counts = dict.fromkeys(pipelines, 0)
+    sizes: dict[str, list[tuple[int, int]]] = {k: [] for k in pipelines}
     pseudonymize = Pseudonymizer(b"state-size-measurement-key")
     limits = Limits(max_future_ms=10 * 365 * 24 * HOUR_MS)
     next_hour = start_ms + HOUR_MS
 
     def measure(at_ms: int) -> None:
-        for store_id, flow in flows.items():
-            sizes[store_id].append((at_ms, len(orjson.dumps(flow.to_state()))))
-            if store_id in forecasts:
-                fc_sizes[store_id].append(len(base64.b64encode(forecasts[store_id].to_bytes())))
+        # As the worker saves them (`operators.persistence`): the store's value, and its stages' apart.
+        for store_id, pipeline in pipelines.items():
+            sizes[store_id].append((at_ms, len(orjson.dumps(store_value(store_id, pipeline.to_state(), 0, 0, {})))))
+            if stages:
+                fc_sizes[store_id].append(sum(len(orjson.dumps(stage_value(name, state)))
+                                              for name, state in pipeline.stage_states().items()))
 
     for message in generate(profiles, start_ms=start_ms, end_ms=end_ms, seed=seed):
         while message.ts_ms >= next_hour:
@@ -94,14 +95,13 @@ def measure_state_sizes(days: int = 8, stores: int = 6, rate_factor: float = 3.0
             next_hour += HOUR_MS
         decoded = decode_message(message.payload, now_ms=message.ts_ms, limits=limits, pseudonymize=pseudonymize)
         for event in decoded.events:
-            flow = flows[event.store_id]
-            flow.update(event)
-            for bucket_start, kpis in flow.pop_closed():
-                if event.store_id in forecasts:
-                    t0 = time.perf_counter()
-                    forecasts[event.store_id].learn_bucket(bucket_start, kpis, occupancy=float(flow.occupancy.get()))
-                    fc_ms[event.store_id].append((time.perf_counter() - t0) * 1000)
-            flow.pop_touched()
+            pipeline = pipelines[event.store_id]
+            pipeline.update(event)
+            t0 = time.perf_counter()
+            closed = sum(1 for output in pipeline.pop_outputs() if output.kind == "bucket")
+            if closed and stages:
+                # Closing a bucket and running its stages (judging, learning, forecasting), per closed bucket.
+                fc_ms[event.store_id] += [(time.perf_counter() - t0) * 1000 / closed] * closed
             counts[event.store_id] += 1
     measure(end_ms)
     out = []
@@ -116,7 +116,7 @@ def measure_state_sizes(days: int = 8, stores: int = 6, rate_factor: float = 3.0
 
 
 def format_state_sizes(sizes: list[StoreStateSize], days: int) -> str:
-    lines = [f"state size per store (StoreFlow.to_state() as JSON, end of every simulated hour, {days} days of "
+    lines = [f"state size per store (the saved store value as JSON, end of every simulated hour, {days} days of "
              f"simulated traffic; target < {TARGET_BYTES // 1024} KB):",
              f"  {'store':<14} {'vertical':<8} {'events/day':>10} {'max KB':>7} {'last day max KB':>15}"]
     for s in sizes:
@@ -125,8 +125,9 @@ def format_state_sizes(sizes: list[StoreStateSize], days: int) -> str:
     worst = max(s.max_bytes for s in sizes)
     lines.append(f"  largest: {worst / 1024:.1f} KB = {worst / TARGET_BYTES:.0%} of the target")
     if any(s.forecast_max_bytes for s in sizes):
-        lines.append("models per store (StoreModels.to_bytes() as base64: forecasts and alert watches, saved once per "
-                     "closed bucket under its own key) and the time to judge, learn and forecast one closed bucket:")
+        lines.append("models per store (the stages' saved values, models as base64: forecasts and alert watches, "
+                     "saved once per closed bucket under their own key) and the time to close one bucket and run its "
+                     "stages (judge, learn, forecast):")
         lines.append(f"  {'store':<14} {'vertical':<8} {'max KB':>7} {'ms mean':>8} {'ms max':>7}")
         for s in sizes:
             lines.append(f"  {s.store_id:<14} {s.vertical:<8} {s.forecast_max_bytes / 1024:>7.1f} "

@@ -66,6 +66,7 @@ class Settings:
     forecast_horizon_h: float = 24.0
     holidays: str = ""
     store_capacities: str = ""
+    extra_stages: str = ""
     pseudonym_secret: str = field(default="", repr=False)
     min_event_time: str = "2000-01-01T00:00:00Z"
     max_future_s: int = 3600
@@ -122,6 +123,11 @@ class Settings:
     def capacity_of_store(self) -> dict[str, float]:
         """`FOOTFALL_STORE_CAPACITIES` as a mapping (stores not in it have no capacity rule)."""
         return _store_capacities(self.store_capacities)
+
+    @property
+    def extra_stage_paths(self) -> tuple[str, ...]:
+        """`FOOTFALL_EXTRA_STAGES` as `module:Class` paths (stages run after the built-in ones)."""
+        return tuple(p.strip() for p in self.extra_stages.split(",") if p.strip())
 
     @property
     def holiday_dates(self) -> tuple[dt.date, ...]:
@@ -302,6 +308,10 @@ def _validate(s: Settings) -> None:
         _fail("live_interval_s", s.live_interval_s, "must be between 0 and 60 seconds")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         _fail("log_level", s.log_level, "must be debug, info, warning, error or critical")
+    for path in s.extra_stage_paths:
+        module, sep, name = path.partition(":")
+        if not sep or not module or not name.isidentifier():
+            _fail("extra_stages", s.extra_stages, f"{path!r} is not module.path:ClassName")
     if not 1 <= s.web_port <= 65_535:
         _fail("web_port", s.web_port, "must be a TCP port")
 
@@ -344,6 +354,10 @@ ENV_VARIABLES: dict[str, str] = {
     ),
     "FOOTFALL_STORE_CAPACITIES": (
         "How many people each store may hold, for the over-capacity alert: `store_id=N,store_id=N`. Default empty."
+    ),
+    "FOOTFALL_EXTRA_STAGES": (
+        "Per-store stages to run after the built-in ones, as `module.path:ClassName,...` (each a "
+        "`StageFactory`, see 'Adding a per-store capability'). Default none."
     ),
     "FOOTFALL_PSEUDONYM_SECRET": (
         "Key (>= 16 chars) of the HMAC that replaces customer/device ids. Required by the worker."

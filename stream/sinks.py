@@ -1,6 +1,6 @@
 """Where results go: Redis (latest state, history, live push) and the dead-letter topic.
 
-Redis layout (`<p>` is `FOOTFALL_TOPIC_PREFIX`):
+Redis layout (`<p>` is `FOOTFALL_TOPIC_PREFIX`; `schemas.keys.RedisKeys` names every key):
 
 - `<p>:store:<store_id>:latest` (hash): the latest bucket record of the store, one field per
   record field (numbers as text, nested values as JSON).
@@ -40,7 +40,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from footfall.operators.rollup import LIVE_SUMMED, SUMMED, compact, compact_live, live_rollup_kpis, rollup_kpis
+from footfall.operators.rollup import LIVE_SUMMED, SUMMED, compact, compact_live
+from footfall.schemas.keys import CHAIN
+from footfall.stream.records import live_rollup_record, rollup_record
 from footfall.stream.settings import Settings
 
 __all__ = ["DeadLetterLog", "RedisSink", "dead_letter_headers"]
@@ -52,9 +54,6 @@ _CALL_TIMEOUT_S = 10.0
 
 #: Most records written in one pipeline.
 CHUNK = 1000
-
-#: The chain's name in roll-up keys: one footfall deployment is one chain.
-CHAIN = "all"
 
 # Replace one member's row of a roll-up and keep the totals its sum (operators.rollup.RollUp's rule),
 # then the same for the region's row in the chain, atomically: stores of every partition and worker
@@ -109,6 +108,11 @@ return 0
 '''
 
 
+def _flat(record: dict[str, Any]) -> dict[str, str]:
+    """A record as hash fields: strings as they are, anything else as JSON."""
+    return {name: (v if isinstance(v, str) else orjson.dumps(v).decode()) for name, v in record.items()}
+
+
 def _day_of(bucket_start_ms: int, tz: zoneinfo.ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(bucket_start_ms / 1000, tz).date().isoformat()
 
@@ -120,6 +124,7 @@ class RedisSink:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.keys = settings.redis_keys
         self.client = aioredis.Redis.from_url(
             settings.redis_url,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
@@ -134,6 +139,8 @@ class RedisSink:
         self.failures = 0
         self._rollup = self.client.register_script(_ROLLUP_LUA)
         self._set_latest = self.client.register_script(_SET_LATEST_LUA)
+        self._writers = {"alert": self._write_alert, "forecast": self._write_forecast, "live": self._write_live,
+                         "bucket": self._write_bucket}
 
     async def publish(self, records: Iterable[dict[str, Any]], stats: Counter[str] | None = None) -> bool:
         """Write `records` and their roll-ups, then add `stats` to `<p>:stats`. False when Redis failed.
@@ -157,7 +164,7 @@ class RedisSink:
             if stats:
                 pipe = self.client.pipeline(transaction=False)
                 for name, count in stats.items():
-                    pipe.hincrby(self.settings.redis_key("stats"), name, count)
+                    pipe.hincrby(self.keys.stats, name, count)
                 async with asyncio.timeout(_CALL_TIMEOUT_S):
                     await pipe.execute()
             return True
@@ -168,46 +175,56 @@ class RedisSink:
             return False
 
     async def _write_records(self, records: list[dict[str, Any]]) -> None:
-        s = self.settings
         pipe = self.client.pipeline(transaction=False)
         for record in records:
-            store = record["store_id"]
-            body = orjson.dumps(record)
-            flat = {k: (v if isinstance(v, str) else orjson.dumps(v).decode()) for k, v in record.items()}
-            if record.get("type") == "alert":
-                # Open alerts per store (a resolved one leaves), every change in one history, one channel.
-                open_key = s.redis_key("store", store, "alerts")
-                if record["state"] == "resolved":
-                    pipe.hdel(open_key, record["alert_id"])
-                else:
-                    pipe.hset(open_key, record["alert_id"], body)
-                pipe.xadd(s.redis_key("alerts", "history"), {"record": body}, maxlen=s.history_maxlen,
-                          approximate=True)
-                pipe.publish(s.redis_key("alerts"), body)
-                continue
-            if record.get("type") == "forecast":
-                # Latest per series (a hash field each), a capped history, and a push to dashboards.
-                pipe.hset(s.redis_key("store", store, "forecast"), record["series"], body)
-                pipe.xadd(s.redis_key("store", store, "forecast-history"), {"record": body},
-                          maxlen=s.history_maxlen, approximate=True)
-                pipe.publish(s.redis_key("forecast", store), body)
-                continue
-            if record.get("type") == "live":
-                # The store now: replaced whole, so a field that became null does not linger.
-                live_key = s.redis_key("store", store, "live")
-                pipe.delete(live_key)
-                pipe.hset(live_key, mapping=flat)
-                pipe.publish(s.redis_key("live", store), body)
-                continue
-            pipe.hset(s.redis_key("store", store, "latest"), mapping=flat)
-            pipe.xadd(s.redis_key("store", store, "history"), {"record": body},
-                      maxlen=s.history_maxlen, approximate=True)
-            day = record.get("day") or _day_of(record["bucket_start_ms"], self._tz)
-            day_key = s.redis_key("store", store, "buckets", day)
-            pipe.hset(day_key, record["bucket_start"], body)
-            pipe.expire(day_key, self._retention_s)
-            pipe.publish(s.redis_key("live", store), body)
+            write = self._writers.get(record.get("type"), self._write_other)
+            write(pipe, record, orjson.dumps(record))
         await pipe.execute()
+
+    def _write_alert(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
+        # Open alerts per store (a resolved one leaves), every change in one history, one channel.
+        k = self.keys
+        open_key = k.store_alerts(record["store_id"])
+        if record["state"] == "resolved":
+            pipe.hdel(open_key, record["alert_id"])
+        else:
+            pipe.hset(open_key, record["alert_id"], body)
+        pipe.xadd(k.alerts_history, {"record": body}, maxlen=self.settings.history_maxlen, approximate=True)
+        pipe.publish(k.alerts_channel, body)
+
+    def _write_forecast(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
+        # Latest per series (a hash field each), a capped history, and a push to dashboards.
+        k, store = self.keys, record["store_id"]
+        pipe.hset(k.store_forecast(store), record["series"], body)
+        pipe.xadd(k.store_forecast_history(store), {"record": body}, maxlen=self.settings.history_maxlen,
+                  approximate=True)
+        pipe.publish(k.forecast_channel(store), body)
+
+    def _write_live(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
+        # The store now: replaced whole, so a field that became null does not linger.
+        k, store = self.keys, record["store_id"]
+        pipe.delete(k.store_live(store))
+        pipe.hset(k.store_live(store), mapping=_flat(record))
+        pipe.publish(k.live_channel(store), body)
+
+    def _write_bucket(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
+        k, store = self.keys, record["store_id"]
+        pipe.hset(k.store_latest(store), mapping=_flat(record))
+        pipe.xadd(k.store_history(store), {"record": body}, maxlen=self.settings.history_maxlen, approximate=True)
+        day = record.get("day") or _day_of(record["bucket_start_ms"], self._tz)
+        day_key = k.store_day(store, day)
+        pipe.hset(day_key, record["bucket_start"], body)
+        pipe.expire(day_key, self._retention_s)
+        pipe.publish(k.live_channel(store), body)
+
+    def _write_other(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
+        # A record kind of a newer stage: the latest per store, a capped history, a channel.
+        k, store, kind = self.keys, record["store_id"], record["type"]
+        pipe.delete(k.store_record(store, kind))
+        pipe.hset(k.store_record(store, kind), mapping=_flat(record))
+        pipe.xadd(k.store_record_history(store, kind), {"record": body}, maxlen=self.settings.history_maxlen,
+                  approximate=True)
+        pipe.publish(k.record_channel(kind, store), body)
 
     async def _publish_rollups(self, records: list[dict[str, Any]]) -> None:
         """Fold records into their region's and the chain's totals; publish the roll-ups that changed.
@@ -217,7 +234,7 @@ class RedisSink:
         """
         if not records:
             return
-        s = self.settings
+        k = self.keys
         pipe = self.client.pipeline(transaction=False)
         for record in records:
             region = record.get("region") or "unassigned"
@@ -225,10 +242,10 @@ class RedisSink:
             slot = "live" if live else str(record["bucket_start_ms"])
             names = ",".join(LIVE_SUMMED if live else SUMMED)
             row = orjson.dumps(compact_live(record) if live else compact(record)).decode()
-            keys = [s.redis_key("rollup", "region", region, slot, "members"),
-                    s.redis_key("rollup", "region", region, slot, "totals"),
-                    s.redis_key("rollup", "chain", CHAIN, slot, "members"),
-                    s.redis_key("rollup", "chain", CHAIN, slot, "totals")]
+            keys = [k.rollup_members("region", region, slot),
+                    k.rollup_totals("region", region, slot),
+                    k.rollup_members("chain", CHAIN, slot),
+                    k.rollup_totals("chain", CHAIN, slot)]
             await self._rollup(keys=keys, args=[record["store_id"], row, region, names, self._retention_s],
                                client=pipe)
         results = await pipe.execute()
@@ -247,46 +264,28 @@ class RedisSink:
             body = orjson.dumps(rollup)
             flat = [x for k, v in rollup.items() for x in (k, v if isinstance(v, str) else orjson.dumps(v).decode())]
             if slot == "live":
-                await self._set_latest(keys=[s.redis_key("rollup", level, key, "live")],
+                await self._set_latest(keys=[k.rollup_live(level, key)],
                                        args=[0, rollup["seq"], self._retention_s, "bucket_start_ms", 0, *flat],
                                        client=pipe)
             else:
-                await self._set_latest(keys=[s.redis_key("rollup", level, key, "latest")],
+                await self._set_latest(keys=[k.rollup_latest(level, key)],
                                        args=[rollup["bucket_start_ms"], rollup["seq"], self._retention_s, *flat],
                                        client=pipe)
-                pipe.xadd(s.redis_key("rollup", level, key, "history"), {"record": body},
-                          maxlen=s.history_maxlen, approximate=True)
-            pipe.publish(s.redis_key("rollup", level, key), body)
+                pipe.xadd(k.rollup_history(level, key), {"record": body},
+                          maxlen=self.settings.history_maxlen, approximate=True)
+            pipe.publish(k.rollup_channel(level, key), body)
         await pipe.execute()
 
     async def count_dead_letter(self, reason: str) -> None:
         try:
             async with asyncio.timeout(_CALL_TIMEOUT_S):
-                await self.client.hincrby(self.settings.redis_key("dead-letter", "counts"), reason, 1)
+                await self.client.hincrby(self.keys.dead_letter_counts, reason, 1)
         except (RedisError, OSError, TimeoutError) as exc:
             self.failures += 1
             logger.error("redis dead-letter count failed (reason=%s): %r", reason, exc)
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-def rollup_record(level: str, key: str, record: dict[str, Any], totals: dict[str, int]) -> dict[str, Any]:
-    """The published form of a region's or the chain's bucket roll-up."""
-    return {
-        "type": "rollup", "level": level, "key": key,
-        "bucket_start": record["bucket_start"], "bucket_start_ms": record["bucket_start_ms"],
-        "bucket_s": record["bucket_s"], "members": totals.get("members", 0), **rollup_kpis(totals),
-        "seq": totals.get("seq", 0), "emitted_at_ms": int(time.time() * 1000),
-    }
-
-
-def live_rollup_record(level: str, key: str, totals: dict[str, int]) -> dict[str, Any]:
-    """The published form of a region's or the chain's stores now (sums of their live records)."""
-    return {
-        "type": "rollup_live", "level": level, "key": key, "members": totals.get("members", 0),
-        **live_rollup_kpis(totals), "seq": totals.get("seq", 0), "emitted_at_ms": int(time.time() * 1000),
-    }
 
 
 def dead_letter_headers(

@@ -14,13 +14,32 @@ import time
 
 from footfall.stream.settings import Settings
 
-__all__ = ["OUTPUT_TOPICS", "TOPIC_NAMES", "ensure_topics", "partition_count"]
+__all__ = ["OUTPUT_TOPICS", "TOPIC_NAMES", "ensure_topics", "partition_count", "record_topic_names"]
 
 logger = logging.getLogger(__name__)
 
 #: Input topic first, then the outputs.
 TOPIC_NAMES = ("events", "aggregates", "predictions", "alerts", "dead-letter")
 OUTPUT_TOPICS = TOPIC_NAMES[1:]
+
+
+def record_topic_names() -> dict[str, str]:
+    """Record type -> the name (after the prefix) of the topic it is published on (`schemas.records`).
+
+    Kinds with no topic (roll-ups: Redis only) are left out; a kind that a stage named by
+    `FOOTFALL_EXTRA_STAGES` declares is here once that stage's module is imported.
+    """
+    from footfall.schemas.records import RECORD_KINDS
+
+    return {kind.type: kind.topic for kind in RECORD_KINDS.values() if kind.topic}
+
+
+def topic_names(settings: Settings) -> list[str]:
+    """Every topic footfall uses: the input, the built-in outputs and those of extra stages' record kinds."""
+    from footfall.stream.stores import stage_factories
+
+    stage_factories(settings)  # imports the extra stages, which declare their record kinds
+    return list(dict.fromkeys([*TOPIC_NAMES, *record_topic_names().values()]))
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]:
@@ -36,7 +55,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]
     deadline = time.monotonic() + timeout_s
     admin = KafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
     try:
-        names = [settings.topic(n) for n in TOPIC_NAMES]
+        names = [settings.topic(n) for n in topic_names(settings)]
         existing = set(admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
-from footfall.stream.agents import FlowCounter, marker_key
+from footfall.operators.persistence import marker_key, read_marker_value, read_store_value
 from footfall.stream.settings import Settings
+from footfall.stream.worker import FlowWorker
 
 
 class FakeTopic:
@@ -69,11 +70,11 @@ class FakeRedis:
         return None
 
 
-def make_counter() -> tuple[FlowCounter, dict[str, FakeTopic], FakeTable, FakeRedis]:
+def make_counter() -> tuple[FlowWorker, dict[str, FakeTopic], FakeTable, FakeRedis]:
     settings = Settings(pseudonym_secret="0123456789abcdef-secret", idle_timeout_s=0)
     topics = {name: FakeTopic(name) for name in ("events", "aggregates", "dead-letter")}
     table, redis = FakeTable(), FakeRedis()
-    counter = FlowCounter(settings, table, topics["events"], topics["aggregates"], topics["dead-letter"], redis)
+    counter = FlowWorker(settings, table, topics["events"], topics["aggregates"], topics["dead-letter"], redis)
     return counter, topics, table, redis
 
 
@@ -98,7 +99,8 @@ def test_a_failed_dead_letter_holds_the_marker_back_until_it_is_resent():
         await counter.flush()  # resent now, then everything saved
         assert topics["dead-letter"].sent and topics["dead-letter"].sent[0][1] == b"not json"
         assert markers(table) == [marker_key(0)]
-        assert table.data[marker_key(0)]["o"] == 1 and table.data["s1"]["o"] == 0
+        assert read_marker_value(table.data[marker_key(0)]) == 1
+        assert read_store_value("s1", table.data["s1"]).offset == 0
 
     asyncio.run(scenario())
 
@@ -117,7 +119,7 @@ def test_a_failed_redis_write_keeps_the_records_and_the_marker_waits():
         buckets = [r for r in redis.published if r["type"] == "bucket"]
         assert buckets and buckets[-1]["events"] == 4, "the kept record was replaced by the newer one"
         assert redis.stats["events"] == 4, "counters of the failed flush were kept, not lost"
-        assert table.data[marker_key(2)]["o"] == 3
+        assert read_marker_value(table.data[marker_key(2)]) == 3
 
     asyncio.run(scenario())
 

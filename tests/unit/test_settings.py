@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "forecast_horizon_h": 24.0,
     "holidays": "",
     "store_capacities": "",
+    "extra_stages": "",
     "pseudonym_secret": "",
     "min_event_time": "2000-01-01T00:00:00Z",
     "max_future_s": 3600,
@@ -373,3 +374,10 @@ def test_store_capacities() -> None:
     for bad in ("retail-001", "retail-001=0", "=5", "retail-001=many", "retail-001=nan"):
         with pytest.raises(SettingsError, match="FOOTFALL_STORE_CAPACITIES"):
             Settings(store_capacities=bad)
+
+
+def test_extra_stages_name_module_and_class() -> None:
+    s = Settings.from_env({"FOOTFALL_EXTRA_STAGES": "tests.toy:ToyStage, other.mod:Second"})
+    assert s.extra_stage_paths == ("tests.toy:ToyStage", "other.mod:Second")
+    with pytest.raises(SettingsError, match="FOOTFALL_EXTRA_STAGES"):
+        Settings.from_env({"FOOTFALL_EXTRA_STAGES": "tests.toy.ToyStage"})

@@ -1,0 +1,231 @@
+"""One store's pipeline: its flow state and every per-store capability, driven by one object.
+
+`StorePipeline` is what the worker, the offline evaluations, the simulations and
+the state-size measurements all drive, so what they measure is what runs:
+
+1. `update(event)` counts an event into the store's flow (`operators.store.StoreFlow`):
+   `"counted"`, `"duplicate"` (dropped) or `"late"` (its bucket had closed); each
+   counted event also reaches every stage's `on_event`;
+2. `advance(ts_ms)` moves a silent store's event time on (its buckets close, nothing counts);
+3. `pop_outputs()` hands out, oldest first, each bucket closed since the last call
+   (`BucketOutput`, status `closed`) followed by what every stage gave for it
+   (`on_bucket_closed`: forecasts and alert changes, ...); with `live=True` also the open
+   buckets counted into since the last such call (`BucketOutput`, status `open`, and
+   each stage's `on_partial`, e.g. early warnings) and the store's `LiveOutput`.
+
+The stages are `StageFactory`s (`operators.stage`); `STAGES` lists the built-in
+ones, in the order they run. Adding a capability is a stage module and one line
+there. A stage that raises does not cost the store its counts: it is built again
+from nothing and a `StageError` says so among the outputs.
+
+State: `to_state()` is the flow's plain data with the store's region and vertical;
+each stage's state is apart (`stage_states()`), since models change once a bucket
+while the flow changes with every event and each is saved when it changed.
+
+Examples
+--------
+>>> from footfall.operators.forecast_stage import ForecastsAndAlerts
+>>> from footfall.operators.store import StoreParams
+>>> from footfall.schemas.events import DoorEvent
+>>> def door(i, ts_ms):
+...     return DoorEvent(event_id=f"d{i}", store_id="s1", ts_ms=ts_ms, region="north", zone=None,
+...                      vertical="retail", door_id="main", sensor_id="c1", count_in=1, count_out=0, interval_s=0)
+>>> hour = 3_600_000
+>>> pipeline = StorePipeline("s1", StoreParams(bucket_ms=hour, grace_ms=0), [ForecastsAndAlerts(horizon=2)])
+>>> t0 = 1_763_974_800_000  # 2025-11-24T09:00:00Z
+>>> [pipeline.update(door(i, t0 + i * 1_200_000)) for i in range(4)]
+['counted', 'counted', 'counted', 'counted']
+>>> [(o.kind, getattr(o, "status", None)) for o in pipeline.pop_outputs()]
+[('bucket', 'closed'), ('forecast', None), ('forecast', None)]
+>>> [(o.kind, getattr(o, "status", None)) for o in pipeline.pop_outputs(live=True)]
+[('bucket', 'open'), ('live', None)]
+>>> restored = StorePipeline.from_state("s1", StoreParams(bucket_ms=hour, grace_ms=0),
+...                                     [ForecastsAndAlerts(horizon=2)], pipeline.to_state(),
+...                                     pipeline.stage_states())
+>>> restored.flow.bucket(t0 + hour)["arrivals"], restored.vertical
+(1, 'retail')
+
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from footfall.operators.forecast_stage import ForecastsAndAlerts
+from footfall.operators.stage import (
+    BucketOutput,
+    ClosedBucket,
+    LiveOutput,
+    OpenBucket,
+    Output,
+    Stage,
+    StageError,
+    StageFactory,
+    StoreContext,
+)
+from footfall.operators.store import StoreFlow, StoreParams
+from footfall.schemas.events import Event
+
+__all__ = ["STAGES", "Fate", "StorePipeline"]
+
+Fate = Literal["counted", "duplicate", "late"]
+
+#: The built-in stages, in the order they run: each a `StageFactory` class with `from_settings`.
+STAGES: tuple[type[Any], ...] = (
+    ForecastsAndAlerts,
+)
+
+
+class StorePipeline:
+    """One store's flow and stages (see the module docstring).
+
+    Parameters
+    ----------
+    store_id
+        The store.
+    params
+        How its events are counted (`StoreParams`).
+    stages
+        Its capabilities, in the order they run.
+    region, vertical
+        What is known of the store already (events that name them update them).
+
+    """
+
+    __slots__ = ("_changed", "_factories", "_outputs", "flow", "region", "stages", "store_id", "vertical")
+
+    def __init__(self, store_id: str, params: StoreParams | None = None, stages: Sequence[StageFactory] = (),
+                 region: str | None = None, vertical: str | None = None, flow: StoreFlow | None = None,
+                 stage_states: Mapping[str, Any] | None = None) -> None:
+        self.store_id = store_id
+        self.flow = flow if flow is not None else StoreFlow(params)
+        self.region = region
+        self.vertical = vertical
+        self._factories = {factory.name: factory for factory in stages}
+        if len(self._factories) != len(stages):
+            raise ValueError(f"stage names must be unique: {[f.name for f in stages]}")
+        self._changed: set[str] = set()
+        self._outputs: list[Output] = []
+        context = self.context()
+        saved = stage_states or {}
+        self.stages: dict[str, Stage] = {name: factory.build(context, saved.get(name))
+                                         for name, factory in self._factories.items()}
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"store_id": "s1"}
+
+    @property
+    def params(self) -> StoreParams:
+        return self.flow.params
+
+    @property
+    def watermark_ms(self) -> int | None:
+        return self.flow.watermark_ms
+
+    def context(self) -> StoreContext:
+        """The store as a stage sees it now."""
+        flow = self.flow
+        queue_wait_s = flow.queues.get()["total"].get("est_wait_s") if flow.queues is not None else None
+        return StoreContext(self.store_id, flow.params.bucket_ms, flow.params.tz, self.region, self.vertical,
+                            flow.watermark_ms, float(flow.occupancy.get()), queue_wait_s)
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def update(self, event: Event) -> Fate:
+        """Count one event; counted ones also reach every stage."""
+        fate: Fate = self.flow.update(event)  # type: ignore[assignment]
+        if fate != "counted":
+            return fate
+        if event.region:
+            self.region = event.region
+        if event.vertical:
+            self.vertical = event.vertical
+        if self.stages:
+            context = self.context()
+            for name, stage in self.stages.items():
+                self._call(name, "event", None, stage.on_event, event, context)
+        return fate
+
+    def late_by_ms(self, ts_ms: int) -> int:
+        """How far past its bucket's close an event at `ts_ms` is (for a `late` event's reason)."""
+        return self.flow.buckets.late_by_ms(ts_ms)
+
+    def advance(self, ts_ms: int) -> None:
+        """Let event time reach `ts_ms` with no events (an idle store): buckets close, nothing counts."""
+        self.flow.advance(ts_ms)
+
+    def next_close_ms(self) -> int | None:
+        """Watermark at which the oldest bucket not handed out yet closes (None before any event)."""
+        return self.flow.next_close_ms()
+
+    # -- outputs ----------------------------------------------------------------------------------
+
+    def pop_outputs(self, live: bool = False) -> list[Output]:
+        """Closed buckets and what the stages gave for them; with `live`, open buckets and the store now."""
+        flow = self.flow
+        for start_ms, kpis in flow.pop_closed():
+            self._outputs.append(BucketOutput(start_ms, kpis, "closed", flow.watermark_ms, None))
+            if self.stages:
+                bucket, context = ClosedBucket(start_ms, flow.params.bucket_ms, kpis), self.context()
+                for name, stage in self.stages.items():
+                    self._changed.add(name)
+                    self._call(name, "bucket_closed", start_ms, stage.on_bucket_closed, bucket, context)
+        if live:
+            context = self.context() if self.stages else None
+            for start_ms, kpis, event_id in flow.pop_touched():
+                self._outputs.append(BucketOutput(start_ms, kpis, "open", flow.watermark_ms, event_id))
+                if context is not None and flow.watermark_ms is not None:
+                    partial = OpenBucket(start_ms, flow.params.bucket_ms, kpis, flow.watermark_ms)
+                    for name, stage in self.stages.items():
+                        if self._call(name, "partial", start_ms, stage.on_partial, partial, context):
+                            self._changed.add(name)
+            self._outputs.append(LiveOutput(flow.live()))
+        out, self._outputs = self._outputs, []
+        return out
+
+    def _call(self, name: str, moment: str, bucket_start_ms: int | None, method: Any, *args: Any) -> bool:
+        """Run one stage call; keep its outputs. A failure starts the stage over (or, partial, skips the call)."""
+        try:
+            outputs = method(*args)
+        except Exception as exc:
+            restart = moment != "partial"  # an early warning is a courtesy: never worth the stage's state
+            if restart:
+                self.stages[name] = self._factories[name].build(self.context(), None)
+                self._changed.add(name)
+            self._outputs.append(StageError(name, moment, bucket_start_ms, f"{type(exc).__name__}: {exc}",
+                                            restart, {"traceback": traceback.format_exc()}))
+            return False
+        if outputs:
+            self._outputs.extend(outputs)
+            return True
+        return False
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """The flow's plain-data state with the store's region and vertical (stages are apart)."""
+        return {"region": self.region, "vertical": self.vertical, "flow": self.flow.to_state()}
+
+    def stage_states(self, changed_only: bool = False) -> dict[str, Any]:
+        """Each stage's state by name; with `changed_only`, those changed since `mark_stages_saved`."""
+        names = [n for n in self.stages if n in self._changed] if changed_only else list(self.stages)
+        return {name: self.stages[name].to_state() for name in names}
+
+    def mark_stages_saved(self, names: Sequence[str] | None = None) -> None:
+        """The stages' states (all, or `names`) are saved: no longer `changed`."""
+        if names is None:
+            self._changed.clear()
+        else:
+            self._changed.difference_update(names)
+
+    @classmethod
+    def from_state(cls, store_id: str, params: StoreParams | None, stages: Sequence[StageFactory],
+                   state: Mapping[str, Any] | None, stage_states: Mapping[str, Any] | None = None) -> StorePipeline:
+        """A pipeline from `to_state()` and `stage_states()` output (None: a new store)."""
+        state = state or {}
+        flow = StoreFlow.from_state(state.get("flow"), params)
+        return cls(store_id, flow.params, stages, state.get("region"), state.get("vertical"), flow=flow,
+                   stage_states=stage_states)

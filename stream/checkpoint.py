@@ -1,0 +1,247 @@
+"""Checkpoint: publish what waits, then save the state it came from, then the offset markers.
+
+The order makes counts exact per input offset (`flush`):
+
+1. wait until the broker has every re-routed event and dead letter sent so far
+   (resending those that failed);
+2. send the waiting records to their topics and wait for them; write them to Redis;
+3. write every changed store's stage states, then its state, to the `stores` table's
+   changelog (`operators.persistence`), and wait for them;
+4. only then write each partition's marker: the last input offset applied there.
+
+A marker therefore never says a message was applied while its outputs could still be
+lost: a crash re-applies everything after the marker, which republishes the same
+values (repeats of re-routed events are recognised by their source offset). When a
+send or the Redis write fails, nothing is saved: what failed goes back to the outbox
+and is tried again at the next flush, and the markers wait (counted as `flush_failed`).
+
+On the way in, the ledger (`stream.offsets`) says whether a message was applied
+already (`replay`), comes next, or follows a `gap` that Faust skipped; a gap is read
+back from Kafka (`stream.refetch`) and applied first. `catch_up` does the same for a
+partition whose consumer stopped delivering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+import orjson
+
+from footfall.operators.persistence import (
+    marker_key,
+    marker_value,
+    read_marker_value,
+    stage_key,
+    stage_value,
+    store_value,
+)
+from footfall.stream.offsets import OffsetLedger
+from footfall.stream.outbox import Outbox, Send
+from footfall.stream.refetch import RangeReader
+from footfall.stream.sinks import RedisSink
+from footfall.stream.stores import StoreRegistry
+
+__all__ = ["Checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+#: Applies one message: (key, value, topic, partition, offset, headers).
+Apply = Callable[[bytes | None, bytes | None, str, int, int, Any], Awaitable[None]]
+
+
+class Checkpoint:
+    """The flush protocol, the offset ledger and the read-back of skipped offsets (see the module docstring)."""
+
+    def __init__(self, table: faust.Table, stores: StoreRegistry, outbox: Outbox, redis_sink: RedisSink,
+                 record_topics: dict[str, faust.TopicT], default_topic: faust.TopicT, broker: str) -> None:
+        self.table = table
+        self.stores = stores
+        self.outbox = outbox
+        self.redis = redis_sink
+        self.record_topics = record_topics  # record type -> topic
+        self.default_topic = default_topic
+        self.ledger = OffsetLedger()
+        self.range_reader = RangeReader(broker)
+        self._applied: dict[int, int] = {}  # partition -> last applied offset, not yet in a marker
+        self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
+
+    # -- on the way in ------------------------------------------------------------------------------
+
+    def saved_offsets(self, partition: int) -> list[int]:
+        offset = read_marker_value(self.table.get(marker_key(partition)))
+        return [] if offset is None else [offset]
+
+    async def admit(self, topic: str, partition: int, offset: int, apply: Apply) -> bool:
+        """Whether the message at `offset` is to be applied now (after any gap before it is read back)."""
+        try:
+            if not self.ledger.known(partition):
+                self.ledger.restore(partition, self.saved_offsets(partition))
+                self._progress_at[partition] = time.monotonic()
+                logger.info("%s[%d]: first message at offset %d; the table has applied offsets below %s",
+                            topic, partition, offset, self.ledger.next_offset(partition))
+            verdict = self.ledger.classify(partition, offset)
+            if verdict == "replay":
+                self.outbox.count("replayed")
+                return False
+            if verdict == "gap":
+                try:
+                    await self._fill_gap(topic, partition, offset, apply)
+                except Exception:
+                    # Not applied either: the ledger stays before the gap, so the next message (or the
+                    # catch-up timer) reads the whole range again, this message included.
+                    logger.exception("could not read back the offsets before %s[%d]@%d; will retry",
+                                     topic, partition, offset)
+                    self.outbox.totals["gap_retries"] += 1
+                    return False
+        except Exception:
+            logger.exception("offset bookkeeping failed at %s[%d]@%d; applying the message as it is",
+                             topic, partition, offset)
+        return True
+
+    def applied(self, partition: int, offset: int) -> None:
+        self.ledger.applied(partition, offset)
+        self._applied[partition] = offset
+        self._progress_at[partition] = time.monotonic()
+
+    async def _fill_gap(self, topic: str, partition: int, offset: int, apply: Apply) -> None:
+        start, end = self.ledger.missing_range(partition, offset)
+        logger.info("reading back %s[%d] offsets %d..%d", topic, partition, start, end - 1)
+        records = await self.range_reader.read(topic, partition, start, end)
+        logger.warning("offsets %s[%d] %d..%d never reached the agent; applying %d records read back from Kafka",
+                       topic, partition, start, end - 1, len(records))
+        for record in records:
+            await apply(record.key, record.value, topic, partition, record.offset, record.headers)
+            self.applied(partition, record.offset)
+        self.outbox.counts["gap_records"] += len(records)
+
+    async def catch_up(self, topic: str, partitions: list[int], stall_s: float, lock: asyncio.Lock, apply: Apply,
+                       still_assigned: Callable[[int], bool]) -> int:
+        """Apply what waits in `partitions` when the consumer has delivered nothing there for `stall_s`.
+
+        A safety net under Faust's consumer: measured here, a restarted faust-streaming
+        0.15.3 worker sometimes stops delivering (its fetcher stays idle after recovery)
+        with messages waiting. The waiting range is read straight from Kafka and applied
+        as the agent would; what the consumer delivers later is a replay and skipped.
+        `still_assigned(partition)` is asked again under the lock: a partition given away
+        meanwhile is left to its new owner. Returns the number of records applied.
+        """
+        now = time.monotonic()
+        stalled = [p for p in partitions if now - self._progress_at.setdefault(p, now) >= stall_s]
+        if not stalled:
+            return 0
+        ends = await self.range_reader.end_offsets(topic, stalled)
+        applied = 0
+        for partition, end in sorted(ends.items()):
+            async with lock:
+                if not still_assigned(partition):
+                    continue
+                if not self.ledger.known(partition):
+                    self.ledger.restore(partition, self.saved_offsets(partition))
+                start = self.ledger.next_offset(partition) or 0
+                if start >= end:
+                    self._progress_at[partition] = time.monotonic()
+                    continue
+                records = await self.range_reader.read(topic, partition, start, end)
+                logger.warning("%s[%d]: nothing delivered for %.0f s while offsets %d..%d wait; applying %d records "
+                               "read straight from Kafka", topic, partition, stall_s, start, end - 1, len(records))
+                for record in records:
+                    await apply(record.key, record.value, topic, partition, record.offset, record.headers)
+                    self.applied(partition, record.offset)
+                applied += len(records)
+                self.outbox.count("caught_up", len(records))
+        return applied
+
+    # -- on the way out -----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Publish what waits, then save the state it came from (see the module docstring). Call under the lock."""
+        records, counts, sends = self.outbox.take()
+        sends += [Send(self.record_topics.get(r["type"], self.default_topic), r["store_id"].encode(), orjson.dumps(r))
+                  for r in records.values()]
+        failed = await self._deliver(sends)
+        redis_ok = True
+        if not failed and (records or counts):
+            redis_ok = await self.redis.publish(list(records.values()), counts)
+        if failed or not redis_ok:
+            # Keep what is not known to be out: re-routes and dead letters to resend, records and
+            # counters to write again (unless a newer record of the same bucket came meanwhile).
+            record_topics = {*self.record_topics.values(), self.default_topic}
+            self.outbox.give_back(records, counts, [s for s in failed if s.topic not in record_topics])
+            self.outbox.totals["flush_failed"] += 1
+            logger.error("flush failed (%d sends, Redis %s): nothing saved; trying again at the next flush",
+                         len(failed), "ok" if redis_ok else "failed")
+            return
+        await self._save_states()
+
+    async def _deliver(self, sends: list[Send]) -> list[Send]:
+        """Hand `sends` to the producer (those not handed over yet) and wait; return those that failed."""
+        for item in sends:
+            if item.future is None:
+                try:
+                    await item.send()
+                except Exception as exc:  # e.g. no metadata within the timeout: resend later
+                    logger.error("send to %s failed: %r", item.topic.get_topic_name(), exc)
+        waiting = [item for item in sends if item.future is not None]
+        results = await asyncio.gather(*(item.future for item in waiting), return_exceptions=True)
+        failed = [item for item in sends if item.future is None]
+        for item, result in zip(waiting, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error("send to %s failed: %r", item.topic.get_topic_name(), result)
+                item.future = None
+                failed.append(item)
+        return failed
+
+    async def _save_states(self) -> None:
+        """Write every changed store's stage states, then the stores, wait for them, then each partition's marker.
+
+        Stage states go first, and the stores only once they are in: a store's saved offset
+        must never be ahead of its stages (they would miss the buckets in between), while
+        stages ahead of their store learn nothing twice (a bucket at or before the last one
+        learned changes nothing).
+        """
+        dirty = [(store_id, self.stores[store_id]) for store_id in self.stores.dirty]
+        stage_saves, saved_stages = [], []
+        for store_id, store in dirty:
+            for name, state in store.pipeline.stage_states(changed_only=True).items():
+                stage_saves.append(self._save(store.partition, stage_key(name, store_id), stage_value(name, state)))
+                saved_stages.append((store, name))
+        if stage_saves:
+            results = await asyncio.gather(*stage_saves, return_exceptions=True)
+            if any(isinstance(result, BaseException) for result in results):
+                self.outbox.totals["flush_failed"] += 1
+                logger.error("saving stage states failed: store states and offset markers wait")
+                return
+            for store, name in saved_stages:
+                store.pipeline.mark_stages_saved([name])
+        written = [(store_id, self._save(store.partition, store_id, store_value(
+            store_id, store.pipeline.to_state(), store.partition, store.offset, store.rerouted)))
+            for store_id, store in dirty]
+        results = await asyncio.gather(*(future for _, future in written), return_exceptions=True)
+        failed = {store_id for (store_id, _), result in zip(written, results, strict=True)
+                  if isinstance(result, BaseException)}
+        self.stores.dirty = failed
+        if failed:
+            self.outbox.totals["flush_failed"] += 1
+            logger.error("saving %d store states failed: offset markers wait for the next flush", len(failed))
+            return
+        for partition, offset in self._applied.items():
+            self._save(partition, marker_key(partition), marker_value(partition, offset))
+        self._applied.clear()
+
+    def _save(self, partition: int, key: str, value: dict[str, Any]) -> Any:
+        # Set the value without Faust's own changelog send (which needs the current event for its
+        # partition, absent in the timer), and send the changelog record to the store's partition.
+        self.table.data[key] = value
+        return self.table.send_changelog(partition, key, orjson.dumps(value), value_serializer="raw")
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop what the ledger holds of these partitions (after a rebalance the table is the truth)."""
+        self.ledger.forget(partitions)
+        for partition in partitions:
+            self._progress_at.pop(partition, None)
+            self._applied.pop(partition, None)

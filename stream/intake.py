@@ -1,0 +1,210 @@
+"""Intake: one Kafka message in, every input accounted for.
+
+`Intake.apply` never raises. Each message is an idle tick (the worker's own,
+header `footfall.tick`) or a message of events:
+
+1. decode (`schemas.decode_message`): bad payloads and bad batch elements become
+   dead letters with their reason; identifiers are pseudonymised;
+2. events whose `store_id` is not the message key go back to the events topic under
+   the right key (a store's state lives in one partition only), with a header naming
+   their source offset so that a resend of them is recognised;
+3. per store, its pipeline (`operators.pipeline.StorePipeline`) takes the events:
+   duplicates are dropped and counted, late ones dead-lettered with reason `late`,
+   the rest counted;
+4. the pipeline's outputs (closed buckets, then forecasts and alert changes) become
+   records in the outbox; open buckets and the live state are collected once per
+   flush (`collect_live`), not per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import faust
+import orjson
+
+from footfall.operators.stage import Output, StageError
+from footfall.schemas.events import Event, Limits
+from footfall.schemas.messages import decode_message, scrub_identifiers
+from footfall.schemas.privacy import Pseudonymizer
+from footfall.stream.outbox import Outbox
+from footfall.stream.records import iso, record_of
+from footfall.stream.sinks import DeadLetterLog, RedisSink, dead_letter_headers
+from footfall.stream.stores import HeldStore, StoreRegistry
+
+__all__ = ["REROUTED_HEADER", "TICK_HEADER", "Intake", "rerouted_from", "tick_of"]
+
+logger = logging.getLogger(__name__)
+
+#: Header of the worker's own idle ticks on the events topic (value: JSON `{"advance_to_ms": ...}`).
+TICK_HEADER = "footfall.tick"
+#: Header of events the worker re-sent under their store's key (value: `<source partition>:<source offset>`).
+REROUTED_HEADER = "footfall.rerouted-from"
+
+
+class Intake:
+    """Applies messages to the stores in memory (see the module docstring)."""
+
+    def __init__(self, settings: Any, stores: StoreRegistry, outbox: Outbox, events_topic: faust.TopicT,
+                 dead_letter_topic: faust.TopicT, redis_sink: RedisSink) -> None:
+        if not settings.pseudonym_secret:
+            raise ValueError("FOOTFALL_PSEUDONYM_SECRET is required: customer ids are never stored raw")
+        self.settings = settings
+        self.stores = stores
+        self.outbox = outbox
+        self.events_topic = events_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.redis = redis_sink
+        self.pseudonymize = Pseudonymizer(settings.pseudonym_secret.encode())
+        self.limits = Limits(min_ts_ms=settings.min_event_time_ms, max_future_ms=settings.max_future_s * 1000)
+        self.dead_letters = DeadLetterLog(settings.dead_letter_log_every_s)
+
+    async def apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
+                    headers: Any) -> None:
+        """Apply one message; never raises (an unexpected error dead-letters it as `internal_error`)."""
+        try:
+            tick = tick_of(headers)
+            if tick is not None:
+                self._tick(key, tick, partition, offset)
+            else:
+                await self._events(key, value, topic, partition, offset, rerouted_from(headers))
+        except Exception as exc:  # the last line of defence: one bad message must not stop the worker
+            logger.exception("unexpected error at %s[%d]@%d; message dead-lettered", topic, partition, offset)
+            try:
+                await self.dead_letter(value or b"", "internal_error", f"{type(exc).__name__}: {exc}",
+                                       topic, partition, offset, None)
+            except Exception:
+                logger.exception("could not dead-letter %s[%d]@%d", topic, partition, offset)
+
+    def _tick(self, key: bytes | None, advance_to_ms: int, partition: int, offset: int) -> None:
+        """The worker's own idle tick: move a silent store's event time on, closing its buckets."""
+        store_id = (key or b"").decode("utf-8", "replace")
+        if not self.stores.known(store_id):
+            return
+        store = self.stores.get(store_id, partition)
+        if store.offset >= offset:
+            return
+        store.pipeline.advance(advance_to_ms)
+        store.offset = offset
+        self.stores.dirty.add(store_id)
+        self.queue_outputs(store, store.pipeline.pop_outputs())
+        self.outbox.counts["idle_ticks"] += 1
+
+    async def _events(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
+                      rerouted: tuple[str, int] | None) -> None:
+        decoded = decode_message(value, now_ms=int(time.time() * 1000), limits=self.limits,
+                                 pseudonymize=self.pseudonymize)
+        for reject in decoded.rejects:
+            await self.dead_letter(reject.payload, reject.reason, reject.error, topic, partition, offset,
+                                   reject.batch_index)
+        key_str = key.decode("utf-8", "replace") if key else None
+        by_store: dict[str, list[tuple[Event, Any]]] = {}
+        for event, original in zip(decoded.events, decoded.originals, strict=True):
+            by_store.setdefault(event.store_id, []).append((event, original))
+        stats: Counter[str] = Counter(messages=1, rejected=len(decoded.rejects))
+        for store_id, items in by_store.items():
+            if store_id != key_str:
+                # Mis-keyed: its state lives in another partition. Send it back, keyed right;
+                # the original (raw) bytes go only to the input topic they came from.
+                await self.outbox.send(self.events_topic, store_id.encode(), orjson.dumps([o for _, o in items]),
+                                       [(REROUTED_HEADER, f"{partition}:{offset}".encode())])
+                stats["rerouted"] += len(items)
+                continue
+            await self._count(store_id, items, topic, partition, offset, stats, rerouted)
+        self.outbox.count_all(stats)
+
+    async def _count(self, store_id: str, items: list[tuple[Event, Any]], topic: str, partition: int, offset: int,
+                     stats: Counter[str], rerouted: tuple[str, int] | None) -> None:
+        store = self.stores.get(store_id, partition)
+        if store.partition == partition and store.offset >= offset:
+            return  # this store already holds this message (a re-read after a crash)
+        if rerouted is not None:
+            source, source_offset = rerouted
+            if store.rerouted.get(source, -1) >= source_offset:
+                stats["rerouted_repeats"] += len(items)  # sent again when its source was re-applied
+                return
+            store.rerouted[source] = source_offset
+        pipeline = store.pipeline
+        for event, original in items:
+            fate = pipeline.update(event)
+            if fate == "late":
+                await self.dead_letter(
+                    orjson.dumps(scrub_identifiers(original, self.pseudonymize)), "late",
+                    f"LateEvent: event {event.event_id!r} at {iso(event.ts_ms)} is "
+                    f"{pipeline.late_by_ms(event.ts_ms)} ms past the close of its bucket (grace "
+                    f"{self.settings.grace_s} s, watermark {iso(pipeline.watermark_ms or 0)})",
+                    topic, partition, offset, None,
+                )
+                stats["late"] += 1
+            elif fate == "duplicate":
+                stats["duplicates"] += 1
+            else:
+                stats["events"] += 1
+        store.partition, store.offset = partition, offset
+        store.wall_ms, store.wm_at_wall_ms = int(time.time() * 1000), pipeline.watermark_ms
+        self.stores.dirty.add(store_id)
+        self.queue_outputs(store, pipeline.pop_outputs())
+
+    def queue_outputs(self, store: HeldStore, outputs: list[Output]) -> None:
+        """A store's pipeline outputs into the outbox as records; stage errors logged and counted."""
+        meta, bucket_ms, now_ms = store.meta, store.pipeline.params.bucket_ms, int(time.time() * 1000)
+        for output in outputs:
+            if isinstance(output, StageError):
+                self._stage_error(meta.store_id, output)
+                continue
+            self.outbox.put(meta.store_id, output.slot, record_of(meta, output, bucket_ms, now_ms))
+            if output.kind == "alert":
+                self.outbox.count(f"alerts_{output.alert.state}")  # type: ignore[attr-defined]
+
+    def _stage_error(self, store_id: str, error: StageError) -> None:
+        at = iso(error.bucket_start_ms) if error.bucket_start_ms is not None else "-"
+        if error.restarted:
+            # The counts stand whatever a stage does: a failing stage starts the store's stage over.
+            logger.error("%s: stage %s failed at %s (bucket %s); it starts over: %s\n%s", store_id, error.stage,
+                         error.moment, at, error.error, error.details.get("traceback", ""))
+            self.outbox.count(f"{error.stage}_errors")
+        else:
+            logger.error("%s: stage %s failed at %s (bucket %s): %s\n%s", store_id, error.stage, error.moment, at,
+                         error.error, error.details.get("traceback", ""))
+
+    def collect_live(self) -> None:
+        """Open buckets touched and the live state of every store changed since the last save, into the outbox."""
+        for store_id in self.stores.dirty:
+            store = self.stores[store_id]
+            self.queue_outputs(store, store.pipeline.pop_outputs(live=True))
+
+    async def dead_letter(self, payload: bytes, reason: str, error: str, topic: str, partition: int, offset: int,
+                          batch_index: int | None) -> None:
+        headers = dead_letter_headers(reason=reason, error=error, topic=topic, partition=partition,
+                                      offset=offset, batch_index=batch_index)
+        await self.outbox.send(self.dead_letter_topic, None, payload, headers)
+        self.dead_letters.record(reason, error, f"{topic}[{partition}]@{offset}")
+        await self.redis.count_dead_letter(reason)
+
+
+def _header(headers: Any, name: str) -> bytes | None:
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, raw in items:
+        if key == name:
+            return raw
+    return None
+
+
+def rerouted_from(headers: Any) -> tuple[str, int] | None:
+    """`(source partition, source offset)` of a re-routed message, or None."""
+    raw = _header(headers, REROUTED_HEADER)
+    if raw is None:
+        return None
+    source, _, offset = raw.decode().partition(":")
+    return source, int(offset)
+
+
+def tick_of(headers: Any) -> int | None:
+    """The target time of an idle tick message, or None for an ordinary message."""
+    raw = _header(headers, TICK_HEADER)
+    return None if raw is None else int(orjson.loads(raw)["advance_to_ms"])

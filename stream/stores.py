@@ -1,0 +1,176 @@
+"""The stores a worker holds in memory: each one's pipeline, where it stands in the input, and its idle clock.
+
+A store comes into memory on its first message (or when its partition is assigned:
+`load_saved`), from what the `stores` table holds (`operators.persistence`), and
+leaves when its partition goes. The pipeline's configuration (bucket length, time
+zone, stages) comes from the settings (`pipeline_params`, `stage_factories`).
+
+Idle stores. A silent store's event time is taken to run on with the wall clock:
+its watermark at its last event plus the wall time since. `idle_ticks` says which
+stores have a bucket due to close that way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from footfall.operators.persistence import (
+    StateRefused,
+    legacy_stage_key,
+    read_stage_value,
+    read_store_value,
+    stage_key,
+)
+from footfall.operators.pipeline import STAGES, StorePipeline
+from footfall.operators.stage import StageFactory
+from footfall.operators.store import StoreParams
+from footfall.stream.records import StoreMeta
+from footfall.stream.settings import Settings
+
+__all__ = ["HeldStore", "StoreRegistry", "pipeline_params", "stage_factories"]
+
+logger = logging.getLogger(__name__)
+
+
+def pipeline_params(settings: Settings, store_id: str) -> StoreParams:
+    """How `store_id`'s events are counted, from the settings."""
+    s = settings
+    return StoreParams(
+        bucket_ms=s.bucket_ms, grace_ms=s.grace_ms, tz=s.timezone_of_store.get(store_id, s.timezone),
+        reset_at=s.reset_at, dedupe_horizon_ms=s.dedupe_horizon_s * 1000, target_wait_s=s.target_wait_s,
+    )
+
+
+def stage_factories(settings: Settings) -> list[StageFactory]:
+    """The built-in stages (`operators.pipeline.STAGES`) and any named by `FOOTFALL_EXTRA_STAGES`."""
+    factories: list[StageFactory] = [cls.from_settings(settings) for cls in STAGES]
+    for path in settings.extra_stage_paths:
+        module, _, name = path.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        factories.append(cls.from_settings(settings) if hasattr(cls, "from_settings") else cls())
+    return factories
+
+
+@dataclass
+class HeldStore:
+    """A store held in memory: its pipeline, and where its state stands in the input."""
+
+    pipeline: StorePipeline
+    partition: int
+    offset: int  # last input offset applied to it
+    wall_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when it last had an event
+    wm_at_wall_ms: int | None = None  # its watermark then
+    ticked_to_ms: int = -1  # the newest idle tick sent for it
+    # Re-routed messages applied, as source partition -> highest source offset: a re-routed message
+    # sent again (its source re-applied after a crash) is recognised whatever its events' age.
+    rerouted: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def meta(self) -> StoreMeta:
+        p = self.pipeline
+        return StoreMeta(p.store_id, p.region, p.vertical, p.params.tz)
+
+
+class StoreRegistry:
+    """The stores of this worker's partitions that are in memory (see the module docstring)."""
+
+    def __init__(self, settings: Settings, table: Any) -> None:
+        self.settings = settings
+        self.table = table
+        self.stages = stage_factories(settings)
+        self._stores: dict[str, HeldStore] = {}
+        #: Stores changed since their state was last saved.
+        self.dirty: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._stores)
+
+    def __contains__(self, store_id: str) -> bool:
+        return store_id in self._stores
+
+    def __getitem__(self, store_id: str) -> HeldStore:
+        return self._stores[store_id]
+
+    def items(self) -> Iterator[tuple[str, HeldStore]]:
+        return iter(list(self._stores.items()))
+
+    def known(self, store_id: str) -> bool:
+        """In memory, or saved in the table."""
+        return store_id in self._stores or self.table.get(store_id) is not None
+
+    def get(self, store_id: str, partition: int) -> HeldStore:
+        """The store, from memory or from the table (a new one when neither has it)."""
+        store = self._stores.get(store_id)
+        if store is None:
+            store = self._stores[store_id] = self._load(store_id, partition)
+        return store
+
+    def _load(self, store_id: str, partition: int) -> HeldStore:
+        params = pipeline_params(self.settings, store_id)
+        saved_value = self.table.get(store_id)
+        state, saved_partition, offset, rerouted = None, partition, -1, {}
+        if saved_value:
+            try:
+                saved = read_store_value(store_id, saved_value)
+                state, offset, rerouted = saved.state, saved.offset, saved.rerouted
+                saved_partition = saved.partition if saved.partition is not None else partition
+            except StateRefused as refused:
+                logger.error("%s", refused)
+        pipeline = StorePipeline.from_state(store_id, params, self.stages, state, self._stage_states(store_id))
+        return HeldStore(pipeline, saved_partition, offset, wm_at_wall_ms=pipeline.watermark_ms, rerouted=rerouted)
+
+    def _stage_states(self, store_id: str) -> Mapping[str, Any]:
+        states = {}
+        for factory in self.stages:
+            value = self.table.get(stage_key(factory.name, store_id))
+            legacy = legacy_stage_key(factory.name, store_id)
+            if value is None and legacy is not None:
+                value = self.table.get(legacy)
+            try:
+                states[factory.name] = read_stage_value(store_id, factory.name, value).state
+            except StateRefused as refused:
+                logger.error("%s", refused)
+        return states
+
+    def forget(self, partitions: set[int]) -> list[str]:
+        """Drop the stores of `partitions` from memory (after a rebalance the table is the truth)."""
+        gone = [k for k, s in self._stores.items() if s.partition in partitions]
+        for store_id in gone:
+            del self._stores[store_id]
+            self.dirty.discard(store_id)
+        return gone
+
+    def load_saved(self, partitions: set[int]) -> None:
+        """Bring the stores the table holds for `partitions` (this worker's) into memory, so silent ones get ticks."""
+        for key, saved in list(self.table.data.items()):
+            if key in self._stores or key.startswith("~") or not isinstance(saved, dict):
+                continue
+            partition = saved.get("partition", saved.get("p"))
+            if partition in partitions:
+                self.get(key, partition)
+
+    def idle_ticks(self, now_ms: int) -> list[tuple[str, int]]:
+        """`(store_id, advance_to_ms)` for stores silent for `FOOTFALL_IDLE_TIMEOUT_S` with a bucket to close.
+
+        A tick is due when the store's event time, run on with the wall clock, reaches the
+        close of its oldest open bucket (end + grace), once per close.
+        """
+        timeout_ms = int(self.settings.idle_timeout_s * 1000)
+        if timeout_ms <= 0:
+            return []
+        out = []
+        for store_id, store in self._stores.items():
+            idle_ms = now_ms - store.wall_ms
+            if idle_ms < timeout_ms or store.wm_at_wall_ms is None:
+                continue
+            next_close = store.pipeline.next_close_ms()
+            target = store.wm_at_wall_ms + idle_ms
+            if next_close is not None and target >= next_close > store.ticked_to_ms:
+                out.append((store_id, target))
+                store.ticked_to_ms = target
+        return out

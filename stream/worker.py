@@ -1,0 +1,102 @@
+"""The flow worker: intake, stores, outbox and checkpoint put together, one message at a time.
+
+`FlowWorker.process` handles one Kafka message exactly once and never raises: the
+checkpoint's ledger admits it (skipping what was applied already, reading back
+what Faust skipped), the intake applies it. `flush` collects the open buckets and
+live states of the stores that changed (their stages' early warnings run here,
+before the checkpoint), then runs the checkpoint. One lock orders both, whether
+the agent, a timer or the catch-up reader calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from footfall.stream.checkpoint import Checkpoint
+from footfall.stream.intake import Intake
+from footfall.stream.outbox import Outbox
+from footfall.stream.settings import Settings
+from footfall.stream.sinks import RedisSink
+from footfall.stream.stores import StoreRegistry
+
+__all__ = ["FlowWorker"]
+
+logger = logging.getLogger(__name__)
+
+
+class FlowWorker:
+    """One worker's per-message logic, with its table, topics and sinks (see the module docstring).
+
+    `record_topics` maps record types to their topics (`schemas.records.RecordKind.topic`);
+    a type not in it goes to `aggregates_topic`.
+    """
+
+    def __init__(self, settings: Settings, table: faust.Table, events_topic: faust.TopicT,
+                 aggregates_topic: faust.TopicT, dead_letter_topic: faust.TopicT, redis_sink: RedisSink,
+                 record_topics: dict[str, faust.TopicT] | None = None) -> None:
+        self.settings = settings
+        self.outbox = Outbox()
+        self.stores = StoreRegistry(settings, table)
+        self.intake = Intake(settings, self.stores, self.outbox, events_topic, dead_letter_topic, redis_sink)
+        self.checkpoint = Checkpoint(table, self.stores, self.outbox, redis_sink, dict(record_topics or {}),
+                                     aggregates_topic, settings.broker)
+        self._lock = asyncio.Lock()  # one message at a time, whether the agent or the catch-up reader applies it
+        self._last_flush = time.monotonic()
+
+    @property
+    def stats(self) -> Counter[str]:
+        """Counters since start (events, late, duplicates, flush_failed...)."""
+        return self.outbox.totals
+
+    async def process(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
+                      headers: Any = None) -> None:
+        """Handle one message exactly once; never raises."""
+        async with self._lock:
+            if await self.checkpoint.admit(topic, partition, offset, self.intake.apply):
+                await self.intake.apply(key, value, topic, partition, offset, headers)
+                self.checkpoint.applied(partition, offset)
+        if time.monotonic() - self._last_flush >= self.settings.live_interval_s:
+            try:
+                await self.flush()
+            except Exception:  # nothing was saved: the next flush tries again
+                logger.exception("flush failed; will retry")
+
+    async def flush(self) -> None:
+        """Collect open buckets and live states, then publish and save (`stream.checkpoint`)."""
+        async with self._lock:
+            self._last_flush = time.monotonic()
+            self.intake.collect_live()
+            await self.checkpoint.flush()
+
+    async def catch_up(self, topic: str, partitions: list[int], stall_s: float,
+                       still_assigned: Callable[[int], bool] = lambda p: True) -> int:
+        """Apply what waits in partitions the consumer stopped delivering from (`Checkpoint.catch_up`)."""
+        applied = await self.checkpoint.catch_up(topic, partitions, stall_s, self._lock, self.intake.apply,
+                                                 still_assigned)
+        if applied:
+            await self.flush()
+        return applied
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Drop what memory holds of these partitions (after a rebalance the table is the truth)."""
+        self.checkpoint.forget_partitions(partitions)
+        self.stores.forget(partitions)
+
+    def load_saved_stores(self, partitions: set[int]) -> None:
+        self.stores.load_saved(partitions)
+
+    def idle_ticks(self, now_ms: int) -> list[tuple[str, int]]:
+        return self.stores.idle_ticks(now_ms)
+
+    def progress_line(self) -> str:
+        """Totals since start and the next expected offset per partition, for the worker's log."""
+        totals = ", ".join(f"{name}={count}" for name, count in sorted(self.stats.items())) or "nothing yet"
+        return (f"progress: {totals}; stores in memory {len(self.stores)}; "
+                f"next offsets {self.checkpoint.ledger.snapshot()}")
