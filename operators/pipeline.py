@@ -110,8 +110,15 @@ class StorePipeline:
         self._outputs: list[Output] = []
         context = self.context()
         saved = stage_states or {}
-        self.stages: dict[str, Stage] = {name: factory.build(context, saved.get(name))
-                                         for name, factory in self._factories.items()}
+        self.stages: dict[str, Stage] = {}
+        for name, factory in self._factories.items():
+            try:
+                self.stages[name] = factory.build(context, saved.get(name))
+            except Exception as exc:  # a saved state this code cannot read: the stage starts over, and says so
+                self.stages[name] = factory.build(context, None)
+                self._changed.add(name)
+                self._outputs.append(StageError(name, "restore", None, f"{type(exc).__name__}: {exc}", True,
+                                                {"traceback": traceback.format_exc()}))
 
     @classmethod
     def _unit_test_params(cls):

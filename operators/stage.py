@@ -215,7 +215,7 @@ class StageError:
 
     kind: ClassVar[str] = "stage_error"
     stage: str
-    moment: str  # "event", "bucket_closed" or "partial"
+    moment: str  # "restore" (its saved state), "event", "bucket_closed" or "partial"
     bucket_start_ms: int | None
     error: str
     restarted: bool

@@ -121,7 +121,12 @@ class StoreRegistry:
                 saved_partition = saved.partition if saved.partition is not None else partition
             except StateRefused as refused:
                 logger.error("%s", refused)
-        pipeline = StorePipeline.from_state(store_id, params, self.stages, state, self._stage_states(store_id))
+        stage_states = self._stage_states(store_id)
+        try:
+            pipeline = StorePipeline.from_state(store_id, params, self.stages, state, stage_states)
+        except Exception:  # a saved flow this code cannot rebuild: say so, and count the store anew
+            logger.exception("store %s: saved flow state unreadable; the store's counts start over", store_id)
+            pipeline = StorePipeline.from_state(store_id, params, self.stages, None, stage_states)
         return HeldStore(pipeline, saved_partition, offset, wm_at_wall_ms=pipeline.watermark_ms, rerouted=rerouted)
 
     def _stage_states(self, store_id: str) -> Mapping[str, Any]:

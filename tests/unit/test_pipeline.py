@@ -184,3 +184,24 @@ def test_a_failing_stage_starts_over_and_the_counts_stand(simulated):
     assert [o for o in failing_out if not isinstance(o, StageError)] == plain_out
     assert len(plain_out) >= 3
     assert failing.stage_states()["failing"] == len(plain_out) - 2  # built again from nothing after the failure
+
+
+def test_a_stage_state_that_cannot_be_read_starts_the_stage_over_and_says_so(simulated):
+    stores, messages = simulated
+    store = stores[0]
+    stages = [ForecastsAndAlerts(horizon=HORIZON)]
+    pipeline = StorePipeline(store.store_id, StoreParams(tz=store.timezone), stages,
+                             stage_states={"forecast": b"not a saved model"})
+    fresh = StorePipeline(store.store_id, StoreParams(tz=store.timezone), stages)
+    got, want = [], []
+    for events in messages[:300]:
+        for event in events:
+            if event.store_id == store.store_id:
+                pipeline.update(event)
+                fresh.update(event)
+        got += pipeline.pop_outputs()
+        want += fresh.pop_outputs()
+    error, *rest = got
+    assert isinstance(error, StageError) and error.moment == "restore" and error.restarted
+    assert [as_tuple(o) for o in rest] == [as_tuple(o) for o in want]
+    assert any(isinstance(o, ForecastOutput) for o in rest)
