@@ -48,6 +48,7 @@ from __future__ import annotations
 from typing import Any
 
 from footfall.operators.flow import FlowCounts
+from footfall.operators.protocols import WindowAggregation
 from footfall.schemas.events import Event
 
 __all__ = ["TumblingBuckets"]
@@ -65,7 +66,8 @@ class TumblingBuckets:
     grace_ms
         How long past a bucket's end (in event time) its late events still count.
     aggregation
-        What a bucket computes (`initialize`/`agg`/`result`); `FlowCounts` by default.
+        What a bucket computes, any `protocols.WindowAggregation` (`initialize`/`agg`/`result`):
+        `FlowCounts` by default, `store.BucketKpis` in `StoreFlow`.
     max_gap_ms
         Longest run of empty buckets handed out at once, after a long silence (default a week).
 
@@ -74,7 +76,11 @@ class TumblingBuckets:
     __slots__ = ("_agg", "_closed_to", "_open", "bucket_ms", "grace_ms", "max_gap_ms", "watermark_ms")
 
     def __init__(
-        self, bucket_ms: int, grace_ms: int, aggregation: FlowCounts | None = None, max_gap_ms: int = 7 * 86_400_000
+        self,
+        bucket_ms: int,
+        grace_ms: int,
+        aggregation: WindowAggregation[Any] | None = None,
+        max_gap_ms: int = 7 * 86_400_000,
     ) -> None:
         if bucket_ms <= 0:
             raise ValueError(f"bucket_ms must be positive, got {bucket_ms}")
@@ -82,7 +88,7 @@ class TumblingBuckets:
             raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")
         self.bucket_ms = bucket_ms
         self.grace_ms = grace_ms
-        self._agg = aggregation or FlowCounts()
+        self._agg: WindowAggregation[Any] = aggregation or FlowCounts()
         if max_gap_ms < bucket_ms:
             raise ValueError(f"max_gap_ms must be at least one bucket, got {max_gap_ms}")
         self.max_gap_ms = max_gap_ms
@@ -192,7 +198,12 @@ class TumblingBuckets:
 
     @classmethod
     def from_state(
-        cls, state: dict[str, Any] | None, *, bucket_ms: int, grace_ms: int, aggregation: FlowCounts | None = None,
+        cls,
+        state: dict[str, Any] | None,
+        *,
+        bucket_ms: int,
+        grace_ms: int,
+        aggregation: WindowAggregation[Any] | None = None,
         max_gap_ms: int = 7 * 86_400_000,
     ) -> TumblingBuckets:
         """Rebuild from `to_state()` output (None gives an empty one)."""

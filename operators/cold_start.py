@@ -93,6 +93,11 @@ class VerticalProfile(Forecaster):
         self._count = 0.0
         self._shape_h = 0.0
 
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"vertical": "retail", "bucket_ms": 900_000}
+        yield {"vertical": "bank", "bucket_ms": 3_600_000, "tz": "Europe/Madrid", "k_h": 1.0}
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_zone")  # a ZoneInfo pickles by key anyway; keep the saved state plain

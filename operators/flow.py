@@ -1,9 +1,10 @@
 """What one bucket of customer flow counts: the aggregation of events into counters.
 
-An aggregation is three pure methods, kept apart from where its state is stored:
-`initialize()` makes an empty state, `agg(state, event)` folds one event in and
-returns the new state, `result(state)` reads it. The state is a plain list, so a
-Faust table (JSON) holds it without a custom codec.
+An aggregation is three pure methods, kept apart from where its state is stored
+(`protocols.WindowAggregation`): `initialize()` makes an empty state, `agg(state, event)`
+folds one event in and returns the new state, leaving the one passed in unchanged, and
+`result(state)` reads it. The state is a plain list, so a Faust table (JSON) holds it
+without a custom codec.
 
 Counting rules:
 
@@ -74,11 +75,19 @@ class FlowCounts:
     State: a list of the `COUNTERS` (ints) followed by `sales` (float).
     """
 
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+
     def initialize(self) -> list[Any]:
         return [0] * len(COUNTERS) + [0.0]
 
     def agg(self, state: list[Any], event: Event) -> list[Any]:
-        """Fold `event` into `state` (in place, for speed) and return it."""
+        """A new state: `state` with `event` folded in (`state` itself is left unchanged)."""
+        # A copy, not the state in place: the state passed in may be a saved table value or a
+        # bucket's published state. Measured with timeit, the copy adds about 0.1 us an event to
+        # this method, within the noise of the 8 to 10 us `StoreFlow` spends on one event.
+        state = list(state)
         state[_I["events"]] += 1
         if isinstance(event, DoorEvent):
             state[_I["door_in"]] += event.count_in

@@ -77,6 +77,11 @@ class SeasonalNaive(Forecaster):
         self.name = name or f"seasonal_naive_{m}"
         self._last: deque[float | None] = deque(maxlen=m)
 
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"m": 4, "bucket_ms": 6 * 3_600_000}
+        yield {"m": 1, "bucket_ms": 900_000, "name": "last_value"}
+
     def learn_one(self, y: float | None, ts_ms: int) -> None:
         self._last.append(y)
         self.n_seen += 1
@@ -138,6 +143,11 @@ class HoltWintersForecaster(_RiverForecaster):
         self.warm_up = 2 * m  # River initialises level and season from the first seasons
         self.model = time_series.HoltWinters(alpha=alpha, beta=beta, gamma=gamma, seasonality=m)
 
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"m": 4, "bucket_ms": 6 * 3_600_000}
+        yield {"m": 2, "bucket_ms": 3_600_000, "alpha": 0.5, "beta": 0.1, "gamma": 0.3}
+
     def _learn(self, y: float, ts_ms: int) -> None:
         model = self.model
         if not model._initialized and len(model._first_values) + 1 >= max(2, model.seasonality):
@@ -171,6 +181,10 @@ class SnarimaxForecaster(_RiverForecaster):
             regressor=preprocessing.StandardScaler() | linear_model.LinearRegression(
                 optimizer=optim.SGD(lr), intercept_lr=0.05),
         )
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"m": 4, "bucket_ms": 6 * 3_600_000}
 
     def _learn(self, y: float, ts_ms: int) -> None:
         self.model.learn_one(math.log1p(y))
@@ -215,6 +229,11 @@ class CalendarRegression(_RiverForecaster):
         self.slots: dict[int, stats.EWMean] = {}
         self.holiday_shift = stats.Mean()
         self.level = stats.Mean()  # every ordinary bucket: the guess for a slot not seen yet
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"bucket_ms": 3_600_000}
+        yield {"bucket_ms": 900_000, "tz": "Europe/London", "holidays": (dt.date(2026, 12, 25),)}
 
     def slot_of(self, ts_ms: int) -> int:
         local = dt.datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(self.tz))

@@ -76,7 +76,10 @@ class RetailKpis:
         return [0, 0, 0, 0.0, QuantileSketch().to_state()]
 
     def agg(self, state: list[Any], event: Event) -> list[Any]:
-        """Fold `event` into `state` (in place, for speed) and return it; other kinds are ignored."""
+        """A new state: `state` with `event` folded in (`state` itself is left unchanged); other kinds are ignored."""
+        # A shallow copy is enough: its slots are replaced, never changed in place (the dwell
+        # sketch's state is rebuilt by `to_state`). See `flow.FlowCounts.agg` for the cost.
+        state = list(state)
         if isinstance(event, DoorEvent):
             state[_VISITORS] += event.count_in
         elif isinstance(event, VisitEvent):

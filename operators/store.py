@@ -89,13 +89,16 @@ class BucketKpis:
         self.flow = FlowCounts()
         self.retail = RetailKpis()
 
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+
     def initialize(self) -> list[Any]:
         return [self.flow.initialize(), self.retail.initialize()]
 
     def agg(self, state: list[Any], event: Event) -> list[Any]:
-        self.flow.agg(state[0], event)
-        state[1] = self.retail.agg(state[1], event)
-        return state
+        """A new state: both halves with `event` folded in (`state` itself is left unchanged)."""
+        return [self.flow.agg(state[0], event), self.retail.agg(state[1], event)]
 
     def result(self, state: list[Any]) -> dict[str, Any]:
         return {**self.flow.result(state[0]), **self.retail.result(state[1])}
@@ -215,7 +218,8 @@ class StoreFlow:
             if len(self.days) > self.params.days_kept:
                 for old in sorted(self.days)[: len(self.days) - self.params.days_kept]:
                     del self.days[old]
-        self._kpis.agg(state, event)
+        if day in self.days:  # not when it was just dropped, older than every day kept
+            self.days[day] = self._kpis.agg(state, event)
 
     def advance(self, ts_ms: int) -> None:
         """Let event time reach `ts_ms` with no events (an idle store); closes buckets, never counts."""

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from footfall.operators.alerts import Alert
-from footfall.operators.detectors import ResidualDetector
 from footfall.operators.forecast_select import dump_state, load_state
 from footfall.operators.store_forecast import PublishedForecast, StoreForecasts, series_for
 from footfall.operators.watch import StoreWatch
@@ -144,8 +143,8 @@ class StoreModels:
                 # closing), over 24 hours a working counter pair agrees up to who is inside now.
                 drift_window_ms=24 * HOUR_MS, drift_min_gap=100.0, drift_ratio=0.5,
                 signals_threshold=SIGNALS_THRESHOLD if whole_store else None,
+                detector_settings=DETECTOR,
             )
-            watch.detector = ResidualDetector(**DETECTOR)
         return watch
 
     def learn_bucket(self, start_ms: int, kpis: Mapping[str, Any], occupancy: float | None = None,

@@ -133,6 +133,9 @@ class StoreWatch:
     warmup_ms
         How long a new watch judges buckets without alerting on them (its forecasts start cold and need a
         second week to know the weekly pattern, e.g. a closed Sunday; its scales start empty).
+    detector_settings
+        More `detectors.ResidualDetector` keyword arguments (`slot_min`, `scale_cap`, `confirm`, ...); a
+        `point`, `cusum_k` or `cusum_h` among them replaces the parameter of that name. None: the defaults.
 
     """
 
@@ -144,7 +147,7 @@ class StoreWatch:
                  silent_after_ms: int = 2 * HOUR_MS,
                  silent_min_expected: float = 5.0, drift_window_ms: int = 2 * HOUR_MS, drift_min_gap: float = 30.0,
                  drift_ratio: float = 0.3, signals_threshold: float | None = 4.0,
-                 warmup_ms: int = 14 * 24 * HOUR_MS) -> None:
+                 warmup_ms: int = 14 * 24 * HOUR_MS, detector_settings: Mapping[str, Any] | None = None) -> None:
         if bucket_ms <= 0:
             raise ValueError(f"bucket_ms must be positive, got {bucket_ms}")
         ZoneInfo(tz)  # raises on an unknown zone
@@ -161,7 +164,8 @@ class StoreWatch:
         self.queue_target_s = queue_target_s
         self.queue = None if not queue_target_s else QueueWaitBreach(
             queue_target_s, max(1, math.ceil(queue_breach_ms / bucket_ms)))
-        self.detector = ResidualDetector(point=point, cusum_k=cusum_k, cusum_h=cusum_h)
+        self.detector = ResidualDetector(**{"point": point, "cusum_k": cusum_k, "cusum_h": cusum_h,
+                                            **(detector_settings or {})})
         self.book = AlertBook(store_id, cooldown_ms=cooldown_ms, resolve_after_ms=resolve_after_ms)
         self.silent = SilentSensor(max(1, math.ceil(silent_after_ms / bucket_ms)), silent_min_expected)
         self.drift = EntryExitDrift(max(1, drift_window_ms // bucket_ms), drift_min_gap, drift_ratio)
@@ -175,6 +179,9 @@ class StoreWatch:
         yield {"store_id": "retail-001"}
         yield {"store_id": "bank-002", "bucket_ms": 1_800_000, "tz": "Europe/Madrid", "capacity": 80,
                "queue_target_s": 300, "signals_threshold": None}
+        yield {"store_id": "telecom-003", "lead_ms": 900_000, "warmup_ms": 0, "silent_after_ms": 1_800_000,
+               "detector_settings": {"point": 4.0, "cusum_k": 1.0, "cusum_h": 12.0, "slot_min": 4, "scale_cap": 4.0,
+                                     "confirm": True}}
 
     # -- forecasts --------------------------------------------------------------------------------
 

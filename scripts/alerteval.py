@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from footfall.operators.alerts import Alert
-from footfall.operators.detectors import ResidualDetector
 from footfall.operators.nab import PROFILES, detection_delays, event_scores, nab_score
 from footfall.operators.store_forecast import make_selector
 from footfall.operators.watch import StoreWatch
@@ -98,9 +97,8 @@ def run_alerts(series: Series, lead_ms: int = 6 * HOUR_MS, vertical: str | None 
     `detector` holds the residual detector's parameters (`detectors.ResidualDetector`), e.g. the
     worker's `store_models.DETECTOR`; without it the watch's own (`point`, `cusum_k`, `cusum_h`).
     """
-    watch = StoreWatch(store_id, series_name, series.bucket_ms, series.tz, lead_ms=lead_ms, **watch_options)
-    if detector is not None:
-        watch.detector = ResidualDetector(**detector)
+    watch = StoreWatch(store_id, series_name, series.bucket_ms, series.tz, lead_ms=lead_ms,
+                       detector_settings=detector, **watch_options)
     selector = make_selector(series.bucket_ms, watch.lead, series.tz, vertical, holidays)
     run = AlertRun(series, watch.lead)
     total = len(series.starts)
