@@ -1,27 +1,21 @@
-"""Pure, synchronous, I/O-free customer-flow logic: aggregations, windows, statistics, KPIs."""
+"""Pure, synchronous, I/O-free customer-flow logic, by family; `protocols` declares their shapes."""
 
 from footfall.operators import (
-    buckets,
-    dedupe,
-    flow,
-    localtime,
-    occupancy,
-    quantiles,
-    queues,
-    retail,
-    rolling,
-    sliding,
+    alerting,
+    evaluation,
+    forecasting,
+    kpis,
+    pipeline,
+    protocols,
+    windows,
 )
 
 __all__ = [
-    "buckets",
-    "dedupe",
-    "flow",
-    "localtime",
-    "occupancy",
-    "quantiles",
-    "queues",
-    "retail",
-    "rolling",
-    "sliding",
+    "alerting",
+    "evaluation",
+    "forecasting",
+    "kpis",
+    "pipeline",
+    "protocols",
+    "windows",
 ]

@@ -19,12 +19,12 @@ documented empty value (0, None, zeros, an empty list) and do not raise.
 
 Examples
 --------
->>> from footfall.operators.detectors import ResidualDetector
->>> from footfall.operators.flow import FlowCounts
->>> from footfall.operators.forecasters import SeasonalNaive
->>> from footfall.operators.forecast_select import OnlineSelector
->>> from footfall.operators.occupancy import Occupancy
->>> from footfall.operators.quantiles import QuantileSketch
+>>> from footfall.operators.alerting.detectors import ResidualDetector
+>>> from footfall.operators.kpis.flow import FlowCounts
+>>> from footfall.operators.forecasting.forecasters import SeasonalNaive
+>>> from footfall.operators.forecasting.forecast_select import OnlineSelector
+>>> from footfall.operators.kpis.occupancy import Occupancy
+>>> from footfall.operators.kpis.quantiles import QuantileSketch
 >>> isinstance(QuantileSketch(), Statistic), isinstance(QuantileSketch(), Stateful)
 (True, True)
 >>> isinstance(FlowCounts(), WindowAggregation), isinstance(Occupancy(), WindowAggregation)
@@ -167,7 +167,7 @@ class Stateful(Protocol):
 
     Not `Stateful`: the forecasting side (`OnlineSelector`, `StoreForecasts`, `StoreModels`)
     keeps River models, which persist by pickling, and saves itself as bytes through
-    `to_bytes()` / `from_bytes()` (`forecast_select.dump_state`).
+    `to_bytes()` / `from_bytes()` (`operators.pickled`).
     """
 
     def to_state(self) -> PlainData: ...

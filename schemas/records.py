@@ -81,7 +81,7 @@ _DATE_TIME = {"format": "date-time"}
 
 
 class Kpis(TypedDict):
-    """Counts and shop KPIs of one bucket or one local day (`operators.store.BucketKpis`).
+    """Counts and shop KPIs of one bucket or one local day (`operators.pipeline.store.BucketKpis`).
 
     Counts are of the events in the bucket (or day); money is in the store's currency units.
     """
@@ -114,7 +114,7 @@ class Kpis(TypedDict):
 
 
 class Versus(TypedDict):
-    """A value against a reference (`operators.rolling`)."""
+    """A value against a reference (`operators.windows.rolling`)."""
 
     diff: Annotated[float, "value - reference"]
     ratio: Annotated[float | None, "value / reference; null when the reference is 0"]
@@ -133,7 +133,7 @@ class Comparison(TypedDict):
 
 
 class Compare(TypedDict):
-    """A closed bucket's quantities against last week and the baselines (`operators.store.COMPARED`)."""
+    """A closed bucket's quantities against last week and the baselines (`operators.pipeline.store.COMPARED`)."""
 
     arrivals: Annotated[Comparison, "people in"]
     transactions: Annotated[Comparison, "till transactions"]
@@ -150,7 +150,7 @@ class WindowCounts(TypedDict):
 
 
 # Window names are keys, not identifiers: the functional form. The worker's windows are
-# `operators.store.StoreParams.windows_ms`' defaults, and the roll-ups read these three names.
+# `operators.pipeline.store.StoreParams.windows_ms`' defaults, and the roll-ups read these three names.
 Windows = TypedDict("Windows", {
     "5m": Annotated[WindowCounts, "the last 5 minutes"],
     "15m": Annotated[WindowCounts, "the last 15 minutes"],
@@ -160,7 +160,7 @@ Windows.__doc__ = "The store's sliding windows of event time, by length."
 
 
 class OccupancySummary(TypedDict):
-    """People inside the store now, from door counts (`operators.occupancy.Occupancy.summary`)."""
+    """People inside the store now, from door counts (`operators.kpis.occupancy.Occupancy.summary`)."""
 
     occupancy: Annotated[int, "people inside now, never below 0"]
     drift: Annotated[int, "exits that found the store empty, in total since counting began"]
@@ -171,7 +171,7 @@ class OccupancySummary(TypedDict):
 
 
 class QueueKpis(TypedDict):
-    """Queue KPIs of one service, or of all together (`operators.queues`), since the daily reset."""
+    """Queue KPIs of one service, or of all together (`operators.kpis.queues`), since the daily reset."""
 
     issued: Annotated[int, "tickets issued"]
     waiting_now: Annotated[int, "tickets waiting now (issued, not yet called or ended)"]
@@ -196,7 +196,7 @@ class QueueKpis(TypedDict):
 
 
 class QueueSummary(TypedDict):
-    """A branch's or shop's queues now (`operators.queues.QueueKpis.get`)."""
+    """A branch's or shop's queues now (`operators.kpis.queues.QueueKpis.get`)."""
 
     # Service names come from the events (`service`): the keys are data, the values typed.
     services: Annotated[dict[str, QueueKpis], "KPIs per service type"]

@@ -9,7 +9,7 @@ interval while flagged), then forecasts the next buckets. No value is seen befor
 its forecast; labels are read only for scoring.
 
 Scores: an alert's opening bucket is a NAB detection (rows are the buckets with a
-value; `operators.nab`), an alert's span (first to last flagged bucket) is an
+value; `operators.evaluation.nab`), an alert's span (first to last flagged bucket) is an
 event for precision and recall, and each window's delay is its first alert's
 start minus its own.
 
@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from footfall.operators.alerts import Alert
-from footfall.operators.nab import PROFILES, detection_delays, event_scores, nab_score
-from footfall.operators.store_forecast import make_selector
-from footfall.operators.watch import StoreWatch
+from footfall.operators.alerting.alerts import Alert
+from footfall.operators.alerting.watch import StoreWatch
+from footfall.operators.evaluation.nab import PROFILES, detection_delays, event_scores, nab_score
+from footfall.operators.forecasting.store_forecast import make_selector
 from footfall.scripts.forecasteval import Series, _parse_ts, series_summary
 
 __all__ = ["AlertRun", "quiet_store_alerts", "read_windows", "report", "run_alerts"]

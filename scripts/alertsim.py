@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from footfall.operators.alerts import Alert
-from footfall.operators.forecast_stage import ForecastsAndAlerts
-from footfall.operators.pipeline import StorePipeline
-from footfall.operators.stage import AlertOutput, StageError
-from footfall.operators.store import StoreParams
+from footfall.operators.alerting.alerts import Alert
+from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+from footfall.operators.pipeline.stage import AlertOutput, StageError
+from footfall.operators.pipeline.store import StoreParams
+from footfall.operators.pipeline.store_pipeline import StorePipeline
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from footfall.operators.flow import COUNTERS
+from footfall.operators.kpis.flow import COUNTERS
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink
 
@@ -66,7 +66,7 @@ class BucketCounts:
     """Events, arrivals and departures per (store, bucket): the least work that yields the worker's records.
 
     Records have the worker's keys (`stream.agents.bucket_record` with every
-    `operators.flow.COUNTERS` field), so Redis stores and publishes as many bytes
+    `operators.kpis.flow.COUNTERS` field), so Redis stores and publishes as many bytes
     as it does for the worker. Buckets never close here.
 
     Parameters

@@ -1,6 +1,6 @@
-"""Build `operators/vertical_profiles.py`: the hour-of-week shape of each vertical, from real counts.
+"""Build `operators/forecasting/vertical_profiles.py`: the hour-of-week shape of each vertical, from real counts.
 
-A new store's forecast starts from its vertical's shape (`operators.cold_start`).
+A new store's forecast starts from its vertical's shape (`operators.forecasting.cold_start`).
 The shapes come from the data sets in `../shared/data/` (each folder's
 SOURCE.txt says where they come from):
 
@@ -14,7 +14,7 @@ that hour of the week over the whole file, divided by the mean over all hours
 
 Run::
 
-    python -m footfall.scripts.build_profiles ../shared/data > operators/vertical_profiles.py
+    python -m footfall.scripts.build_profiles ../shared/data > operators/forecasting/vertical_profiles.py
 """
 
 from __future__ import annotations

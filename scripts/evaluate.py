@@ -195,8 +195,8 @@ def detector_settings(name: str, **overrides: float | None) -> dict[str, Any]:
     4.0
 
     """
-    from footfall.operators.detectors import ResidualDetector
-    from footfall.operators.store_models import DETECTOR
+    from footfall.operators.alerting.detectors import ResidualDetector
+    from footfall.operators.pipeline.store_models import DETECTOR
 
     own = ResidualDetector()
     settings = dict(DETECTOR) if name == "store" else {"point": own.point, "cusum_k": own.cusum_k,

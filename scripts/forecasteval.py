@@ -2,7 +2,7 @@
 
 Protocol (strict, online): the buckets are taken in time order; after each
 closed bucket every candidate learns it, then forecasts the next `horizon`
-buckets, and the selector publishes one forecast (`operators.forecast_select`).
+buckets, and the selector publishes one forecast (`operators.forecasting.forecast_select`).
 A forecast is scored only when its bucket's value arrives, against that value;
 gaps (buckets with no data) are never filled with zeros, never learned as data
 and never scored. MASE divides each mean absolute error by the in-sample MAE of
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from footfall.operators.forecast_metrics import HorizonScores, seasonal_naive_scale
-from footfall.operators.forecast_select import ResidualIntervals
-from footfall.operators.store_forecast import make_selector
+from footfall.operators.evaluation.forecast_metrics import HorizonScores, seasonal_naive_scale
+from footfall.operators.forecasting.forecast_select import ResidualIntervals
+from footfall.operators.forecasting.store_forecast import make_selector
 
 __all__ = ["Series", "evaluate", "read_series"]
 

@@ -79,9 +79,9 @@ def offline_records(events: list[dict[str, Any]], settings: Any, per_message: in
     close, occupancy and queue wait, is the store's after the message that closed it,
     as there), with no Kafka, Redis or Faust in between.
     """
-    from footfall.operators.forecast_stage import ForecastsAndAlerts
-    from footfall.operators.pipeline import StorePipeline
-    from footfall.operators.stage import ForecastOutput, StageError
+    from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+    from footfall.operators.pipeline.stage import ForecastOutput, StageError
+    from footfall.operators.pipeline.store_pipeline import StorePipeline
     from footfall.schemas.events import Limits
     from footfall.schemas.messages import decode_message
     from footfall.schemas.privacy import Pseudonymizer

@@ -1,6 +1,6 @@
 """How big one store's saved state gets: `StorePipeline` run over simulated weeks, measured as the worker saves it.
 
-The worker writes each store's value (`operators.persistence.store_value`: the
+The worker writes each store's value (`operators.pipeline.persistence.store_value`: the
 pipeline's flow state) as JSON to the table's changelog; its size is what a store
 costs in memory, in the changelog, and on recovery. Beside it, under their own
 keys and once per closed bucket, the store's stage states (the forecasts-and-alerts
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from footfall.operators.forecast_stage import ForecastsAndAlerts
-from footfall.operators.persistence import stage_value, store_value
-from footfall.operators.pipeline import StorePipeline
-from footfall.operators.store import StoreParams
+from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+from footfall.operators.pipeline.persistence import stage_value, store_value
+from footfall.operators.pipeline.store import StoreParams
+from footfall.operators.pipeline.store_pipeline import StorePipeline
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
@@ -82,7 +82,7 @@ def measure_state_sizes(days: int = 8, stores: int = 6, rate_factor: float = 3.0
     next_hour = start_ms + HOUR_MS
 
     def measure(at_ms: int) -> None:
-        # As the worker saves them (`operators.persistence`): the store's value, and its stages' apart.
+        # As the worker saves them (`operators.pipeline.persistence`): the store's value, and its stages' apart.
         for store_id, pipeline in pipelines.items():
             sizes[store_id].append((at_ms, len(orjson.dumps(store_value(store_id, pipeline.to_state(), 0, 0, {})))))
             if stages:

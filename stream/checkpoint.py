@@ -6,7 +6,7 @@ The order makes counts exact per input offset (`flush`):
    (resending those that failed);
 2. send the waiting records to their topics and wait for them; write them to Redis;
 3. write every changed store's stage states, then its state, to the `stores` table's
-   changelog (`operators.persistence`), and wait for them;
+   changelog (`operators.pipeline.persistence`), and wait for them;
 4. only then write each partition's marker: the last input offset applied there.
 
 A marker therefore never says a message was applied while its outputs could still be
@@ -32,7 +32,7 @@ from typing import Any
 import faust
 import orjson
 
-from footfall.operators.persistence import (
+from footfall.operators.pipeline.persistence import (
     marker_key,
     marker_value,
     read_marker_value,

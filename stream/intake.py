@@ -8,7 +8,7 @@ header `footfall.tick`) or a message of events:
 2. events whose `store_id` is not the message key go back to the events topic under
    the right key (a store's state lives in one partition only), with a header naming
    their source offset so that a resend of them is recognised;
-3. per store, its pipeline (`operators.pipeline.StorePipeline`) takes the events:
+3. per store, its pipeline (`operators.pipeline.store_pipeline.StorePipeline`) takes the events:
    duplicates are dropped and counted, late ones dead-lettered with reason `late`,
    the rest counted;
 4. the pipeline's outputs (closed buckets, then forecasts and alert changes) become
@@ -26,7 +26,7 @@ from typing import Any
 import faust
 import orjson
 
-from footfall.operators.stage import Output, StageError
+from footfall.operators.pipeline.stage import Output, StageError
 from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import decode_message, scrub_identifiers
 from footfall.schemas.privacy import Pseudonymizer

@@ -1,6 +1,6 @@
 """The published form of everything the worker outputs: one typed builder per record kind.
 
-A store's pipeline gives typed outputs (`operators.stage`); `record_of` turns one
+A store's pipeline gives typed outputs (`operators.pipeline.stage`); `record_of` turns one
 into its record: the output's fields inside the envelope every per-store record
 shares (`type`, `store_id`, `region`, `vertical`, `tz`, ..., `emitted_at_ms`). The
 record kinds, their fields and their topics are declared in `schemas.records`;
@@ -12,7 +12,7 @@ are built here too.
 
 Examples
 --------
->>> from footfall.operators.stage import BucketOutput
+>>> from footfall.operators.pipeline.stage import BucketOutput
 >>> meta = StoreMeta("s1", region="north", vertical="retail", tz="Europe/London")
 >>> record = record_of(meta, BucketOutput(1_790_164_800_000, {"arrivals": 4}, "closed", 1_790_166_000_000),
 ...                    bucket_ms=900_000, now_ms=1_790_166_000_500)
@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from footfall.operators.alerts import Alert
-from footfall.operators.localtime import local_day
-from footfall.operators.rollup import live_rollup_kpis, rollup_kpis
-from footfall.operators.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, Output
-from footfall.operators.store_forecast import PublishedForecast
+from footfall.operators.alerting.alerts import Alert
+from footfall.operators.forecasting.store_forecast import PublishedForecast
+from footfall.operators.kpis.rollup import live_rollup_kpis, rollup_kpis
+from footfall.operators.pipeline.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, Output
+from footfall.operators.windows.localtime import local_day
 
 __all__ = [
     "StoreMeta",

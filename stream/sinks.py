@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from footfall.operators.rollup import LIVE_SUMMED, SUMMED, compact, compact_live
+from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, compact, compact_live
 from footfall.schemas.keys import CHAIN
 from footfall.stream.records import live_rollup_record, rollup_record
 from footfall.stream.settings import Settings
@@ -55,7 +55,7 @@ _CALL_TIMEOUT_S = 10.0
 #: Most records written in one pipeline.
 CHUNK = 1000
 
-# Replace one member's row of a roll-up and keep the totals its sum (operators.rollup.RollUp's rule),
+# Replace one member's row of a roll-up and keep the totals its sum (operators.kpis.rollup.RollUp's rule),
 # then the same for the region's row in the chain, atomically: stores of every partition and worker
 # meet here, and two writers never interleave. A row equal to the stored one changes nothing, so a
 # record published twice counts once. KEYS: region members, region totals, chain members, chain

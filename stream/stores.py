@@ -1,7 +1,7 @@
 """The stores a worker holds in memory: each one's pipeline, where it stands in the input, and its idle clock.
 
 A store comes into memory on its first message (or when its partition is assigned:
-`load_saved`), from what the `stores` table holds (`operators.persistence`), and
+`load_saved`), from what the `stores` table holds (`operators.pipeline.persistence`), and
 leaves when its partition goes. The pipeline's configuration (bucket length, time
 zone, stages) comes from the settings (`pipeline_params`, `stage_factories`).
 
@@ -19,16 +19,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from footfall.operators.persistence import (
+from footfall.operators.pipeline.persistence import (
     StateRefused,
     legacy_stage_key,
     read_stage_value,
     read_store_value,
     stage_key,
 )
-from footfall.operators.pipeline import STAGES, StorePipeline
-from footfall.operators.stage import StageFactory
-from footfall.operators.store import StoreParams
+from footfall.operators.pipeline.stage import StageFactory
+from footfall.operators.pipeline.store import StoreParams
+from footfall.operators.pipeline.store_pipeline import STAGES, StorePipeline
 from footfall.stream.records import StoreMeta
 from footfall.stream.settings import Settings
 
@@ -47,7 +47,7 @@ def pipeline_params(settings: Settings, store_id: str) -> StoreParams:
 
 
 def stage_factories(settings: Settings) -> list[StageFactory]:
-    """The built-in stages (`operators.pipeline.STAGES`) and any named by `FOOTFALL_EXTRA_STAGES`."""
+    """The built-in stages (`operators.pipeline.store_pipeline.STAGES`) and any named by `FOOTFALL_EXTRA_STAGES`."""
     factories: list[StageFactory] = [cls.from_settings(settings) for cls in STAGES]
     for path in settings.extra_stage_paths:
         module, _, name = path.partition(":")

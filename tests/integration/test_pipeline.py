@@ -18,7 +18,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from footfall.operators.rollup import SUMMED
+from footfall.operators.kpis.rollup import SUMMED
 from footfall.schemas.keys import CHAIN, RedisKeys
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics

@@ -1,7 +1,7 @@
 """Adding a per-store capability is a stage module and one registration line: shown end to end.
 
 The toy stage (`tests/integration/toystage.py`) is named by `FOOTFALL_EXTRA_STAGES` (the same
-line `operators.pipeline.STAGES` would hold for a built-in one). Through a real worker, Kafka and
+line `operators.pipeline.store_pipeline.STAGES` would hold for a built-in one). Through a real worker, Kafka and
 Redis, its own record kind reaches its own topic and Redis keys, valid against the JSON Schema
 generated from its declaration; its state survives a restart of the worker. Every record is
 compared with a brute-force computation from the events sent.

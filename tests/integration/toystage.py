@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, TypedDict
 
-from footfall.operators.stage import ClosedBucket, OpenBucket, StoreContext
+from footfall.operators.pipeline.stage import ClosedBucket, OpenBucket, StoreContext
 from footfall.schemas.events import Event
 from footfall.schemas.records import RecordKind, register_record_kind
 

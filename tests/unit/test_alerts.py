@@ -9,10 +9,10 @@ import pickle
 
 import pytest
 
-from footfall.operators.alerts import AlertBook, alert_id
-from footfall.operators.detectors import Expected
-from footfall.operators.forecast_select import Forecast
-from footfall.operators.watch import StoreWatch
+from footfall.operators.alerting.alerts import AlertBook, alert_id
+from footfall.operators.alerting.detectors import Expected
+from footfall.operators.alerting.watch import StoreWatch
+from footfall.operators.forecasting.forecast_select import Forecast
 
 MIN = 60_000
 BUCKET = 30 * MIN

@@ -1,7 +1,7 @@
 """TumblingBuckets against a brute-force recomputation at every step, plus drawn timelines.
 
 The model below keeps every counted event of every bucket and recomputes each bucket's
-totals from scratch, following the counting rules of `operators/flow.py`:
+totals from scratch, following the counting rules of `operators/kpis/flow.py`:
 arrivals = door count_in + visits that arrive, departures = door count_out + visits that
 leave, transactions and items from POS, sales = sum of amounts (rounded to cents),
 one ticket counter per queue step, heartbeats, and events = every counted event.
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.buckets import TumblingBuckets
-from footfall.operators.flow import FlowCounts
+from footfall.operators.kpis.flow import FlowCounts
+from footfall.operators.windows.buckets import TumblingBuckets
 from footfall.schemas.events import DoorEvent, Event, Heartbeat, PosEvent, QueueEvent, VisitEvent
 
 STORES = ("s-a", "s-b", "s-c")

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.dedupe import RecentEventIds, digest
+from footfall.operators.windows.dedupe import RecentEventIds, digest
 
 SETTINGS = settings(max_examples=200, deadline=None)
 

@@ -10,14 +10,14 @@ import statistics
 
 import pytest
 
-from footfall.operators.detectors import (
+from footfall.operators.alerting.detectors import (
     Expected,
     MultiSignalDetector,
     ResidualDetector,
     early_warning,
     value_to_learn,
 )
-from footfall.operators.rules import (
+from footfall.operators.alerting.rules import (
     EntryExitDrift,
     QueueWaitBreach,
     SilentSensor,

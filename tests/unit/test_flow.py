@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from footfall.operators.flow import FlowCounts
+from footfall.operators.kpis.flow import FlowCounts
 from footfall.schemas.events import DoorEvent, Event, Heartbeat, PosEvent, QueueEvent, VisitEvent
 
 ENVELOPE: dict[str, Any] = {"event_id": "e", "store_id": "s", "ts_ms": 0, "region": None, "zone": None,

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from footfall.operators.persistence import marker_key, read_marker_value, read_store_value
+from footfall.operators.pipeline.persistence import marker_key, read_marker_value, read_store_value
 from footfall.stream.settings import Settings
 from footfall.stream.worker import FlowWorker
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.forecast_metrics import HorizonScores, seasonal_naive_scale, smape_term
+from footfall.operators.evaluation.forecast_metrics import HorizonScores, seasonal_naive_scale, smape_term
 
 NAN = float("nan")
 METRICS = ("mae", "rmse", "mase", "smape", "coverage80", "coverage95")

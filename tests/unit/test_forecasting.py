@@ -10,8 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.forecast_select import OnlineSelector, ResidualIntervals
-from footfall.operators.forecasters import CalendarRegression, Forecaster, HoltWintersForecaster, SeasonalNaive
+from footfall.operators.forecasting.forecast_select import OnlineSelector, ResidualIntervals
+from footfall.operators.forecasting.forecasters import (
+    CalendarRegression,
+    Forecaster,
+    HoltWintersForecaster,
+    SeasonalNaive,
+)
 
 HOUR = 3_600_000
 # 2026-03-02T00:00:00Z, a Monday.
@@ -148,7 +153,7 @@ def _synthetic(n: int, seed: int = 3) -> list[float | None]:
 @settings(max_examples=8, deadline=None)
 @given(st.sets(st.integers(24, 24 * 12 - 1), min_size=1, max_size=4))
 def test_a_restored_selector_publishes_exactly_what_an_uninterrupted_one_would(save_at):
-    from footfall.operators.store_forecast import candidates_for
+    from footfall.operators.forecasting.store_forecast import candidates_for
 
     values = _synthetic(24 * 12)
     starts = [MONDAY + i * HOUR for i in range(len(values))]
@@ -170,7 +175,7 @@ def test_a_restored_selector_publishes_exactly_what_an_uninterrupted_one_would(s
 
 
 def test_holt_winters_starts_an_additive_season_from_differences_even_after_a_day_of_zeros():
-    from footfall.operators.forecasters import HoltWintersForecaster
+    from footfall.operators.forecasting.forecasters import HoltWintersForecaster
 
     # Hand-worked start: first season 1, 5, 9, 3 -> level 4.5, trend mean(4, 4, -6) = 2/3,
     # season 1 - 4.5, 5 - 4.5, 9 - 4.5, 3 - 4.5; one bucket ahead: 4.5 + 2/3 - 3.5.

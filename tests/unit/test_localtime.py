@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.localtime import (
+from footfall.operators.windows.localtime import (
     buckets_of_day,
     day_bounds_ms,
     hour_of_week,

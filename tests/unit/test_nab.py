@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from footfall.operators.nab import (
+from footfall.operators.evaluation.nab import (
     detection_delays,
     event_scores,
     merge_windows,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.occupancy import DailyReset, Occupancy
+from footfall.operators.kpis.occupancy import DailyReset, Occupancy
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -48,14 +48,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import footfall.operators
-from footfall.operators.cold_start import PRIOR_LEVEL_PER_H
-from footfall.operators.detectors import Expected
-from footfall.operators.flow import COUNTERS
-from footfall.operators.forecast_select import Forecast
+from footfall.operators.alerting.detectors import Expected
+from footfall.operators.forecasting.cold_start import PRIOR_LEVEL_PER_H
+from footfall.operators.forecasting.forecast_select import Forecast
+from footfall.operators.forecasting.vertical_profiles import SHAPES
+from footfall.operators.kpis.flow import COUNTERS
+from footfall.operators.kpis.quantiles import QuantileSketch
+from footfall.operators.pipeline.stage import StoreContext
 from footfall.operators.protocols import Detector, Forecaster, Stateful, Statistic, WindowAggregation
-from footfall.operators.quantiles import QuantileSketch
-from footfall.operators.stage import StoreContext
-from footfall.operators.vertical_profiles import SHAPES
 from footfall.schemas.events import DoorEvent, Heartbeat, PosEvent, QueueEvent, VisitEvent
 
 HOUR_MS = 3_600_000

@@ -9,17 +9,18 @@ gives, in the same order, also when its state is saved and restored mid-stream.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 import pytest
 
-from footfall.operators.forecast_stage import ForecastsAndAlerts
-from footfall.operators.persistence import read_stage_value, read_store_value, stage_value, store_value
-from footfall.operators.pipeline import StorePipeline
-from footfall.operators.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, StageError
-from footfall.operators.store import StoreFlow, StoreParams
-from footfall.operators.store_models import StoreModels
+from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+from footfall.operators.pipeline.persistence import read_stage_value, read_store_value, stage_value, store_value
+from footfall.operators.pipeline.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, StageError
+from footfall.operators.pipeline.store import StoreFlow, StoreParams
+from footfall.operators.pipeline.store_models import StoreModels
+from footfall.operators.pipeline.store_pipeline import StorePipeline
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
@@ -205,3 +206,35 @@ def test_a_stage_state_that_cannot_be_read_starts_the_stage_over_and_says_so(sim
     assert isinstance(error, StageError) and error.moment == "restore" and error.restarted
     assert [as_tuple(o) for o in rest] == [as_tuple(o) for o in want]
     assert any(isinstance(o, ForecastOutput) for o in rest)
+
+
+def test_a_store_saved_by_the_previous_version_continues_exactly():
+    # tests/data/legacy_v1_store.json: a store's value and its models as the previous version saved them
+    # (state version 1: two-letter keys, models pickled under ~fc: with the modules' old paths), after
+    # two simulated days. Read back, the pipeline must continue exactly as one that never stopped.
+    legacy = orjson.loads((Path(__file__).parent.parent / "data" / "legacy_v1_store.json").read_bytes())
+    store_id, tz = legacy["store_id"], legacy["tz"]
+    saved = read_store_value(store_id, legacy["store"])
+    assert (saved.partition, saved.offset, saved.rerouted) == (1, 99, {"0": 5})
+    models = read_stage_value(store_id, "forecast", legacy["fc"]).state
+    stages = [ForecastsAndAlerts(horizon=HORIZON, queue_target_s=600.0)]
+    restored = StorePipeline.from_state(store_id, StoreParams(tz=tz), stages, saved.state, {"forecast": models})
+    reference = StorePipeline(store_id, StoreParams(tz=tz), stages)
+    _, first_two_days = simulated_messages(days=2)  # what the previous version's run was fed
+    for events in first_two_days:
+        for event in events:
+            if event.store_id == store_id:
+                reference.update(event)
+        reference.pop_outputs()
+    assert restored.flow.to_state() == reference.flow.to_state()
+    assert reference.flow.last_closed == legacy["last_closed"]
+    _, three_days = simulated_messages(days=3)
+    got, want = [], []
+    for events in three_days:
+        ours = [e for e in events if e.store_id == store_id and e.ts_ms >= MONDAY + 2 * DAY_MS]
+        for event in ours:
+            assert restored.update(event) == reference.update(event)
+        got += [as_tuple(o) for o in restored.pop_outputs()]
+        want += [as_tuple(o) for o in reference.pop_outputs()]
+    assert sum(1 for o in want if o[0] == "forecast") > 50
+    assert got == want

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.quantiles import QuantileSketch
+from footfall.operators.kpis.quantiles import QuantileSketch
 
 # Durations as the sketch sees them: many below 1 s (0 s waits), most between 1 s and a day.
 durations = st.one_of(

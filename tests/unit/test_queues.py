@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.queues import KPI_NAMES, QueueKpis
+from footfall.operators.kpis.queues import KPI_NAMES, QueueKpis
 from footfall.schemas.events import QueueEvent
 
 NINE_AM = 1_777_885_200_000  # 2026-05-04T09:00:00Z

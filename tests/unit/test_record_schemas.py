@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.alerts import AlertBook
-from footfall.operators.rollup import LIVE_SUMMED, SUMMED, RollUp, compact, compact_live
-from footfall.operators.store import StoreFlow, StoreParams
-from footfall.operators.store_models import StoreModels
+from footfall.operators.alerting.alerts import AlertBook
+from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, RollUp, compact, compact_live
+from footfall.operators.pipeline.store import StoreFlow, StoreParams
+from footfall.operators.pipeline.store_models import StoreModels
 from footfall.schemas import records
 from footfall.schemas.events import VERTICALS, DoorEvent, Event, Heartbeat, PosEvent, QueueEvent, VisitEvent
 from footfall.schemas.jsonschema import SCHEMA_DIR, record_schema_path

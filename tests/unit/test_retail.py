@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from footfall.operators.buckets import TumblingBuckets
-from footfall.operators.retail import RetailKpis
+from footfall.operators.kpis.retail import RetailKpis
+from footfall.operators.windows.buckets import TumblingBuckets
 from footfall.schemas.events import DoorEvent, Event, Heartbeat, PosEvent, QueueEvent, VisitEvent
 
 

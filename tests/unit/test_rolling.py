@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.rolling import WEEK_MS, BucketBaseline
+from footfall.operators.windows.rolling import WEEK_MS, BucketBaseline
 
 SETTINGS = settings(max_examples=200, deadline=None)
 QUANTITIES = ("arrivals", "sales")

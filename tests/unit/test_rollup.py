@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.rollup import SUMMED, RollUp, compact, rollup_kpis
+from footfall.operators.kpis.rollup import SUMMED, RollUp, compact, rollup_kpis
 
 records = st.fixed_dictionaries({
     "status": st.sampled_from(["open", "closed"]),

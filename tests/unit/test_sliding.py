@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.sliding import SlidingCounts
+from footfall.operators.windows.sliding import SlidingCounts
 
 SETTINGS = settings(max_examples=200, deadline=None)
 QUANTITIES = ("arrivals", "departures", "transactions")

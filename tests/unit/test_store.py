@@ -17,13 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.localtime import day_bounds_ms, local_day
-from footfall.operators.store import StoreFlow, StoreParams
+from footfall.operators.pipeline.store import StoreFlow, StoreParams
+from footfall.operators.windows.localtime import day_bounds_ms, local_day
 from footfall.schemas.events import DoorEvent, Event, PosEvent, QueueEvent, VisitEvent
 
 MIN = 60_000
 HOUR = 3_600_000
-# 2026-06-01T05:00:00Z: far from the 04:00 UTC reset, so a 12-hour run never crosses it.
+# 2026-06-01T05:00:00Z, an hour after the 04:00 UTC reset: a run of at most 120 events 10 minutes apart
+# (20 hours) ends before the next one, and no event is drawn before the last (see `histories`).
 T0 = 1_780_290_000_000
 
 
@@ -62,7 +63,9 @@ def histories(draw: st.DrawFn) -> tuple[StoreParams, list[Event]]:
         if shape == "earlier":
             ts = clock - draw(st.integers(0, grace_ms + bucket_ms))
         elif shape == "much_earlier":
-            ts = clock - draw(st.integers(0, 3 * HOUR))
+            # Up to 3 hours back, but never across the 04:00 reset an hour before T0: the brute-force
+            # occupancy below has no reset (test_occupancy.py checks resets).
+            ts = max(clock - draw(st.integers(0, 3 * HOUR)), T0 - HOUR + 1)
         kind = draw(st.sampled_from(["door", "door", "visit", "pos", "queue"]))
         events.append(make_event(kind, f"e{n}", ts, n))
     return params, events

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import random
 
-from footfall.operators.alerts import Alert
-from footfall.operators.store_models import StoreModels
+from footfall.operators.alerting.alerts import Alert
+from footfall.operators.pipeline.store_models import StoreModels
 
 QUARTER = 900_000
 MONDAY = 1_767_571_200_000  # 2026-01-05 00:00 UTC

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from footfall.operators.quantiles import QuantileSketch
+from footfall.operators.kpis.quantiles import QuantileSketch
 from footfall.schemas.events import DoorEvent, Event, PosEvent, VisitEvent
 
 __all__ = ["RetailKpis"]

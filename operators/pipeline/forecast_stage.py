@@ -1,7 +1,7 @@
 """The forecasts-and-alerts stage: a store's `StoreModels` as a stage of its pipeline.
 
 At each closed bucket the store's watches judge it and its forecasters learn it
-(`operators.store_models.StoreModels.learn_bucket`); the alert changes and the new
+(`operators.pipeline.store_models.StoreModels.learn_bucket`); the alert changes and the new
 forecasts come out, in that order. While a bucket is open its counts so far may
 raise an early warning (`check_partial`). The models are made at the store's first
 closed bucket (with the vertical known by then) and learn the vertical when it
@@ -13,7 +13,7 @@ the forecast made for it.
 
 Examples
 --------
->>> from footfall.operators.stage import ClosedBucket, StoreContext
+>>> from footfall.operators.pipeline.stage import ClosedBucket, StoreContext
 >>> stage = ForecastsAndAlerts(horizon=3)
 >>> ctx = StoreContext("retail-001", bucket_ms=3_600_000, tz="UTC", vertical="retail")
 >>> models = stage.build(ctx, None)
@@ -33,8 +33,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from footfall.operators.stage import AlertOutput, ClosedBucket, ForecastOutput, OpenBucket, Output, StoreContext
-from footfall.operators.store_models import StoreModels
+from footfall.operators.pipeline.stage import (
+    AlertOutput,
+    ClosedBucket,
+    ForecastOutput,
+    OpenBucket,
+    Output,
+    StoreContext,
+)
+from footfall.operators.pipeline.store_models import StoreModels
 from footfall.schemas.events import Event
 
 __all__ = ["ForecastsAndAlerts", "StoreModelsStage"]

@@ -55,15 +55,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from footfall.operators.buckets import TumblingBuckets
-from footfall.operators.dedupe import RecentEventIds
-from footfall.operators.flow import FlowCounts
-from footfall.operators.localtime import local_day
-from footfall.operators.occupancy import Occupancy
-from footfall.operators.queues import QueueKpis
-from footfall.operators.retail import RetailKpis
-from footfall.operators.rolling import BucketBaseline
-from footfall.operators.sliding import SlidingCounts
+from footfall.operators.kpis.flow import FlowCounts
+from footfall.operators.kpis.occupancy import Occupancy
+from footfall.operators.kpis.queues import QueueKpis
+from footfall.operators.kpis.retail import RetailKpis
+from footfall.operators.windows.buckets import TumblingBuckets
+from footfall.operators.windows.dedupe import RecentEventIds
+from footfall.operators.windows.localtime import local_day
+from footfall.operators.windows.rolling import BucketBaseline
+from footfall.operators.windows.sliding import SlidingCounts
 from footfall.schemas.events import DoorEvent, Event, PosEvent, QueueEvent, VisitEvent
 
 __all__ = ["BucketKpis", "StoreFlow", "StoreParams"]

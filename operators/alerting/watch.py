@@ -26,7 +26,7 @@ Examples
 Half-hour buckets, forecasts of 100 (95 % interval 80-120) made for every bucket;
 a burst of 400 opens an alert, resolved after an hour without the condition:
 
->>> from footfall.operators.forecast_select import Forecast
+>>> from footfall.operators.forecasting.forecast_select import Forecast
 >>> watch = StoreWatch("retail-001", bucket_ms=1_800_000, tz="Europe/London", lead_ms=1_800_000, warmup_ms=0)
 >>> t0 = 1_795_600_800_000  # 2026-11-24T10:00:00Z, 10:00 in London
 >>> opened = []
@@ -58,22 +58,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from footfall.operators.alerts import Alert, AlertBook
-from footfall.operators.detectors import (
+from footfall.operators.alerting.alerts import Alert, AlertBook
+from footfall.operators.alerting.detectors import (
     Expected,
     MultiSignalDetector,
     ResidualDetector,
     early_warning,
     value_to_learn,
 )
-from footfall.operators.localtime import hour_of_week
-from footfall.operators.rules import (
+from footfall.operators.alerting.rules import (
     EntryExitDrift,
     QueueWaitBreach,
     RuleHit,
     SilentSensor,
     over_capacity,
 )
+from footfall.operators.windows.localtime import hour_of_week
 
 __all__ = ["StoreWatch", "WatchOutcome"]
 

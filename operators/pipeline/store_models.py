@@ -35,10 +35,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from footfall.operators.alerts import Alert
-from footfall.operators.forecast_select import dump_state, load_state
-from footfall.operators.store_forecast import PublishedForecast, StoreForecasts, series_for
-from footfall.operators.watch import StoreWatch
+from footfall.operators import pickled
+from footfall.operators.alerting.alerts import Alert
+from footfall.operators.alerting.watch import StoreWatch
+from footfall.operators.forecasting.store_forecast import PublishedForecast, StoreForecasts, series_for
 
 __all__ = ["ModelsOutcome", "StoreModels"]
 
@@ -214,10 +214,10 @@ class StoreModels:
         return out
 
     def to_bytes(self) -> bytes:
-        """Everything, compressed (`operators.forecast_select.dump_state`)."""
-        return dump_state(self)
+        """Everything, compressed (`operators.pickled`)."""
+        return pickled.dump(self)
 
     @staticmethod
     def from_bytes(blob: bytes) -> StoreModels:
         """Models saved by `to_bytes`, to continue exactly where they were."""
-        return load_state(blob, StoreModels)
+        return pickled.load(blob, StoreModels)

@@ -52,7 +52,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from footfall.operators.durations import to_ms
+from footfall.operators.kpis.durations import to_ms
 
 __all__ = ["SlidingCounts"]
 

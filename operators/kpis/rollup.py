@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from footfall.operators.flow import COUNTERS
+from footfall.operators.kpis.flow import COUNTERS
 
 __all__ = ["LIVE_SUMMED", "SUMMED", "RollUp", "compact", "compact_live", "live_rollup_kpis", "rollup_kpis"]
 

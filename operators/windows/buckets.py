@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from footfall.operators.flow import FlowCounts
+from footfall.operators.kpis.flow import FlowCounts
 from footfall.operators.protocols import WindowAggregation
 from footfall.schemas.events import Event
 

@@ -51,7 +51,7 @@ from typing import Any
 
 from river import stats, utils
 
-from footfall.operators.durations import to_ms
+from footfall.operators.kpis.durations import to_ms
 
 __all__ = ["BucketBaseline"]
 

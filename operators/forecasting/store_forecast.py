@@ -11,7 +11,7 @@ ones), and publishes the next `horizon` buckets with 80 % and 95 % intervals.
 ignored, so a re-applied input (after a crash) changes nothing; a skipped
 bucket is learned as a gap. A store is `cold` until it has a week of buckets
 (a full weekly season): its forecast then comes mostly from its vertical's
-profile (`operators.cold_start`).
+profile (`operators.forecasting.cold_start`).
 
 Examples
 --------
@@ -34,9 +34,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from footfall.operators.cold_start import VerticalProfile
-from footfall.operators.forecast_select import Forecast, OnlineSelector, dump_state, load_state
-from footfall.operators.forecasters import (
+from footfall.operators import pickled
+from footfall.operators.forecasting.cold_start import VerticalProfile
+from footfall.operators.forecasting.forecast_select import Forecast, OnlineSelector
+from footfall.operators.forecasting.forecasters import (
     CalendarRegression,
     Forecaster,
     HoltWintersForecaster,
@@ -194,10 +195,10 @@ class StoreForecasts:
         return published
 
     def to_bytes(self) -> bytes:
-        """Everything, compressed (`operators.forecast_select.dump_state`)."""
-        return dump_state(self)
+        """Everything, compressed (`operators.pickled`)."""
+        return pickled.dump(self)
 
     @staticmethod
     def from_bytes(blob: bytes) -> StoreForecasts:
         """Forecasts saved by `to_bytes`, to continue exactly where they were."""
-        return load_state(blob, StoreForecasts)
+        return pickled.load(blob, StoreForecasts)

@@ -1,6 +1,6 @@
 """What a per-store capability is: a `Stage` of the store's pipeline, and the outputs stages give.
 
-A stage is pure, synchronous and I/O-free. The pipeline (`operators.pipeline`)
+A stage is pure, synchronous and I/O-free. The pipeline (`operators.pipeline.store_pipeline`)
 calls it at three moments of a store's event time: each counted event
 (`on_event`), each closed bucket (`on_bucket_closed`) and, while a bucket is
 open, each time its counts so far are published (`on_partial`). What it returns
@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from footfall.operators.alerts import Alert
-from footfall.operators.store_forecast import PublishedForecast
+from footfall.operators.alerting.alerts import Alert
+from footfall.operators.forecasting.store_forecast import PublishedForecast
 from footfall.schemas.events import Event
 
 __all__ = [

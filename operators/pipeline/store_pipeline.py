@@ -3,7 +3,7 @@
 `StorePipeline` is what the worker, the offline evaluations, the simulations and
 the state-size measurements all drive, so what they measure is what runs:
 
-1. `update(event)` counts an event into the store's flow (`operators.store.StoreFlow`):
+1. `update(event)` counts an event into the store's flow (`operators.pipeline.store.StoreFlow`):
    `"counted"`, `"duplicate"` (dropped) or `"late"` (its bucket had closed); each
    counted event also reaches every stage's `on_event`;
 2. `advance(ts_ms)` moves a silent store's event time on (its buckets close, nothing counts);
@@ -13,7 +13,7 @@ the state-size measurements all drive, so what they measure is what runs:
    buckets counted into since the last such call (`BucketOutput`, status `open`, and
    each stage's `on_partial`, e.g. early warnings) and the store's `LiveOutput`.
 
-The stages are `StageFactory`s (`operators.stage`); `STAGES` lists the built-in
+The stages are `StageFactory`s (`operators.pipeline.stage`); `STAGES` lists the built-in
 ones, in the order they run. Adding a capability is a stage module and one line
 there. A stage that raises does not cost the store its counts: it is built again
 from nothing and a `StageError` says so among the outputs.
@@ -24,8 +24,8 @@ while the flow changes with every event and each is saved when it changed.
 
 Examples
 --------
->>> from footfall.operators.forecast_stage import ForecastsAndAlerts
->>> from footfall.operators.store import StoreParams
+>>> from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+>>> from footfall.operators.pipeline.store import StoreParams
 >>> from footfall.schemas.events import DoorEvent
 >>> def door(i, ts_ms):
 ...     return DoorEvent(event_id=f"d{i}", store_id="s1", ts_ms=ts_ms, region="north", zone=None,
@@ -53,8 +53,8 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from footfall.operators.forecast_stage import ForecastsAndAlerts
-from footfall.operators.stage import (
+from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+from footfall.operators.pipeline.stage import (
     BucketOutput,
     ClosedBucket,
     LiveOutput,
@@ -65,7 +65,7 @@ from footfall.operators.stage import (
     StageFactory,
     StoreContext,
 )
-from footfall.operators.store import StoreFlow, StoreParams
+from footfall.operators.pipeline.store import StoreFlow, StoreParams
 from footfall.schemas.events import Event
 
 __all__ = ["STAGES", "Fate", "StorePipeline"]

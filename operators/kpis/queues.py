@@ -75,8 +75,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from footfall.operators.occupancy import DailyReset
-from footfall.operators.quantiles import QuantileSketch
+from footfall.operators.kpis.occupancy import DailyReset
+from footfall.operators.kpis.quantiles import QuantileSketch
 from footfall.schemas.events import QueueEvent
 
 __all__ = ["KPI_NAMES", "QueueKpis"]

@@ -28,7 +28,7 @@ Examples
 --------
 A series with a daily shape of 4 buckets: the daily seasonal naive is perfect, and gets chosen.
 
->>> from footfall.operators.forecasters import SeasonalNaive
+>>> from footfall.operators.forecasting.forecasters import SeasonalNaive
 >>> bucket_ms = 6 * 3_600_000
 >>> selector = OnlineSelector(
 ...     [SeasonalNaive(4, bucket_ms, name="daily"), SeasonalNaive(1, bucket_ms, name="last_value")],
@@ -46,8 +46,6 @@ True
 from __future__ import annotations
 
 import math
-import pickle
-import zlib
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,9 +53,10 @@ from typing import TypeVar
 
 from river import stats
 
-from footfall.operators.forecasters import Forecaster
+from footfall.operators import pickled
+from footfall.operators.forecasting.forecasters import Forecaster
 
-__all__ = ["Forecast", "OnlineSelector", "ResidualIntervals", "dump_state", "load_state"]
+__all__ = ["Forecast", "OnlineSelector", "ResidualIntervals"]
 
 T = TypeVar("T")
 
@@ -70,22 +69,6 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def dump_state(model: object) -> bytes:
-    """A model, whole, as compressed bytes: River models persist by pickling.
-
-    Only for state footfall wrote itself (its own changelog): unpickling runs code.
-    """
-    return zlib.compress(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), 6)
-
-
-def load_state(blob: bytes, kind: type[T]) -> T:
-    """A model saved by `dump_state`, checked to be a `kind`."""
-    model = pickle.loads(zlib.decompress(blob))
-    if not isinstance(model, kind):
-        raise TypeError(f"not a saved {kind.__name__}: {type(model).__name__}")
-    return model
 
 
 class ResidualIntervals:
@@ -288,13 +271,13 @@ class OnlineSelector:
         return self._published
 
     def to_bytes(self) -> bytes:
-        """The whole selector, candidates included, as compressed bytes (`dump_state`)."""
-        return dump_state(self)
+        """The whole selector, candidates included, as compressed bytes (`operators.pickled`)."""
+        return pickled.dump(self)
 
     @staticmethod
     def from_bytes(blob: bytes) -> OnlineSelector:
         """A selector saved by `to_bytes`, to continue exactly where it was."""
-        return load_state(blob, OnlineSelector)
+        return pickled.load(blob, OnlineSelector)
 
     def candidate_forecasts(self) -> dict[str, list[float | None]]:
         """Every candidate's latest forecast of the next `horizon` buckets."""

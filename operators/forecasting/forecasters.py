@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from river import linear_model, optim, preprocessing, stats, time_series
 
-from footfall.operators.localtime import local_day
+from footfall.operators.windows.localtime import local_day
 
 __all__ = ["CalendarRegression", "Forecaster", "HoltWintersForecaster", "SeasonalNaive", "SnarimaxForecaster"]
 

@@ -62,7 +62,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from footfall.operators.durations import to_ms
+from footfall.operators.kpis.durations import to_ms
 
 __all__ = ["RecentEventIds", "digest"]
 

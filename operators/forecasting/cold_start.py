@@ -8,7 +8,7 @@ forecasts from the first closed bucket: the expected count of a bucket is
     level_per_h * shape[hour of the week, local time] * bucket length in hours
 
 where `shape` is the vertical's relative level in each of the 168 hours of a
-week (`operators.vertical_profiles`, measured on real counts) and `level_per_h`
+week (`operators.forecasting.vertical_profiles`, measured on real counts) and `level_per_h`
 is the store's own, estimated with a prior: `k_h` hours of an assumed typical level
 (`PRIOR_LEVEL_PER_H`) are counted as if observed, so the first bucket moves the estimate only as
 far as it should and a few hours of counts take over. Both sums fade (a store's
@@ -46,8 +46,8 @@ import datetime as dt
 import math
 from zoneinfo import ZoneInfo
 
-from footfall.operators.forecasters import Forecaster
-from footfall.operators.vertical_profiles import SHAPES
+from footfall.operators.forecasting.forecasters import Forecaster
+from footfall.operators.forecasting.vertical_profiles import SHAPES
 
 __all__ = ["PRIOR_LEVEL_PER_H", "VerticalProfile"]
 

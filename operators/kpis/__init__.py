@@ -1,0 +1,21 @@
+"""What is counted and derived per bucket and store: flow, retail, queue and occupancy KPIs, roll-ups."""
+
+from footfall.operators.kpis import (
+    durations,
+    flow,
+    occupancy,
+    quantiles,
+    queues,
+    retail,
+    rollup,
+)
+
+__all__ = [
+    "durations",
+    "flow",
+    "occupancy",
+    "quantiles",
+    "queues",
+    "retail",
+    "rollup",
+]
