@@ -246,8 +246,9 @@ class StoreWatch:
                     kind, severity, bucket_start_ms=bucket_start_ms, bucket_end_ms=bucket_end_ms, now_ms=now,
                     observed=observed, expected=expected.mean, expected_lo=expected.lo95,
                     expected_hi=expected.hi95, score=score,
-                    explanation=self._explain(observed, expected, bucket_start_ms, bucket_end_ms,
-                                             a.direction if a.sustained else 0))
+                    explanation=explain_residual(self.series, observed, expected,
+                                                 window_words(bucket_start_ms, bucket_end_ms, self.tz),
+                                                 a.direction if a.sustained else 0))
         for kind in kinds:
             if kind != raised:
                 changes += self.book.clear(kind, now)
@@ -275,14 +276,9 @@ class StoreWatch:
         # Gaussian's business (measured: at a 10^-6 tail they still alerted weekly on quiet branches).
         extra = {k: v for k, v in signals.items() if k not in ("occupancy", "departures", "arrivals", "queue_wait_s")}
         if self.signals is not None and extra:
-            score, name = self.signals.explain(extra)
-            self.signals.learn_one(extra)
-            hit = None
-            if score >= 1 and name is not None:
-                hit = RuleHit("signals", "warning", score, f"{name} {extra[name]:,.4g} is unusual")
-            hits.append(("signals", hit))
+            hits.append(("signals", _signals_hit(self.signals, extra)))
         changes: list[Alert] = []
-        window = self._window(start, end)
+        window = window_words(start, end, self.tz)
         for kind, hit in hits:
             if hit is None:
                 changes += self.book.clear(kind, end)
@@ -292,7 +288,7 @@ class StoreWatch:
                 expected=None if expected is None else expected.mean,
                 expected_lo=None if expected is None else expected.lo95,
                 expected_hi=None if expected is None else expected.hi95, score=hit.score,
-                explanation=self._explain_rule(kind, hit, window, expected))
+                explanation=explain_rule(self.series, kind, hit, window, expected))
         return changes
 
     # -- open buckets -----------------------------------------------------------------------------
@@ -316,7 +312,7 @@ class StoreWatch:
         if outlook.status is None:
             return []
         severity = "warning" if outlook.status == "certain" else "info"
-        window = self._window(bucket_start_ms, bucket_end_ms)
+        window = window_words(bucket_start_ms, bucket_end_ms, self.tz)
         words = "already" if outlook.status == "certain" else f"likely to end near {outlook.projected:,.0f}"
         changes = self.book.raise_alert(
             f"{self.series}_high", severity, bucket_start_ms=bucket_start_ms, bucket_end_ms=bucket_end_ms,
@@ -326,30 +322,7 @@ class StoreWatch:
                         f"expected {expected.lo95:,.0f}-{expected.hi95:,.0f} for the whole bucket")
         return changes
 
-    # -- words and state --------------------------------------------------------------------------
-
-    def _window(self, start_ms: int, end_ms: int) -> str:
-        zone = ZoneInfo(self.tz)
-        a = dt.datetime.fromtimestamp(start_ms / 1000, zone)
-        b = dt.datetime.fromtimestamp(end_ms / 1000, zone)
-        return f"{a:%H:%M}-{b:%H:%M}"
-
-    def _explain_rule(self, kind: str, hit: RuleHit, window: str, expected: Expected | None) -> str:
-        if kind != "sensor_silent":
-            return f"{hit.reason} in {window}"
-        # Every series' watch has its own silent sensor: say which counter is silent, and what it should count.
-        text = f"{self.series} sensor silent: {hit.reason} in {window}"
-        if expected is not None:
-            text += f", expected {expected.lo95:,.0f}-{expected.hi95:,.0f}"
-        return text
-
-    def _explain(self, observed: float, expected: Expected, start_ms: int, end_ms: int, sustained: int) -> str:
-        text = (f"{self.series} {observed:,.0f} in {self._window(start_ms, end_ms)}, "
-                f"expected {expected.lo95:,.0f}-{expected.hi95:,.0f}")
-        if sustained:  # +1 / -1: the CUSUM's side
-            side = "above" if sustained > 0 else "below"
-            text += f" ({side} the forecast for several buckets)"
-        return text
+    # -- state ----------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -383,3 +356,40 @@ class StoreWatch:
         watch.flag_run = state["flag_run"]
         watch.last_start_ms = state["last_start_ms"]
         return watch
+
+
+def _signals_hit(detector: MultiSignalDetector, signals: dict[str, float | None]) -> RuleHit | None:
+    """Judge, then learn, the bucket's other signals: a hit naming the most unusual one, or None."""
+    score, name = detector.explain(signals)
+    detector.learn_one(signals)
+    if score >= 1 and name is not None:
+        return RuleHit("signals", "warning", score, f"{name} {signals[name]:,.4g} is unusual")
+    return None
+
+
+def window_words(start_ms: int, end_ms: int, tz: str) -> str:
+    """A bucket in local time, `14:00-14:15`."""
+    zone = ZoneInfo(tz)
+    a = dt.datetime.fromtimestamp(start_ms / 1000, zone)
+    b = dt.datetime.fromtimestamp(end_ms / 1000, zone)
+    return f"{a:%H:%M}-{b:%H:%M}"
+
+
+def explain_residual(series: str, observed: float, expected: Expected, window: str, sustained: int) -> str:
+    """`arrivals 312 in 14:00-14:15, expected 120-180` (and the CUSUM's side when `sustained` is +1 or -1)."""
+    text = f"{series} {observed:,.0f} in {window}, expected {expected.lo95:,.0f}-{expected.hi95:,.0f}"
+    if sustained:
+        side = "above" if sustained > 0 else "below"
+        text += f" ({side} the forecast for several buckets)"
+    return text
+
+
+def explain_rule(series: str, kind: str, hit: RuleHit, window: str, expected: Expected | None) -> str:
+    """A rule's reason in words, in its bucket."""
+    if kind != "sensor_silent":
+        return f"{hit.reason} in {window}"
+    # Every series' watch has its own silent sensor: say which counter is silent, and what it should count.
+    text = f"{series} sensor silent: {hit.reason} in {window}"
+    if expected is not None:
+        text += f", expected {expected.lo95:,.0f}-{expected.hi95:,.0f}"
+    return text

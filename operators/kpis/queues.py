@@ -324,28 +324,6 @@ class QueueKpis:
         """Tickets waiting now, all services."""
         return sum(1 for rec in self._open.values() if rec[_STEPS] & (_ISSUED | _CALLED) == _ISSUED)
 
-    def _kpis(self, counts: list[int], service_sum_s: float, wait: QuantileSketch, waiting: int, in_service: int,
-              counters_active: int) -> dict[str, Any]:
-        c = dict(zip(_COUNTS, counts, strict=True))
-        service_n = c["service_n"]
-        service_mean_s = service_sum_s / service_n if service_n else None
-        denominator = c["sl_answered"] + c["sl_abandoned_late"]
-        if waiting == 0:
-            est_wait_s: float | None = 0.0
-        elif service_mean_s is None:
-            est_wait_s = None
-        else:
-            est_wait_s = waiting * service_mean_s / max(1, counters_active)
-        return {
-            "issued": c["issued"], "waiting_now": waiting, "in_service_now": in_service, "called": c["called"],
-            "served": c["served"], "abandoned": c["abandoned"], "no_show": c["no_show"], "expired": c["expired"],
-            "wait_n": wait.count, "wait_mean_s": wait.mean, "wait_p50_s": wait.get(0.5), "wait_p90_s": wait.get(0.9),
-            "service_n": service_n, "service_mean_s": service_mean_s,
-            "service_level_pct": 100 * c["sl_within_target"] / denominator if denominator else None,
-            "sl_within_target": c["sl_within_target"], "sl_answered": c["sl_answered"],
-            "sl_abandoned_late": c["sl_abandoned_late"], "counters_active": counters_active, "est_wait_s": est_wait_s,
-        }
-
     def get(self) -> dict[str, Any]:
         """KPIs: `{"services": {service: kpis}, "total": kpis, "as_of_ms", "ignored", "evicted", ...}`."""
         waiting: dict[str, int] = {}
@@ -359,7 +337,7 @@ class QueueKpis:
         services = {}
         for name in names:
             service = self._services.get(name, empty)
-            services[name] = self._kpis(service.counts, service.service_sum_s, service.wait, waiting.get(name, 0),
+            services[name] = _kpis(service.counts, service.service_sum_s, service.wait, waiting.get(name, 0),
                                         in_service.get(name, 0), len(self._counters.get(name, ())))
             total.counts = [a + b for a, b in zip(total.counts, service.counts, strict=True)]
             total.service_sum_s += service.service_sum_s
@@ -367,7 +345,7 @@ class QueueKpis:
         counters = set().union(*self._counters.values()) if self._counters else set()
         return {
             "services": services,
-            "total": self._kpis(total.counts, total.service_sum_s, total.wait, sum(waiting.values()),
+            "total": _kpis(total.counts, total.service_sum_s, total.wait, sum(waiting.values()),
                                 sum(in_service.values()), len(counters)),
             "as_of_ms": self.as_of_ms, "ignored": self.ignored, "evicted": self.evicted, "late": self.late,
             "reset_dropped": self.reset_dropped, "last_reset_ms": self.last_reset_ms,
@@ -403,3 +381,27 @@ class QueueKpis:
             kpis.late = state["late"]
             kpis.reset_dropped = state["reset_dropped"]
         return kpis
+
+
+def _kpis(counts: list[int], service_sum_s: float, wait: QuantileSketch, waiting: int, in_service: int,
+          counters_active: int) -> dict[str, Any]:
+    """One service's (or all services') KPIs from its counters, its wait sketch and the queue now."""
+    c = dict(zip(_COUNTS, counts, strict=True))
+    service_n = c["service_n"]
+    service_mean_s = service_sum_s / service_n if service_n else None
+    denominator = c["sl_answered"] + c["sl_abandoned_late"]
+    if waiting == 0:
+        est_wait_s: float | None = 0.0
+    elif service_mean_s is None:
+        est_wait_s = None
+    else:
+        est_wait_s = waiting * service_mean_s / max(1, counters_active)
+    return {
+        "issued": c["issued"], "waiting_now": waiting, "in_service_now": in_service, "called": c["called"],
+        "served": c["served"], "abandoned": c["abandoned"], "no_show": c["no_show"], "expired": c["expired"],
+        "wait_n": wait.count, "wait_mean_s": wait.mean, "wait_p50_s": wait.get(0.5), "wait_p90_s": wait.get(0.9),
+        "service_n": service_n, "service_mean_s": service_mean_s,
+        "service_level_pct": 100 * c["sl_within_target"] / denominator if denominator else None,
+        "sl_within_target": c["sl_within_target"], "sl_answered": c["sl_answered"],
+        "sl_abandoned_late": c["sl_abandoned_late"], "counters_active": counters_active, "est_wait_s": est_wait_s,
+    }
