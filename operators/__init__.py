@@ -7,6 +7,7 @@ from footfall.operators import (
     kpis,
     pipeline,
     protocols,
+    staffing,
     windows,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "kpis",
     "pipeline",
     "protocols",
+    "staffing",
     "windows",
 ]
