@@ -28,7 +28,7 @@ Channels (pub/sub): `<p>:live:<id>` (bucket and live records), `<p>:forecast:<id
 `<p>:alerts`, `<p>:rollup:<level>:<key>`.
 
 A record kind a newer stage adds (`schemas.records.register_record_kind`) without a place
-of its own: `<p>:store:<id>:<type>` (hash, its latest record), `<p>:store:<id>:<type>-history`
+of its own: `<p>:store:<id>:<type>` (string: its latest record, as JSON), `<p>:store:<id>:<type>-history`
 (stream, capped) and the channel `<p>:<type>:<id>`.
 
 Examples
@@ -102,7 +102,7 @@ class RedisKeys:
         return self.key("store", store_id, "alerts")
 
     def store_record(self, store_id: str, kind: str) -> str:
-        """Hash of a store's latest record of a kind with no place of its own (a newer stage's)."""
+        """String key holding, as JSON, a store's latest record of a kind with no place of its own."""
         return self.key("store", store_id, kind)
 
     def store_record_history(self, store_id: str, kind: str) -> str:

@@ -299,6 +299,49 @@ class ForecastRecord(TypedDict):
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 
+class StaffingPoint(TypedDict):
+    """The staffing of one forecast interval."""
+
+    target_ms: Annotated[int, "start of the interval (a bucket)"]
+    h: Annotated[int, "intervals ahead, 1 = the next"]
+    arrivals: Annotated[float, "customers staffed for: the forecast's `quantile` of tickets issued, to a tenth"]
+    agents: Annotated[int, "fewest counters meeting the service-level target"]
+    scheduled: Annotated[int, "staff to schedule for them: ceil(agents / (1 - shrinkage))"]
+    service_level: Annotated[float, "share of customers served within answer_s with `agents` counters"]
+    asa_s: Annotated[float, "mean wait in queue over every customer with `agents` counters, seconds"]
+    abandon: Annotated[float | None, "share of customers giving up with `agents` counters; null under Erlang C"]
+    sl_at_active: Annotated[float | None, "service level with the counters active now; null when none is"]
+    abandon_at_active: Annotated[float | None, "abandonment with the counters active now; null: Erlang C or none"]
+
+
+class StaffingRecord(TypedDict):
+    """Counters a store with a queue (bank, telecom) needs for each forecast interval, made at a closed bucket.
+
+    Topic `<p>.staffing` (key: the store id); Redis `store:<id>:staffing` (the latest, flattened),
+    `store:<id>:staffing-history` (stream) and the channel `staffing:<id>`.
+    """
+
+    type: Literal["staffing"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    made_at_ms: Annotated[int, "start of the closed bucket whose forecast of tickets issued is staffed"]
+    bucket_ms: Annotated[int, "interval (bucket) length"]
+    model: Annotated[Literal["erlang_a", "erlang_c"], "Erlang A once customers were seen to give up, else Erlang C"]
+    answer_s: Annotated[float, "target answer time: served within it counts as on time, seconds"]
+    target_sl: Annotated[float, "target share of customers served within answer_s"]
+    shrinkage: Annotated[float, "share of scheduled time staff are not at a counter"]
+    quantile: Annotated[Literal["forecast", "hi80", "hi95"], "the forecast value staffed on"]
+    aht_s: Annotated[float, "mean service time learned from served tickets, whole seconds"]
+    service_cv: Annotated[float | None, "coefficient of variation of service times (1 for exponential)"]
+    patience_s: Annotated[float | None, "mean patience learned from abandoned tickets, seconds; null: none yet"]
+    counters_active: Annotated[int, "counters that served in the last hour"]
+    points: Annotated[list[StaffingPoint], "the forecast intervals, nearest first"]
+    advice: Annotated[str | None, "when the counters active now are too few for the next interval, in words"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
 class AlertRecord(TypedDict):
     """One change of an alert (opened, updated, resolved): one incident of one store is one alert.
 
@@ -474,6 +517,8 @@ for _kind in (
     RecordKind("forecast", ForecastRecord, "predictions",
                "One series' forecast of a store's next buckets, with 80 % and 95 % intervals."),
     RecordKind("alert", AlertRecord, "alerts", "One change (opened, updated, resolved) of a store's alert."),
+    RecordKind("staffing", StaffingRecord, "staffing",
+               "Counters a store with a queue needs for each forecast interval, and an advice line for now."),
     RecordKind("rollup", RollupRecord, None, "A region's or the chain's bucket: its stores' sums."),
     RecordKind("rollup_live", RollupLiveRecord, None,
                "A region's or the chain's stores now: their live records' sums."),

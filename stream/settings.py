@@ -66,6 +66,8 @@ class Settings:
     forecast_horizon_h: float = 24.0
     holidays: str = ""
     store_capacities: str = ""
+    staffing_target_sl: float = 0.8
+    staffing_shrinkage: float = 0.0
     extra_stages: str = ""
     pseudonym_secret: str = field(default="", repr=False)
     min_event_time: str = "2000-01-01T00:00:00Z"
@@ -308,6 +310,10 @@ def _validate(s: Settings) -> None:
         _fail("live_interval_s", s.live_interval_s, "must be between 0 and 60 seconds")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         _fail("log_level", s.log_level, "must be debug, info, warning, error or critical")
+    if not 0 < s.staffing_target_sl < 1:
+        _fail("staffing_target_sl", s.staffing_target_sl, "must be a share between 0 and 1 (e.g. 0.8)")
+    if not 0 <= s.staffing_shrinkage < 1:
+        _fail("staffing_shrinkage", s.staffing_shrinkage, "must be a share in [0, 1) (e.g. 0.3)")
     for path in s.extra_stage_paths:
         module, sep, name = path.partition(":")
         if not sep or not module or not name.isidentifier():
@@ -354,6 +360,13 @@ ENV_VARIABLES: dict[str, str] = {
     ),
     "FOOTFALL_STORE_CAPACITIES": (
         "How many people each store may hold, for the over-capacity alert: `store_id=N,store_id=N`. Default empty."
+    ),
+    "FOOTFALL_STAFFING_TARGET_SL": (
+        "Share of queue customers to serve within FOOTFALL_TARGET_WAIT_S when staffing counters. Default 0.8."
+    ),
+    "FOOTFALL_STAFFING_SHRINKAGE": (
+        "Share of scheduled staff time not at a counter (breaks, back office): scheduled = agents / (1 - it). "
+        "Default 0."
     ),
     "FOOTFALL_EXTRA_STAGES": (
         "Per-store stages to run after the built-in ones, as `module.path:ClassName,...` (each a "

@@ -219,9 +219,10 @@ class RedisSink:
 
     def _write_other(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
         # A record kind of a newer stage: the latest per store, a capped history, a channel.
+        # The latest is one JSON string: a hash flattened field by field cannot tell a text field from
+        # JSON (a text "null" from a null), and the reader of a new kind knows none of its fields.
         k, store, kind = self.keys, record["store_id"], record["type"]
-        pipe.delete(k.store_record(store, kind))
-        pipe.hset(k.store_record(store, kind), mapping=_flat(record))
+        pipe.set(k.store_record(store, kind), body)
         pipe.xadd(k.store_record_history(store, kind), {"record": body}, maxlen=self.settings.history_maxlen,
                   approximate=True)
         pipe.publish(k.record_channel(kind, store), body)

@@ -68,11 +68,16 @@ class Output(Protocol):
 
 @dataclass(frozen=True)
 class ClosedBucket:
-    """A bucket that closed: its start, length and record (counts, KPIs, `compare`)."""
+    """A bucket that closed: its start, length and record (counts, KPIs, `compare`).
+
+    `earlier` holds what the stages before this one gave for the bucket (the staffing stage
+    reads the forecasts made at this close).
+    """
 
     start_ms: int
     bucket_ms: int
     kpis: Mapping[str, Any]
+    earlier: tuple[Any, ...] = ()
 
     @property
     def end_ms(self) -> int:
@@ -93,8 +98,9 @@ class OpenBucket:
 class StoreContext:
     """What a stage may read of its store besides the bucket: who it is and its state at this moment.
 
-    `occupancy` (people inside) and `queue_wait_s` (the wait a new arrival can expect) are the
-    store's at the moment of the call (for a closed bucket: after the message that closed it).
+    `occupancy` (people inside), `queue_wait_s` (the wait a new arrival can expect) and
+    `counters_active` (counters serving in the last hour; None without queues) are the store's at
+    the moment of the call (for a closed bucket: after the message that closed it).
     """
 
     store_id: str
@@ -105,6 +111,7 @@ class StoreContext:
     watermark_ms: int | None = None
     occupancy: float = 0.0
     queue_wait_s: float | None = None
+    counters_active: int | None = None
 
 
 @runtime_checkable

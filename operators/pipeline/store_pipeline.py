@@ -54,6 +54,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+from footfall.operators.pipeline.staffing_stage import StaffingAdvice
 from footfall.operators.pipeline.stage import (
     BucketOutput,
     ClosedBucket,
@@ -75,6 +76,7 @@ Fate = Literal["counted", "duplicate", "late"]
 #: The built-in stages, in the order they run: each a `StageFactory` class with `from_settings`.
 STAGES: tuple[type[Any], ...] = (
     ForecastsAndAlerts,
+    StaffingAdvice,
 )
 
 
@@ -135,9 +137,10 @@ class StorePipeline:
     def context(self) -> StoreContext:
         """The store as a stage sees it now."""
         flow = self.flow
-        queue_wait_s = flow.queues.get()["total"].get("est_wait_s") if flow.queues is not None else None
+        queue = flow.queues.get()["total"] if flow.queues is not None else {}
         return StoreContext(self.store_id, flow.params.bucket_ms, flow.params.tz, self.region, self.vertical,
-                            flow.watermark_ms, float(flow.occupancy.get()), queue_wait_s)
+                            flow.watermark_ms, float(flow.occupancy.get()), queue.get("est_wait_s"),
+                            queue.get("counters_active"))
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -176,9 +179,11 @@ class StorePipeline:
         for start_ms, kpis in flow.pop_closed():
             self._outputs.append(BucketOutput(start_ms, kpis, "closed", flow.watermark_ms, None))
             if self.stages:
-                bucket, context = ClosedBucket(start_ms, flow.params.bucket_ms, kpis), self.context()
+                first, context = len(self._outputs), self.context()
                 for name, stage in self.stages.items():
                     self._changed.add(name)
+                    # Each stage sees what the stages before it gave for this bucket (forecasts, ...).
+                    bucket = ClosedBucket(start_ms, flow.params.bucket_ms, kpis, tuple(self._outputs[first:]))
                     self._call(name, "bucket_closed", start_ms, stage.on_bucket_closed, bucket, context)
         if live:
             context = self.context() if self.stages else None

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.integration
 
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
 HOUR_MS = 3_600_000
-BUILT_IN = ("bucket", "live", "forecast", "alert", "rollup", "rollup_live")
+BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "rollup", "rollup_live")
 VALIDATORS = {
     t: jsonschema.Draft202012Validator(json.loads(record_schema_path(t).read_text()),
                                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
@@ -108,6 +108,10 @@ def redis_records(client: redis.Redis, keys: RedisKeys, store_ids: list[str],
             yield keys.store_forecast(store_id), {"forecast"}, orjson.loads(body)
         for record in stream(keys.store_forecast_history(store_id)):
             yield keys.store_forecast_history(store_id), {"forecast"}, record
+        if raw := client.get(keys.store_record(store_id, "staffing")):
+            yield keys.store_record(store_id, "staffing"), {"staffing"}, orjson.loads(raw)
+        for record in stream(keys.store_record_history(store_id, "staffing")):
+            yield keys.store_record_history(store_id, "staffing"), {"staffing"}, record
         for body in client.hvals(keys.store_alerts(store_id)):
             yield keys.store_alerts(store_id), {"alert"}, orjson.loads(body)
     for record in stream(keys.alerts_history):
@@ -176,7 +180,7 @@ def test_every_published_record_matches_its_schema(services, worker_factory, uni
     for kind in RECORD_KINDS.values():
         if kind.topic:
             by_topic.setdefault(kind.topic, set()).add(kind.type)
-    for suffix in ("aggregates", "predictions", "alerts"):
+    for suffix in ("aggregates", "predictions", "alerts", "staffing"):
         for value in read_topic(services.bootstrap, settings.topic(suffix)):
             check(f"topic {settings.topic(suffix)}", by_topic[suffix], orjson.loads(value))
     for where, allowed, record in redis_records(client, keys, [s.store_id for s in stores],
@@ -187,5 +191,5 @@ def test_every_published_record_matches_its_schema(services, worker_factory, uni
     assert failures == [], f"{len(failures)} records break the contract, e.g. {failures[:10]}; seen {summary}"
     for record_type in BUILT_IN:
         assert sum(n for (t, _), n in seen.items() if t == record_type) > 0, (record_type, summary)
-    for record_type in ("bucket", "live", "forecast", "alert"):  # published on a topic, and kept in Redis
+    for record_type in ("bucket", "live", "forecast", "alert", "staffing"):  # on a topic, and kept in Redis
         assert seen[record_type, "kafka"] > 0 and seen[record_type, "redis"] > 0, (record_type, summary)

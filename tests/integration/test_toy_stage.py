@@ -119,7 +119,8 @@ def test_a_toy_stage_publishes_its_own_records_through_kafka_and_redis(services,
         assert {k: record[k] for k in ("arrivals", "peak_arrivals")} == want[(record["store_id"],
                                                                               record["bucket_start_ms"])]
     for store_id in BEFORE:  # the latest per store, replaced whole
-        latest = {k.decode(): v.decode() for k, v in client.hgetall(keys.store_record(store_id, "peak")).items()}
+        latest = orjson.loads(client.get(keys.store_record(store_id, "peak")))
         newest = max(start for s, start in want if s == store_id)
-        assert int(latest["bucket_start_ms"]) == newest and latest["type"] == "peak"
+        assert latest["bucket_start_ms"] == newest and latest["type"] == "peak"
+        jsonschema.validate(latest, schema)
     assert worker.alive

@@ -615,6 +615,7 @@ SAMPLES: dict[str, Callable[[Any], Sample]] = {
     "DailyReset": daily_reset_sample,
     "EntryExitDrift": entry_exit_drift_sample,
     "ForecastsAndAlerts": stage_factory_sample,
+    "StaffingAdvice": stage_factory_sample,
     "HorizonScores": horizon_scores_sample,
     "MultiSignalDetector": multi_signal_sample,
     "Occupancy": occupancy_sample,

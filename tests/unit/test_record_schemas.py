@@ -21,14 +21,17 @@ from hypothesis import strategies as st
 
 from footfall.operators.alerting.alerts import AlertBook
 from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, RollUp, compact, compact_live
+from footfall.operators.pipeline.staffing_stage import StaffingAdvice
+from footfall.operators.pipeline.stage import ClosedBucket, ForecastOutput, StoreContext
 from footfall.operators.pipeline.store import StoreFlow, StoreParams
 from footfall.operators.pipeline.store_models import StoreModels
 from footfall.schemas import records
 from footfall.schemas.events import VERTICALS, DoorEvent, Event, Heartbeat, PosEvent, QueueEvent, VisitEvent
 from footfall.schemas.jsonschema import SCHEMA_DIR, record_schema_path
 from footfall.schemas.records import RECORD_KINDS, RecordKind, record_schema, register_record_kind, type_schema
+from footfall.stream.records import StoreMeta, record_of
 
-BUILT_IN = ("bucket", "live", "forecast", "alert", "rollup", "rollup_live")
+BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "rollup", "rollup_live")
 FILES = {t: record_schema_path(t) for t in BUILT_IN}
 VALIDATORS = {
     t: jsonschema.Draft202012Validator(json.loads(path.read_text()),
@@ -94,7 +97,7 @@ def test_every_record_field_is_described(record_type: str) -> None:
 def test_topics_are_the_worker_topics() -> None:
     assert {t: RECORD_KINDS[t].topic for t in BUILT_IN} == {
         "bucket": "aggregates", "live": "aggregates", "forecast": "predictions", "alert": "alerts",
-        "rollup": None, "rollup_live": None,  # written to Redis only
+        "staffing": "staffing", "rollup": None, "rollup_live": None,  # written to Redis only
     }
 
 
@@ -346,8 +349,10 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
         flow = StoreFlow(StoreParams(bucket_ms=BUCKET_MS, grace_ms=5 * MIN, tz=tz))
         models = StoreModels(store_id, BUCKET_MS, horizon=8, tz=tz, vertical=vertical, capacity=50.0,
                              queue_target_s=60.0)
+        staffing = StaffingAdvice(answer_s=60.0).build(StoreContext(store_id, BUCKET_MS, tz), None)
         for i, event in enumerate(_events(store_id, vertical, region, seed)):
-            flow.update(event)
+            if flow.update(event) == "counted":
+                staffing.on_event(event, StoreContext(store_id, BUCKET_MS, tz))
             for start, kpis in flow.pop_closed():
                 out["bucket"].append(bucket_record(store_id, meta, start, BUCKET_MS, kpis, "closed",
                                                    flow.watermark_ms, None, tz))
@@ -357,6 +362,12 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
                                               queue_wait_s=queue_wait_s)
                 out["forecast"] += [forecast_record(store_id, meta, tz, p) for p in outcome.forecasts]
                 out["alert"] += [alert_record(store_id, meta, tz, a) for a in outcome.alerts]
+                queue = flow.queues.get()["total"] if flow.queues is not None else {}
+                context = StoreContext(store_id, BUCKET_MS, tz, region, vertical,
+                                       counters_active=queue.get("counters_active"))
+                closed = ClosedBucket(start, BUCKET_MS, kpis, tuple(ForecastOutput(p) for p in outcome.forecasts))
+                out["staffing"] += [record_of(StoreMeta(store_id, region, vertical, tz), o, BUCKET_MS)
+                                    for o in staffing.on_bucket_closed(closed, context)]
             if i % 50 == 0:
                 for start, kpis, event_id in flow.pop_touched():
                     out["bucket"].append(bucket_record(store_id, meta, start, BUCKET_MS, kpis, "open",
@@ -388,6 +399,7 @@ def test_the_operators_gave_every_kind_and_shape(built: dict[str, list[dict[str,
     assert {r["state"] for r in built["alert"]} >= {"opened", "resolved"}
     assert any(r["kind"] == "over_capacity" for r in built["alert"])
     assert {r["level"] for r in built["rollup"]} == {"region", "chain"}
+    assert all(len(r["points"]) == 8 for r in built["staffing"])  # one per forecast interval
 
 
 @pytest.mark.parametrize("record_type", BUILT_IN)

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "forecast_horizon_h": 24.0,
     "holidays": "",
     "store_capacities": "",
+    "staffing_target_sl": 0.8,
+    "staffing_shrinkage": 0.0,
     "extra_stages": "",
     "pseudonym_secret": "",
     "min_event_time": "2000-01-01T00:00:00Z",
