@@ -82,9 +82,17 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
                 return  # the table may be half restored: never load stores from it now
             try:
                 worker.load_saved_stores(assigned())
-                for store_id, advance_to_ms in worker.idle_ticks(int(time.time() * 1000)):
+                due = worker.idle_ticks(int(time.time() * 1000))
+                sent = []
+                for store_id, advance_to_ms in due:
                     body = orjson.dumps({"advance_to_ms": advance_to_ms})
-                    await events_topic.send(key=store_id.encode(), value=body, headers=[(TICK_HEADER, body)])
+                    sent.append(await events_topic.send(key=store_id.encode(), value=body,
+                                                        headers=[(TICK_HEADER, body)]))
+                # Only a delivered tick counts as sent: one that failed is due again at the next round.
+                for (store_id, advance_to_ms), result in zip(due, await asyncio.gather(*sent, return_exceptions=True),
+                                                             strict=True):
+                    if not isinstance(result, BaseException):
+                        worker.stores.ticked(store_id, advance_to_ms)
             except Exception:
                 logger.exception("idle ticks failed; will retry")
 

@@ -163,7 +163,7 @@ class StoreRegistry:
         """`(store_id, advance_to_ms)` for stores silent for `FOOTFALL_IDLE_TIMEOUT_S` with a bucket to close.
 
         A tick is due when the store's event time, run on with the wall clock, reaches the
-        close of its oldest open bucket (end + grace), once per close.
+        close of its oldest open bucket (end + grace), once per close (`ticked` says it went out).
         """
         timeout_ms = int(self.settings.idle_timeout_s * 1000)
         if timeout_ms <= 0:
@@ -177,5 +177,13 @@ class StoreRegistry:
             target = store.wm_at_wall_ms + idle_ms
             if next_close is not None and target >= next_close > store.ticked_to_ms:
                 out.append((store_id, target))
-                store.ticked_to_ms = target
         return out
+
+    def ticked(self, store_id: str, advance_to_ms: int) -> None:
+        """The broker has the tick moving `store_id` to `advance_to_ms`: no other is due until its next close.
+
+        Marked only once the tick is out, so a tick whose send failed is sent again at the next round.
+        """
+        store = self._stores.get(store_id)
+        if store is not None:
+            store.ticked_to_ms = max(store.ticked_to_ms, advance_to_ms)
