@@ -87,6 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     fc.add_argument("--out", type=Path, required=True, help="folder for the report, forecasts, table and plot")
     fc.set_defaults(func=run)
     _register_alerts(what)
+    from footfall.scripts.staffingeval import register as register_staffing
+
+    register_staffing(what)
 
 
 def run(args: argparse.Namespace) -> int:
