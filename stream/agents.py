@@ -86,8 +86,11 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
                 sent = []
                 for store_id, advance_to_ms in due:
                     body = orjson.dumps({"advance_to_ms": advance_to_ms})
-                    sent.append(await events_topic.send(key=store_id.encode(), value=body,
-                                                        headers=[(TICK_HEADER, body)]))
+                    try:
+                        sent.append(await events_topic.send(key=store_id.encode(), value=body,
+                                                            headers=[(TICK_HEADER, body)]))
+                    except Exception as exc:  # not handed over: its result is the error, so it is due again
+                        sent.append(asyncio.sleep(0, result=exc))
                 # Only a delivered tick counts as sent: one that failed is due again at the next round.
                 for (store_id, advance_to_ms), result in zip(due, await asyncio.gather(*sent, return_exceptions=True),
                                                              strict=True):

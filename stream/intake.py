@@ -26,7 +26,7 @@ from typing import Any
 import faust
 import orjson
 
-from footfall.operators.pipeline.stage import Output, StageError
+from footfall.operators.pipeline.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, Output, StageError
 from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import decode_message, scrub_identifiers
 from footfall.schemas.privacy import Pseudonymizer
@@ -38,6 +38,9 @@ from footfall.stream.stores import HeldStore, StoreRegistry
 __all__ = ["REROUTED_HEADER", "TICK_HEADER", "Intake", "rerouted_from", "tick_of"]
 
 logger = logging.getLogger(__name__)
+
+#: Outputs whose records footfall builds itself (always JSON).
+BUILT_IN_OUTPUTS = (BucketOutput, LiveOutput, ForecastOutput, AlertOutput)
 
 #: Header of the worker's own idle ticks on the events topic (value: JSON `{"advance_to_ms": ...}`).
 TICK_HEADER = "footfall.tick"
@@ -155,7 +158,15 @@ class Intake:
             if isinstance(output, StageError):
                 self._stage_error(meta.store_id, output)
                 continue
-            self.outbox.put(meta.store_id, output.slot, record_of(meta, output, bucket_ms, now_ms))
+            record = record_of(meta, output, bucket_ms, now_ms)
+            if type(output) not in BUILT_IN_OUTPUTS:
+                try:  # a newer stage's record must be JSON now: at the checkpoint it would hold everything up
+                    orjson.dumps(record)
+                except TypeError as exc:
+                    self._stage_error(meta.store_id, StageError(output.kind, "record", None,
+                                                                f"{type(exc).__name__}: {exc}", False))
+                    continue
+            self.outbox.put(meta.store_id, output.slot, record)
             if output.kind == "alert":
                 self.outbox.count(f"alerts_{output.alert.state}")  # type: ignore[attr-defined]
 

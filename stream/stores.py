@@ -86,6 +86,8 @@ class StoreRegistry:
         self._stores: dict[str, HeldStore] = {}
         #: Stores changed since their state was last saved.
         self.dirty: set[str] = set()
+        #: Saved values refused (logged, that part started over) since start.
+        self.refused = 0
 
     def __len__(self) -> int:
         return len(self._stores)
@@ -121,6 +123,7 @@ class StoreRegistry:
                 saved_partition = saved.partition if saved.partition is not None else partition
             except StateRefused as refused:
                 logger.error("%s", refused)
+                self.refused += 1
         stage_states = self._stage_states(store_id)
         try:
             pipeline = StorePipeline.from_state(store_id, params, self.stages, state, stage_states)
@@ -140,6 +143,7 @@ class StoreRegistry:
                 states[factory.name] = read_stage_value(store_id, factory.name, value).state
             except StateRefused as refused:
                 logger.error("%s", refused)
+                self.refused += 1
         return states
 
     def forget(self, partitions: set[int]) -> list[str]:
@@ -157,7 +161,10 @@ class StoreRegistry:
                 continue
             partition = saved.get("partition", saved.get("p"))
             if partition in partitions:
-                self.get(key, partition)
+                try:
+                    self.get(key, partition)
+                except Exception:  # one store that cannot load must not keep the others from their ticks
+                    logger.exception("store %s: could not be loaded from the table", key)
 
     def idle_ticks(self, now_ms: int) -> list[tuple[str, int]]:
         """`(store_id, advance_to_ms)` for stores silent for `FOOTFALL_IDLE_TIMEOUT_S` with a bucket to close.

@@ -82,8 +82,8 @@ class ForecastsAndAlerts:
         yield {"horizon": 0}
 
     def build(self, context: StoreContext, state: Any | None) -> StoreModelsStage:
-        models = StoreModels.from_bytes(state) if self.horizon > 0 and state else None
-        return StoreModelsStage(self, models)
+        # Loaded whatever the horizon: with forecasts off for a while, the models wait, unchanged.
+        return StoreModelsStage(self, StoreModels.from_bytes(state) if state else None)
 
 
 class StoreModelsStage:
@@ -92,6 +92,7 @@ class StoreModelsStage:
     def __init__(self, config: ForecastsAndAlerts, models: StoreModels | None = None) -> None:
         self.config = config
         self.models = models
+        self.changed = False
 
     def on_event(self, event: Event, context: StoreContext) -> None:
         return None
@@ -105,6 +106,7 @@ class StoreModelsStage:
                                       c.holidays, capacity=c.capacities.get(context.store_id),
                                       queue_target_s=c.queue_target_s)
         self.models.set_vertical(context.vertical)
+        self.changed = True
         outcome = self.models.learn_bucket(bucket.start_ms, bucket.kpis, occupancy=context.occupancy,
                                            queue_wait_s=context.queue_wait_s)
         return [*(AlertOutput(a) for a in outcome.alerts), *(ForecastOutput(p) for p in outcome.forecasts)]
@@ -112,7 +114,9 @@ class StoreModelsStage:
     def on_partial(self, bucket: OpenBucket, context: StoreContext) -> list[Output]:
         if self.models is None:
             return []
-        return [AlertOutput(a) for a in self.models.check_partial(bucket.now_ms, bucket.start_ms, bucket.kpis)]
+        alerts = self.models.check_partial(bucket.now_ms, bucket.start_ms, bucket.kpis)
+        self.changed = self.changed or bool(alerts)
+        return [AlertOutput(a) for a in alerts]
 
     def to_state(self) -> bytes | None:
         """The models, compressed (`StoreModels.to_bytes`); None before the first closed bucket."""

@@ -34,6 +34,11 @@ Examples
 >>> read_stage_value("s1", "forecast", stage_value("forecast", b"models")).state
 b'models'
 >>> try:
+...     read_stage_value("s1", "forecast", {"b": "abc"})  # not base64
+... except StateRefused as refused:
+...     print(refused)
+store s1: saved forecast state unreadable (Error: Incorrect padding): its forecast stage starts over
+>>> try:
 ...     read_store_value("s1", {"version": 99})
 ... except StateRefused as refused:
 ...     print(refused)
@@ -150,7 +155,17 @@ def store_value(store_id: str, state: Mapping[str, Any], partition: int, offset:
 
 
 def read_store_value(store_id: str, value: Mapping[str, Any]) -> SavedStore:
-    """A store's saved value, of this scheme or the previous one; `StateRefused` otherwise."""
+    """A store's saved value, of this scheme or the previous one; `StateRefused` otherwise, whatever is wrong."""
+    try:
+        return _read_store_value(store_id, value)
+    except StateRefused:
+        raise
+    except Exception as exc:
+        raise StateRefused(f"store {store_id}: saved value unreadable ({type(exc).__name__}: {exc}): "
+                           "the store's counts start over") from exc
+
+
+def _read_store_value(store_id: str, value: Mapping[str, Any]) -> SavedStore:
     if not isinstance(value, Mapping):
         raise StateRefused(f"store {store_id}: saved value is a {type(value).__name__}, not an object: "
                            "the store's counts start over")
@@ -181,7 +196,17 @@ def stage_value(stage: str, state: Any) -> dict[str, Any]:
 
 
 def read_stage_value(store_id: str, stage: str, value: Mapping[str, Any] | None) -> SavedStage:
-    """A stage's saved state (None: nothing saved); `StateRefused` when it cannot be read."""
+    """A stage's saved state (None: nothing saved); `StateRefused` when it cannot be read, whatever is wrong."""
+    try:
+        return _read_stage_value(store_id, stage, value)
+    except StateRefused:
+        raise
+    except Exception as exc:  # a broken value of any shape: refused, never raised as something else
+        raise StateRefused(f"store {store_id}: saved {stage} state unreadable ({type(exc).__name__}: {exc}): "
+                           f"its {stage} stage starts over") from exc
+
+
+def _read_stage_value(store_id: str, stage: str, value: Mapping[str, Any] | None) -> SavedStage:
     if value is None:
         return SavedStage(stage, None)
     if not isinstance(value, Mapping):

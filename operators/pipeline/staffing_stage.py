@@ -155,10 +155,12 @@ class StoreStaffing:
         self.service = ServiceTime(config.service_fading)
         self.patience = Patience(config.patience_fading)
         self.tickets: dict[str, list[int | None]] = {}  # open ticket -> [issued_ms, called_ms]
+        self.changed = False
 
     def on_event(self, event: Event, context: StoreContext) -> None:
         if not isinstance(event, QueueEvent):
             return
+        self.changed = True
         # A served ticket's wait and service time, an abandoned one's wait: as the event gives them, or
         # from its earlier steps (issued, called) when it does not, as the store's queue KPIs do.
         ticket = self.tickets.setdefault(event.ticket_id, [None, None])

@@ -118,9 +118,12 @@ class StoreContext:
 class Stage(Protocol):
     """One store's instance of a capability: pure, synchronous, its state plain data (or bytes).
 
-    `on_partial` may change the stage's state only when it returns outputs (the pipeline saves
-    a stage after every closed bucket and after a partial call that gave something).
+    `changed` is True from any call that changed the state until the pipeline's
+    `mark_stages_saved`: the worker saves a stage's state, before its store's, only then.
+    `on_event` sees the store's identity only (`StoreContext` without occupancy or queues).
     """
+
+    changed: bool
 
     def on_event(self, event: Event, context: StoreContext) -> None: ...
 

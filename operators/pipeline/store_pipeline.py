@@ -110,7 +110,7 @@ class StorePipeline:
             raise ValueError(f"stage names must be unique: {[f.name for f in stages]}")
         self._changed: set[str] = set()
         self._outputs: list[Output] = []
-        context = self.context()
+        context = self.context(identity_only=True)
         saved = stage_states or {}
         self.stages: dict[str, Stage] = {}
         for name, factory in self._factories.items():
@@ -134,9 +134,12 @@ class StorePipeline:
     def watermark_ms(self) -> int | None:
         return self.flow.watermark_ms
 
-    def context(self) -> StoreContext:
-        """The store as a stage sees it now."""
+    def context(self, identity_only: bool = False) -> StoreContext:
+        """The store as a stage sees it now; `identity_only`: without occupancy and queues (cheap, per event)."""
         flow = self.flow
+        if identity_only:
+            return StoreContext(self.store_id, flow.params.bucket_ms, flow.params.tz, self.region, self.vertical,
+                                flow.watermark_ms)
         queue = flow.queues.get()["total"] if flow.queues is not None else {}
         return StoreContext(self.store_id, flow.params.bucket_ms, flow.params.tz, self.region, self.vertical,
                             flow.watermark_ms, float(flow.occupancy.get()), queue.get("est_wait_s"),
@@ -154,7 +157,9 @@ class StorePipeline:
         if event.vertical:
             self.vertical = event.vertical
         if self.stages:
-            context = self.context()
+            # Occupancy and queues are not read per event (a queue's KPIs cost tens of µs): a stage
+            # reads them at a bucket's close.
+            context = self.context(identity_only=True)
             for name, stage in self.stages.items():
                 self._call(name, "event", None, stage.on_event, event, context)
         return fate
@@ -179,24 +184,32 @@ class StorePipeline:
         for start_ms, kpis in flow.pop_closed():
             self._outputs.append(BucketOutput(start_ms, kpis, "closed", flow.watermark_ms, None))
             if self.stages:
-                first, context = len(self._outputs), self.context()
+                first, context = len(self._outputs), self._context_or_error(start_ms)
                 for name, stage in self.stages.items():
-                    self._changed.add(name)
                     # Each stage sees what the stages before it gave for this bucket (forecasts, ...).
                     bucket = ClosedBucket(start_ms, flow.params.bucket_ms, kpis, tuple(self._outputs[first:]))
                     self._call(name, "bucket_closed", start_ms, stage.on_bucket_closed, bucket, context)
         if live:
-            context = self.context() if self.stages else None
+            context = self._context_or_error(None) if self.stages else None
             for start_ms, kpis, event_id in flow.pop_touched():
                 self._outputs.append(BucketOutput(start_ms, kpis, "open", flow.watermark_ms, event_id))
                 if context is not None and flow.watermark_ms is not None:
                     partial = OpenBucket(start_ms, flow.params.bucket_ms, kpis, flow.watermark_ms)
                     for name, stage in self.stages.items():
-                        if self._call(name, "partial", start_ms, stage.on_partial, partial, context):
-                            self._changed.add(name)
+                        self._call(name, "partial", start_ms, stage.on_partial, partial, context)
             self._outputs.append(LiveOutput(flow.live()))
         out, self._outputs = self._outputs, []
         return out
+
+    def _context_or_error(self, bucket_start_ms: int | None) -> StoreContext:
+        """The store's context; if reading its occupancy or queues fails, the identity alone, and a StageError."""
+        try:
+            return self.context()
+        except Exception as exc:
+            self._outputs.append(StageError("context", "bucket_closed" if bucket_start_ms is not None else "partial",
+                                            bucket_start_ms, f"{type(exc).__name__}: {exc}", False,
+                                            {"traceback": traceback.format_exc()}))
+            return self.context(identity_only=True)
 
     def _call(self, name: str, moment: str, bucket_start_ms: int | None, method: Any, *args: Any) -> bool:
         """Run one stage call; keep its outputs. A failure starts the stage over (or, partial, skips the call)."""
@@ -222,16 +235,21 @@ class StorePipeline:
         return {"region": self.region, "vertical": self.vertical, "flow": self.flow.to_state()}
 
     def stage_states(self, changed_only: bool = False) -> dict[str, Any]:
-        """Each stage's state by name; with `changed_only`, those changed since `mark_stages_saved`."""
-        names = [n for n in self.stages if n in self._changed] if changed_only else list(self.stages)
+        """Each stage's state by name; with `changed_only`, those changed since `mark_stages_saved`.
+
+        A stage says it changed with its `changed` attribute (one without it counts as changed); a
+        stage started over counts as changed until saved.
+        """
+        names = [n for n, stage in self.stages.items()
+                 if not changed_only or n in self._changed or getattr(stage, "changed", True)]
         return {name: self.stages[name].to_state() for name in names}
 
     def mark_stages_saved(self, names: Sequence[str] | None = None) -> None:
         """The stages' states (all, or `names`) are saved: no longer `changed`."""
-        if names is None:
-            self._changed.clear()
-        else:
-            self._changed.difference_update(names)
+        for name in list(self.stages) if names is None else names:
+            self._changed.discard(name)
+            if hasattr(self.stages[name], "changed"):
+                self.stages[name].changed = False  # type: ignore[attr-defined]
 
     @classmethod
     def from_state(cls, store_id: str, params: StoreParams | None, stages: Sequence[StageFactory],

@@ -136,3 +136,17 @@ def test_a_failed_record_send_writes_nothing_and_is_sent_again():
         assert any(orjson.loads(v)["type"] == "bucket" for _, v in topics["aggregates"].sent)
 
     asyncio.run(scenario())
+
+
+def test_a_store_whose_saved_models_are_broken_still_counts_and_starts_its_models_over():
+    async def scenario():
+        counter, _, table, redis = make_counter()
+        table.data["~fc:s1"] = {"b": "abc"}  # not base64: a value this code cannot read
+        table.data["~staffing:s1"] = {"version": 2, "stage": "staffing", "encoding": "json"}  # no state
+        await counter.process(b"s1", event(1), "t.events", 0, 0)
+        await counter.flush()
+        assert counter.stores.refused == 2
+        assert next(r for r in redis.published if r["type"] == "bucket")["events"] == 1
+        assert counter.stats["events"] == 1 and "internal_error" not in counter.stats
+
+    asyncio.run(scenario())

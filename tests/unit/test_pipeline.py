@@ -17,11 +17,12 @@ import pytest
 
 from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
 from footfall.operators.pipeline.persistence import read_stage_value, read_store_value, stage_value, store_value
+from footfall.operators.pipeline.staffing_stage import StaffingAdvice
 from footfall.operators.pipeline.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, StageError
 from footfall.operators.pipeline.store import StoreFlow, StoreParams
 from footfall.operators.pipeline.store_models import StoreModels
 from footfall.operators.pipeline.store_pipeline import StorePipeline
-from footfall.schemas.events import Limits
+from footfall.schemas.events import Limits, QueueEvent
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
 from footfall.scripts.simulation import generate, make_stores
@@ -238,3 +239,35 @@ def test_a_store_saved_by_the_previous_version_continues_exactly():
         want += [as_tuple(o) for o in reference.pop_outputs()]
     assert sum(1 for o in want if o[0] == "forecast") > 50
     assert got == want
+
+
+def test_only_stages_that_changed_are_saved_and_forecasts_off_keep_the_models(simulated):
+    stores, messages = simulated
+    bank = next(s for s in stores if s.vertical == "bank")
+    stages = [ForecastsAndAlerts(horizon=HORIZON), StaffingAdvice()]
+    pipeline = StorePipeline(bank.store_id, StoreParams(tz=bank.timezone), stages)
+    queue_seen = False
+    half = len(messages) // 2
+    for events in messages[:half]:
+        for event in events:
+            if event.store_id == bank.store_id:
+                pipeline.update(event)
+                queue_seen = queue_seen or isinstance(event, QueueEvent)
+        pipeline.pop_outputs()
+    assert queue_seen
+    assert set(pipeline.stage_states(changed_only=True)) == {"forecast", "staffing"}
+    pipeline.mark_stages_saved()
+    assert pipeline.stage_states(changed_only=True) == {}
+    models = pipeline.stage_states()["forecast"]
+    # Forecasts turned off: the saved models are loaded, never learn, and are never written over.
+    off = StorePipeline.from_state(bank.store_id, StoreParams(tz=bank.timezone),
+                                   [ForecastsAndAlerts(horizon=0), StaffingAdvice()], pipeline.to_state(),
+                                   pipeline.stage_states())
+    for events in messages[half:]:
+        for event in events:
+            if event.store_id == bank.store_id and not isinstance(event, QueueEvent):
+                off.update(event)
+        assert not any(isinstance(o, StageError) for o in off.pop_outputs())
+    assert "forecast" not in off.stage_states(changed_only=True)
+    # Unchanged: pickled again, the models kept give the same bytes as the saved ones loaded and pickled again.
+    assert off.stage_states()["forecast"] == StoreModels.from_bytes(models).to_bytes()
