@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 footfall demo is running ({'Apache Kafka' if args.broker == 'kafka' else 'Tansu'} at {broker}, Redis at {redis_url}).
 Where to look:{dashboard_line}
   topics      {settings.topic('events')} -> {settings.topic('aggregates')}, {settings.topic('predictions')},
-              {settings.topic('alerts')}, {settings.topic('dead-letter')}
+              {settings.topic('alerts')}, {settings.topic('staffing')}, {settings.topic('dead-letter')}
   redis       redis-cli -u {redis_url} hgetall {keys.store_latest('retail-001')}
               redis-cli -u {redis_url} hgetall {keys.store_live('retail-001')}
               redis-cli -u {redis_url} hget {keys.store_forecast('retail-001')} arrivals
