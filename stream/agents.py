@@ -81,8 +81,8 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
             if not settled():
                 return  # the table may be half restored: never load stores from it now
             try:
-                worker.load_saved_stores(assigned())
-                due = worker.idle_ticks(int(time.time() * 1000))
+                worker.stores.load_saved(assigned())
+                due = worker.stores.idle_ticks(int(time.time() * 1000))
                 sent = []
                 for store_id, advance_to_ms in due:
                     body = orjson.dumps({"advance_to_ms": advance_to_ms})

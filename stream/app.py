@@ -62,7 +62,8 @@ def create_app(settings: Settings) -> faust.App:
 
     events_topic, dead_letter_topic = topic("events"), topic("dead-letter")
     stage_factories(settings)  # imports the extra stages, which declare their record kinds
-    outputs = {name: topic(name) for name in set(record_topic_names().values())}
+    topic_of_kind = record_topic_names()
+    outputs = {name: topic(name) for name in set(topic_of_kind.values())}
     stores = app.Table(
         "stores",
         default=None,
@@ -71,7 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         help="Per store: its pipeline's state and its stages'; per partition: the last offset applied.",
     )
     worker = FlowWorker(settings, stores, events_topic, outputs["aggregates"], dead_letter_topic, RedisSink(settings),
-                        {kind: outputs[name] for kind, name in record_topic_names().items()})
+                        {kind: outputs[name] for kind, name in topic_of_kind.items()})
     app.footfall_worker = worker  # type: ignore[attr-defined]  # for tools and tests that read stats
     register_agents(app, settings, worker, events_topic)
     return app

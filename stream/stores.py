@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,14 +92,8 @@ class StoreRegistry:
     def __len__(self) -> int:
         return len(self._stores)
 
-    def __contains__(self, store_id: str) -> bool:
-        return store_id in self._stores
-
     def __getitem__(self, store_id: str) -> HeldStore:
         return self._stores[store_id]
-
-    def items(self) -> Iterator[tuple[str, HeldStore]]:
-        return iter(list(self._stores.items()))
 
     def known(self, store_id: str) -> bool:
         """In memory, or saved in the table."""

@@ -89,12 +89,6 @@ class FlowWorker:
         self.checkpoint.forget_partitions(partitions)
         self.stores.forget(partitions)
 
-    def load_saved_stores(self, partitions: set[int]) -> None:
-        self.stores.load_saved(partitions)
-
-    def idle_ticks(self, now_ms: int) -> list[tuple[str, int]]:
-        return self.stores.idle_ticks(now_ms)
-
     def progress_line(self) -> str:
         """Totals since start and the next expected offset per partition, for the worker's log."""
         totals = ", ".join(f"{name}={count}" for name, count in sorted(self.stats.items())) or "nothing yet"
