@@ -62,6 +62,9 @@ __all__ = [
     "RecordKind",
     "RollupLiveRecord",
     "RollupRecord",
+    "ServiceStaffing",
+    "StaffingPoint",
+    "StaffingRecord",
     "Versus",
     "WindowCounts",
     "Windows",
@@ -300,22 +303,41 @@ class ForecastRecord(TypedDict):
 
 
 class StaffingPoint(TypedDict):
-    """The staffing of one forecast interval."""
+    """The staffing of one forecast interval (retail, model `ratio`: associates, the queue fields null)."""
 
     target_ms: Annotated[int, "start of the interval (a bucket)"]
     h: Annotated[int, "intervals ahead, 1 = the next"]
-    arrivals: Annotated[float, "customers staffed for: the forecast's `quantile` of tickets issued, to a tenth"]
-    agents: Annotated[int, "fewest counters meeting the service-level target"]
+    arrivals: Annotated[float, "customers staffed for: the forecast's `quantile` of tickets issued (retail: "
+                               "visitors), to a tenth"]
+    agents: Annotated[int, "fewest counters meeting the service-level target (retail: associates, visitors per "
+                           "hour / shoppers_per_associate, rounded up)"]
     scheduled: Annotated[int, "staff to schedule for them: ceil(agents / (1 - shrinkage))"]
-    service_level: Annotated[float, "share of customers served within answer_s with `agents` counters"]
-    asa_s: Annotated[float, "mean wait in queue over every customer with `agents` counters, seconds"]
+    service_level: Annotated[float | None, "share of customers served within answer_s with `agents` counters; "
+                                           "null for retail"]
+    asa_s: Annotated[float | None, "mean wait in queue over every customer with `agents` counters, seconds; "
+                                   "null for retail"]
     abandon: Annotated[float | None, "share of customers giving up with `agents` counters; null under Erlang C"]
-    sl_at_active: Annotated[float | None, "service level with the counters active now; null when none is"]
-    abandon_at_active: Annotated[float | None, "abandonment with the counters active now; null: Erlang C or none"]
+    sl_at_active: Annotated[float | None, "service level with the counters open now; null when none is"]
+    abandon_at_active: Annotated[float | None, "abandonment with the counters open now; null: Erlang C or none"]
+
+
+class ServiceStaffing(TypedDict):
+    """One service's line (teller, advice, repair...) in the next interval, as if it had its own counters."""
+
+    service: Annotated[str, "the service, as queue tickets name it"]
+    share: Annotated[float, "its share of the store's tickets, faded like the service times"]
+    arrivals: Annotated[float, "its share of the next interval's staffed arrivals, to a tenth"]
+    aht_s: Annotated[float, "its mean service time, whole seconds"]
+    patience_s: Annotated[float | None, "its customers' mean patience, seconds; null: none gave up yet"]
+    agents: Annotated[int, "counters it alone would need for the target"]
+    service_level: Annotated[float, "its service level with those counters"]
 
 
 class StaffingRecord(TypedDict):
     """Counters a store with a queue (bank, telecom) needs for each forecast interval, made at a closed bucket.
+
+    A retail store's record (`model` ratio) gives associates for its forecast visitors instead,
+    with the queue fields null.
 
     Topic `<p>.staffing` (key: the store id); Redis `store:<id>:staffing` (the latest, flattened),
     `store:<id>:staffing-history` (stream) and the channel `staffing:<id>`.
@@ -328,17 +350,23 @@ class StaffingRecord(TypedDict):
     tz: Annotated[str, "the store's IANA time zone"]
     made_at_ms: Annotated[int, "start of the closed bucket whose forecast of tickets issued is staffed"]
     bucket_ms: Annotated[int, "interval (bucket) length"]
-    model: Annotated[Literal["erlang_a", "erlang_c"], "Erlang A once customers were seen to give up, else Erlang C"]
-    answer_s: Annotated[float, "target answer time: served within it counts as on time, seconds"]
-    target_sl: Annotated[float, "target share of customers served within answer_s"]
+    model: Annotated[Literal["erlang_a", "erlang_c", "ratio"],
+                     "Erlang A once customers were seen to give up, else Erlang C; ratio: retail associates"]
+    answer_s: Annotated[float | None, "target answer time: served within it counts as on time, seconds; "
+                                      "null for retail"]
+    target_sl: Annotated[float | None, "target share of customers served within answer_s; null for retail"]
     shrinkage: Annotated[float, "share of scheduled time staff are not at a counter"]
     quantile: Annotated[Literal["forecast", "hi80", "hi95"], "the forecast value staffed on"]
-    aht_s: Annotated[float, "mean service time learned from served tickets, whole seconds"]
+    aht_s: Annotated[float | None, "mean service time learned from served tickets, whole seconds; null for retail"]
     service_cv: Annotated[float | None, "coefficient of variation of service times (1 for exponential)"]
     patience_s: Annotated[float | None, "mean patience learned from abandoned tickets, seconds; null: none yet"]
-    counters_active: Annotated[int, "counters that served in the last hour"]
+    counters_active: Annotated[int | None, "counters open now: serving a ticket, or that called or ended one "
+                                           "within the last two mean service times (5-30 min); null for retail"]
     points: Annotated[list[StaffingPoint], "the forecast intervals, nearest first"]
-    advice: Annotated[str | None, "when the counters active now are too few for the next interval, in words"]
+    advice: Annotated[str | None, "when the counters open now are too few for the next interval, in words"]
+    services: Annotated[list[ServiceStaffing], "each service's line in the next interval; empty for retail"]
+    shoppers_per_associate: Annotated[float | None, "retail: the target visitors per hour per associate; "
+                                                    "null for queues"]
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 

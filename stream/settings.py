@@ -68,6 +68,7 @@ class Settings:
     store_capacities: str = ""
     staffing_target_sl: float = 0.8
     staffing_shrinkage: float = 0.0
+    staffing_shoppers_per_associate: float = 15.0
     extra_stages: str = ""
     pseudonym_secret: str = field(default="", repr=False)
     min_event_time: str = "2000-01-01T00:00:00Z"
@@ -314,6 +315,9 @@ def _validate(s: Settings) -> None:
         _fail("staffing_target_sl", s.staffing_target_sl, "must be a share between 0 and 1 (e.g. 0.8)")
     if not 0 <= s.staffing_shrinkage < 1:
         _fail("staffing_shrinkage", s.staffing_shrinkage, "must be a share in [0, 1) (e.g. 0.3)")
+    if not s.staffing_shoppers_per_associate > 0:
+        _fail("staffing_shoppers_per_associate", s.staffing_shoppers_per_associate,
+              "must be a positive number of shoppers per associate per hour (e.g. 15)")
     for path in s.extra_stage_paths:
         module, sep, name = path.partition(":")
         if not sep or not module or not name.isidentifier():
@@ -367,6 +371,10 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_STAFFING_SHRINKAGE": (
         "Share of scheduled staff time not at a counter (breaks, back office): scheduled = agents / (1 - it). "
         "Default 0."
+    ),
+    "FOOTFALL_STAFFING_SHOPPERS_PER_ASSOCIATE": (
+        "Retail stores' target shopper-to-associate ratio: visitors per hour one sales associate serves; "
+        "associates per interval = forecast visitors per hour / it. Default 15."
     ),
     "FOOTFALL_EXTRA_STAGES": (
         "Per-store stages to run after the built-in ones, as `module.path:ClassName,...` (each a "

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "store_capacities": "",
     "staffing_target_sl": 0.8,
     "staffing_shrinkage": 0.0,
+    "staffing_shoppers_per_associate": 15.0,
     "extra_stages": "",
     "pseudonym_secret": "",
     "min_event_time": "2000-01-01T00:00:00Z",
