@@ -196,6 +196,9 @@ class QueueKpis(TypedDict):
     sl_abandoned_late: Annotated[int, "abandoned after waiting longer than the target"]
     counters_active: Annotated[int, "counters that called or served recently"]
     est_wait_s: Annotated[float | None, "expected wait for a ticket taken now, seconds; null: no service time"]
+    est_wait_checked: Annotated[int, "answered tickets whose est_wait_s at issue was compared with their wait"]
+    est_wait_mae_s: Annotated[float | None, "mean absolute error of est_wait_s against the actual waits, seconds"]
+    est_wait_bias_s: Annotated[float | None, "mean of est_wait_s minus the actual wait, seconds (negative: short)"]
 
 
 class QueueSummary(TypedDict):

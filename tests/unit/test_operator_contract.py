@@ -418,6 +418,7 @@ EMPTY_QUEUE_KPIS = {
     "service_mean_s": None, "service_level_pct": None, "sl_within_target": 0, "sl_answered": 0,
     "sl_abandoned_late": 0, "counters_active": 0,
     "est_wait_s": 0.0,  # documented: 0.0 when nobody is waiting
+    "est_wait_checked": 0, "est_wait_mae_s": None, "est_wait_bias_s": None,  # documented: None before the first
 }
 EMPTY_QUEUE = {"services": {}, "total": EMPTY_QUEUE_KPIS, "as_of_ms": None, "ignored": 0, "evicted": 0, "late": 0,
                "reset_dropped": 0, "last_reset_ms": None}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
+import random
 from typing import Any
 
 import numpy as np
@@ -312,3 +314,53 @@ def test_bad_parameters_raise(params: dict[str, Any]) -> None:
 def test_unknown_action_raises() -> None:
     with pytest.raises(ValueError, match="unknown queue action"):
         QueueKpis().update(step(0, "teleported", "T1"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_each_store_measures_its_estimated_wait_against_the_actual_waits(seed: int) -> None:
+    # Reference: before each new ticket, the estimate the live KPIs show (get() at that moment);
+    # once the ticket is called, its actual wait. The KPIs' own error fields must agree.
+    rng = random.Random(seed)
+    events = []
+    for k in range(120):
+        issued = rng.randrange(0, 3 * 3_600_000)
+        service = rng.choice(["teller", "teller", "advice"])
+        ticket = f"T{k}"
+        events.append((issued, step(0, "issued", ticket, service)))
+        wait_ms = rng.randrange(0, 900_000)
+        if rng.random() < 0.1:
+            events.append((issued + wait_ms, step(0, "abandoned", ticket, service, wait_s=wait_ms / 1000)))
+            continue
+        counter = f"c{rng.randrange(4)}"
+        events.append((issued + wait_ms, step(0, "called", ticket, service, counter=counter, wait_s=wait_ms / 1000)))
+        events.append((issued + wait_ms + rng.randrange(60_000, 600_000),
+                       step(0, "served", ticket, service, counter=counter)))
+    events.sort(key=lambda pair: pair[0])
+    kpis = QueueKpis(target_wait_s=300)
+    shown: dict[str, tuple[float | None, float | None]] = {}
+    errors: dict[str, list[float]] = {"total": [], "teller": [], "advice": []}
+    for ts_ms, event in events:
+        event = dataclasses.replace(event, ts_ms=ts_ms)
+        if event.action == "issued":
+            kpis.advance(ts_ms)
+            now = kpis.get()
+            mine = now["services"].get(event.service, {}).get("est_wait_s")
+            if event.service not in now["services"]:  # a service not seen yet has no service time
+                mine = None
+            shown[event.ticket_id] = (mine, now["total"]["est_wait_s"])
+        elif event.action == "called":
+            mine, total = shown[event.ticket_id]
+            if mine is not None:
+                errors[event.service].append(mine - event.wait_s)
+            if total is not None:
+                errors["total"].append(total - event.wait_s)
+        kpis.update(event)
+    got = kpis.get()
+    for name, kpi in [("total", got["total"]), ("teller", got["services"]["teller"]),
+                      ("advice", got["services"]["advice"])]:
+        errs = errors[name]
+        assert kpi["est_wait_checked"] == len(errs) > 10, name
+        assert kpi["est_wait_mae_s"] == pytest.approx(sum(abs(e) for e in errs) / len(errs)), name
+        assert kpi["est_wait_bias_s"] == pytest.approx(sum(errs) / len(errs)), name
+    again = QueueKpis.from_state(kpis.to_state(), target_wait_s=300).get()
+    assert again["total"]["est_wait_mae_s"] == got["total"]["est_wait_mae_s"]
