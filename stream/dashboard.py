@@ -4,8 +4,9 @@ Pages (plain HTML, CSS and JavaScript from `dashboard_static/`, charts drawn as 
 
 - `/`: every store, with the region and chain roll-ups, a sortable and filterable table and the
   open alerts. Query parameters `sort`, `order`, `q`, `region`, `vertical`, `alerts` set the view.
-- `/stores/<store_id>`: one store's tiles, today's arrivals per bucket with the forecast and its
-  interval band, and its open alerts.
+- `/stores/<store_id>`: one store's tiles (those of its vertical: a shop's conversion, a branch's
+  queue), today's arrivals per bucket with the forecast and its interval band, its staffing (the
+  advice line, counters recommended against active today, and ahead) and its open alerts.
 
 Data (JSON): `/api/overview`, `/api/stores/<store_id>`, `/api/alerts`; `/healthz`.
 

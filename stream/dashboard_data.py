@@ -28,6 +28,7 @@ from footfall.stream.dashboard_views import (
     number_or_none,
     parse_alert,
     parse_forecast,
+    staffing_view,
     store_row,
     text_or_none,
     zone_or,
@@ -40,6 +41,11 @@ __all__ = ["DashboardData"]
 _CHUNK = 500
 #: Most alerts of a store the dashboard shows.
 _MAX_ALERTS = 200
+#: Most staffing records read for a store's day (newest first): a day of 15-minute buckets is 96; with
+#: shorter buckets the chart shows the latest ones. Each record holds its whole horizon, so this bounds the read.
+_MAX_STAFFING = 200
+#: The kind of the staffing stage's records (their keys are `RedisKeys.store_record(store, kind)`...).
+STAFFING = "staffing"
 
 
 class DashboardData:
@@ -122,13 +128,18 @@ class DashboardData:
         return out
 
     async def store(self, store_id: str) -> dict[str, Any] | None:
-        """One store's page: its row (tiles), today's buckets, forecasts and open alerts; None if unknown."""
+        """One store's page: its row (tiles), today's buckets, forecasts, open alerts and staffing; None if unknown.
+
+        `staffing` (None when the store has no staffing record): the latest record (`latest`, see
+        `parse_staffing`) and, from the newest `_MAX_STAFFING` of its history, the day's points (`today`).
+        """
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.store_live(store_id))
         pipe.hgetall(self.keys.store_latest(store_id))
         pipe.hgetall(self.keys.store_forecast(store_id))
         pipe.hvals(self.keys.store_alerts(store_id))
-        raw_live, raw_latest, raw_forecasts, raw_alerts = await pipe.execute()
+        pipe.get(self.keys.store_record(store_id, STAFFING))
+        raw_live, raw_latest, raw_forecasts, raw_alerts, raw_staffing = await pipe.execute()
         live, latest = decode_hash(raw_live), decode_hash(raw_latest)
         if not live and not latest:
             return None
@@ -152,6 +163,14 @@ class DashboardData:
                 forecasts[name] = parsed
         alerts = [a for a in (parse_alert(json_or_none(v)) for v in raw_alerts) if a and a["store_id"] == store_id]
         alerts.sort(key=alert_order)
+        staffing = None
+        if raw_staffing is not None:
+            day_buckets = max(1, (end_ms - start_ms) // max(1, int(bucket_s * 1000)))
+            entries = await self.client.xrevrange(self.keys.store_record_history(store_id, STAFFING),
+                                                  count=min(_MAX_STAFFING, day_buckets + 4))
+            staffing = staffing_view(json_or_none(raw_staffing),
+                                     (json_or_none(fields.get(b"record")) for _, fields in reversed(entries)),
+                                     start_ms, end_ms)
         row = store_row({**live, "store_id": store_id}) if live else None
         meta = row or {"region": text_or_none(latest.get("region")), "vertical": text_or_none(latest.get("vertical"))}
         return {
@@ -166,4 +185,5 @@ class DashboardData:
                       "buckets": buckets},
             "forecasts": forecasts,
             "alerts": alerts[:_MAX_ALERTS],
+            "staffing": staffing,
         }

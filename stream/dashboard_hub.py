@@ -1,10 +1,11 @@
 """Live updates: the process's one Redis pub/sub subscription, fanned out to the pages as server-sent events.
 
-One `Hub` per process subscribes to every store's live and forecast channels, the roll-ups' and
-the alerts' channel, coalesces what arrives (the newest record per store, bucket, forecast
-series, alert and region) and pushes it to every connected page (a `Listener`) at most once per
-`push_interval_s`, serialised once per view. When it gets Redis back after losing it, it tells
-every page to `resync` (messages may have been missed).
+One `Hub` per process subscribes to every store's live, forecast and staffing channels, the roll-ups'
+and the alerts' channel, coalesces what arrives (the newest record per store, bucket, forecast
+series, alert and region; a store's newest staffing record and each one's chart point) and pushes
+it to every connected page (a `Listener`) at most once per `push_interval_s`, serialised once per
+view. When it gets Redis back after losing it, it tells every page to `resync` (messages may have
+been missed).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from footfall.stream.dashboard_views import (
     number_or_none,
     parse_alert,
     parse_forecast,
+    parse_staffing,
     store_row,
 )
 from footfall.stream.settings import Settings
@@ -68,11 +70,13 @@ class _Pending:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     buckets: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     forecasts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: store -> the newest staffing record parsed, and every record's chart point by made_at_ms.
+    staffing: dict[str, tuple[dict[str, Any], dict[int, dict[str, Any]]]] = field(default_factory=dict)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     regions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.buckets or self.forecasts or self.alerts or self.regions)
+        return bool(self.rows or self.buckets or self.forecasts or self.staffing or self.alerts or self.regions)
 
 
 class Hub:
@@ -109,10 +113,12 @@ class Hub:
         self._listener: asyncio.Task[None] | None = None
         self._pusher: asyncio.Task[None] | None = None
         keys = settings.redis_keys
-        self._patterns = (keys.live_channel("*"), keys.forecast_channel("*"), keys.rollup_channel_pattern)
+        self._patterns = (keys.live_channel("*"), keys.forecast_channel("*"), keys.record_channel("staffing", "*"),
+                          keys.rollup_channel_pattern)
         self._alerts_channel = keys.alerts_channel
         # A store's channel is this head and its id.
         self._live, self._forecast = keys.live_channel(""), keys.forecast_channel("")
+        self._staffing = keys.record_channel("staffing", "")
 
     async def start(self) -> None:
         self._closing = False
@@ -213,6 +219,16 @@ class Hub:
             forecast = parse_forecast(record)
             if forecast is not None and is_store_id(store_id):
                 pending.forecasts.setdefault(store_id, {})[forecast["series"]] = forecast
+        elif name.startswith(self._staffing):
+            store_id = name[len(self._staffing):]
+            staffing = parse_staffing(record)
+            if staffing is not None and is_store_id(store_id):
+                newest, points = pending.staffing.get(store_id, (staffing, {}))
+                if (staffing["made_at_ms"] or 0) >= (newest["made_at_ms"] or 0):
+                    newest = staffing
+                if staffing["now"] is not None:
+                    points[staffing["now"]["made_at_ms"]] = staffing["now"]
+                pending.staffing[store_id] = (newest, points)
         elif record.get("type") == "rollup_live" and record.get("level") in ("region", "chain"):
             ident = (str(record["level"]), str(record.get("key")))
             old = pending.regions.get(ident)
@@ -258,6 +274,9 @@ class Hub:
                                                        key=lambda p: p["start_ms"]))
                     if store_id in pending.forecasts:
                         chunk += sse("forecasts", list(pending.forecasts[store_id].values()))
+                    if store_id in pending.staffing:
+                        newest, points = pending.staffing[store_id]
+                        chunk += sse("staffing", {"latest": newest, "points": [points[k] for k in sorted(points)]})
                     mine = [a for a in alerts if a["store_id"] == store_id]
                     if mine:
                         chunk += sse("alerts", mine)

@@ -20,6 +20,8 @@ import orjson
 from footfall.schemas.events import STORE_ID_PATTERN, VERTICALS
 
 __all__ = [
+    "NO_SALES_VERTICALS",
+    "QUEUE_VERTICALS",
     "ROW_FIELDS",
     "SERIES",
     "SORT_KEYS",
@@ -36,6 +38,9 @@ __all__ = [
     "number_or_none",
     "parse_alert",
     "parse_forecast",
+    "parse_staffing",
+    "staffing_point",
+    "staffing_view",
     "store_row",
     "text_or_none",
     "valid_store_id",
@@ -68,6 +73,10 @@ ROW_FIELDS = ("store_id", "region", "vertical", "tz", "day", "as_of_ms", "emitte
 
 #: Most points of a forecast the dashboard shows.
 _MAX_POINTS = 1000
+#: Verticals with a ticket queue: their stores' tiles are the queue's.
+QUEUE_VERTICALS = frozenset({"bank", "telecom"})
+#: Verticals without tills: no transactions, so no conversion rate to show (a bank's would read 0 %).
+NO_SALES_VERTICALS = frozenset({"bank"})
 
 
 class BadInput(ValueError):
@@ -274,10 +283,12 @@ def store_row(live: Mapping[str, Any]) -> dict[str, Any]:
     total = dict_or_empty(dict_or_empty(queue).get("total"))
     today_visitors = number_or_none(today.get("visitors"))
     last_week_visitors = number_or_none(last_week.get("visitors"))
+    vertical = text_or_none(live.get("vertical"))
+    sells = vertical not in NO_SALES_VERTICALS
     return {
         "store_id": live.get("store_id"),
         "region": text_or_none(live.get("region")),
-        "vertical": text_or_none(live.get("vertical")),
+        "vertical": vertical,
         "tz": text_or_none(live.get("tz")),
         "day": text_or_none(live.get("day"), 10),
         "as_of_ms": number_or_none(live.get("as_of_ms")),
@@ -288,19 +299,21 @@ def store_row(live: Mapping[str, Any]) -> dict[str, Any]:
         "occupancy": number_or_none(occupancy.get("occupancy")),
         "drift": number_or_none(occupancy.get("drift")),
         "today_visitors": today_visitors,
-        "today_transactions": number_or_none(today.get("transactions")),
-        "today_sales": number_or_none(today.get("sales")),
+        "today_transactions": number_or_none(today.get("transactions")) if sells else None,
+        "today_sales": number_or_none(today.get("sales")) if sells else None,
         "last_week_visitors": last_week_visitors,
         "vs_last_week": (round(today_visitors / last_week_visitors, 4)
                          if today_visitors is not None and last_week_visitors else None),
-        "conversion_rate": number_or_none(today.get("conversion_rate")),
-        "has_queue": isinstance(queue, dict),
+        "conversion_rate": number_or_none(today.get("conversion_rate")) if sells else None,
+        "has_queue": isinstance(queue, dict) or vertical in QUEUE_VERTICALS,
         "waiting_now": number_or_none(total.get("waiting_now")),
         "in_service_now": number_or_none(total.get("in_service_now")),
         "counters_active": number_or_none(total.get("counters_active")),
         "est_wait_s": number_or_none(total.get("est_wait_s")),
         "service_level_pct": number_or_none(total.get("service_level_pct")),
         "wait_p90_s": number_or_none(total.get("wait_p90_s")),
+        "est_wait_checked": number_or_none(total.get("est_wait_checked")),
+        "est_wait_mae_s": number_or_none(total.get("est_wait_mae_s")),
     }
 
 
@@ -344,6 +357,106 @@ def parse_forecast(obj: Any) -> dict[str, Any] | None:
         "cold": bool(obj.get("cold")),
         "points": points,
     }
+
+
+def _staffed(point: Mapping[str, Any]) -> int | float | None:
+    """The staff a staffing point recommends: associates on a shop floor when given, else counters (agents)."""
+    associates = number_or_none(point.get("associates"))
+    return associates if associates is not None else number_or_none(point.get("agents"))
+
+
+def staffing_point(obj: Any) -> dict[str, Any] | None:
+    """One staffing record as a point of the day's chart: when it was made, the staff it recommends for the
+    next interval (its first point) and the counters active then; None without a time or a recommendation.
+
+    Examples
+    --------
+    >>> staffing_point({"made_at_ms": 900_000, "counters_active": 3,
+    ...                 "points": [{"target_ms": 1_800_000, "h": 1, "agents": 4}, {"h": 2, "agents": 5}]})
+    {'made_at_ms': 900000, 'recommended': 4, 'active': 3}
+
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("points"), list) or not obj["points"]:
+        return None
+    made_at = number_or_none(obj.get("made_at_ms"))
+    first = obj["points"][0]
+    recommended = _staffed(first) if isinstance(first, dict) else None
+    if made_at is None or recommended is None:
+        return None
+    return {"made_at_ms": int(made_at), "recommended": recommended,
+            "active": number_or_none(obj.get("counters_active"))}
+
+
+def parse_staffing(obj: Any) -> dict[str, Any] | None:
+    """A staffing record reduced to what the store's staffing panel shows, or None when it has no usable points.
+
+    `unit` is `associates` for a shop floor's record (model `ratio`, or points giving `associates`), else
+    `counters`; each point's `recommended` is its associates when given, else its agents. `advice` is the
+    record's line, None when the counters active meet the target; `now` is the record as a chart point.
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("points"), list):
+        return None
+    points = []
+    associates = False
+    for p in obj["points"][:_MAX_POINTS]:
+        if not isinstance(p, dict):
+            continue
+        target, recommended = number_or_none(p.get("target_ms")), _staffed(p)
+        if target is None or recommended is None:
+            continue
+        associates = associates or number_or_none(p.get("associates")) is not None
+        points.append({"target_ms": int(target), "h": number_or_none(p.get("h")), "recommended": recommended,
+                       **{k: number_or_none(p.get(k)) for k in ("arrivals", "scheduled", "service_level", "asa_s",
+                                                                "abandon", "sl_at_active", "abandon_at_active")}})
+    if not points:
+        return None
+    points.sort(key=lambda p: p["target_ms"])
+    model = text_or_none(obj.get("model"), 40)
+    return {
+        "store_id": text_or_none(obj.get("store_id"), 64),
+        "made_at_ms": number_or_none(obj.get("made_at_ms")),
+        "bucket_ms": number_or_none(obj.get("bucket_ms")),
+        "model": model,
+        "unit": "associates" if associates or model == "ratio" else "counters",
+        **{k: number_or_none(obj.get(k)) for k in ("answer_s", "target_sl", "shrinkage", "aht_s", "service_cv",
+                                                   "patience_s", "counters_active")},
+        "quantile": text_or_none(obj.get("quantile"), 20),
+        "advice": text_or_none(obj.get("advice"), 300),
+        "now": staffing_point(obj),
+        "points": points,
+    }
+
+
+def staffing_view(latest: Any, history: Iterable[Any], day_start_ms: int, day_end_ms: int,
+                  ) -> dict[str, Any] | None:
+    """A store's staffing panel: its latest record (`parse_staffing`) and the day's chart points.
+
+    `history` are staffing records in the order written (oldest first); `today` holds one point
+    (`staffing_point`) per made_at_ms within [day_start_ms, day_end_ms), oldest first (of two records made
+    at the same bucket, the later written wins). None when the store has no usable staffing record.
+
+    Examples
+    --------
+    >>> def record(made, agents, active):
+    ...     return {"made_at_ms": made, "counters_active": active, "model": "erlang_c", "advice": None,
+    ...             "points": [{"target_ms": made + 900_000, "h": 1, "agents": agents}]}
+    >>> view = staffing_view(record(1_800_000, 3, 3), [record(-900_000, 9, 9), record(900_000, 4, 2),
+    ...                                               record(1_800_000, 3, 3)], 0, 86_400_000)
+    >>> view["today"]
+    [{'made_at_ms': 900000, 'recommended': 4, 'active': 2}, {'made_at_ms': 1800000, 'recommended': 3, 'active': 3}]
+    >>> view["latest"]["unit"], view["latest"]["advice"]
+    ('counters', None)
+
+    """
+    parsed = parse_staffing(latest)
+    today: dict[int, dict[str, Any]] = {}
+    for obj in history:
+        point = staffing_point(obj)
+        if point is not None and day_start_ms <= point["made_at_ms"] < day_end_ms:
+            today[point["made_at_ms"]] = point
+    if parsed is None and not today:
+        return None
+    return {"latest": parsed, "today": [today[k] for k in sorted(today)]}
 
 
 def parse_alert(obj: Any) -> dict[str, Any] | None:

@@ -1,9 +1,10 @@
-/* footfall dashboard: one store now, today's arrivals per bucket with the forecast, open alerts. */
+/* footfall dashboard: one store now, today's arrivals per bucket with the forecast, staffing, open alerts. */
 "use strict";
 
 (() => {
   const { el, svg, int, pct, pctValue, change, duration, hhmm, dayTime, setTile, isNum } = FF;
   const QUEUE_VERTICALS = new Set(["bank", "telecom"]);
+  const NO_SALES_VERTICALS = new Set(["bank"]); // no tills: no transactions, no conversion to show
 
   const storeId = decodeURIComponent(location.pathname.split("/").pop() || "");
   const root = document.getElementById("tiles");
@@ -19,6 +20,7 @@
   const buckets = new Map(); // bucket start ms -> point
   const forecasts = {}; // series -> forecast
   const alerts = new Map(); // alert_id -> alert
+  const staffing = { latest: null, today: new Map() }; // the latest staffing record; made_at_ms -> chart point
   let missing = false; // the store has no data yet
 
   function tz() { return (snap && snap.tz) || (row && row.tz) || "UTC"; }
@@ -52,16 +54,27 @@
     const sf = soFar();
     if (sf && sf.before > 0) lastWeek += `\nby this time last week ${int(sf.before)} (${change(sf.now / sf.before)})`;
     setTile(root, "today_visitors", int(r.today_visitors), lastWeek);
-    setTile(root, "conversion_rate", pct(r.conversion_rate),
-      isNum(r.today_transactions) ? `${int(r.today_transactions)} transactions` : "");
+    // Tiles by vertical: a shop's conversion; a branch's or a telecom shop's queue (a bank has no tills).
+    const sales = !NO_SALES_VERTICALS.has(vertical);
+    for (const t of root.querySelectorAll(".tile.sales")) t.classList.toggle("hidden", !sales);
+    if (sales) {
+      setTile(root, "conversion_rate", pct(r.conversion_rate),
+        isNum(r.today_transactions) ? `${int(r.today_transactions)} transactions` : "");
+    }
     const queue = Boolean(r.has_queue) || QUEUE_VERTICALS.has(vertical);
     for (const t of root.querySelectorAll(".tile.queue")) t.classList.toggle("hidden", !queue);
     if (queue) {
-      setTile(root, "waiting_now", int(r.waiting_now),
-        `${int(r.in_service_now)} in service · ${int(r.counters_active)} counters open`);
-      setTile(root, "est_wait_s", duration(r.est_wait_s), `90 % of answered waits under ${duration(r.wait_p90_s)}`);
+      setTile(root, "waiting_now", int(r.waiting_now), `${int(r.in_service_now)} in service`);
+      // The store's own check of this estimate (shown at issue, against the wait that followed) once it means something.
+      const checked = isNum(r.est_wait_checked) && r.est_wait_checked >= 10 && isNum(r.est_wait_mae_s);
+      setTile(root, "est_wait_s", duration(r.est_wait_s), checked
+        ? `off by ${duration(r.est_wait_mae_s)} on average here today (${int(r.est_wait_checked)} tickets checked)`
+        : `90 % of answered waits under ${duration(r.wait_p90_s)}`);
       setTile(root, "service_level_pct", pctValue(r.service_level_pct),
         `answered within ${duration(snap ? snap.target_wait_s : null)}`);
+      const next = staffing.latest && staffing.latest.unit === "counters" ? staffing.latest.points[0] : null;
+      setTile(root, "counters_active", int(r.counters_active),
+        next ? `${int(next.recommended)} recommended from ${hhmm(next.target_ms, tz())}` : "serving in the last hour");
     }
     document.getElementById("as-of").textContent = isNum(r.as_of_ms)
       ? `Store time ${dayTime(r.as_of_ms, tz())} (${tz()}); figures update as events arrive.` : "";
@@ -85,6 +98,35 @@
     return { step, max: step * Math.ceil(want / step) };
   }
 
+  /** Gridlines and y ticks up to `yMax`, and local hour ticks at 00, 03, 06 ... (bucket starts, so a 23- or
+   * 25-hour day is drawn right). */
+  function axes(g, { x, y, x0, x1, step, yMax, bucketMs, ph }) {
+    for (let v = 0; v <= yMax; v += step) {
+      g.append(svg("line", { class: "gridline", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }));
+      g.append(svg("text", { class: "tick", x: M.l - 6, y: y(v) + 4, "text-anchor": "end" }, int(v)));
+    }
+    for (let t = x0; t < x1; t += bucketMs) {
+      const [h, m] = FF.hourMinute(t, tz());
+      if (m !== 0 || h % 3 !== 0) continue;
+      g.append(svg("line", { class: "axis", x1: x(t), x2: x(t), y1: M.t + ph, y2: M.t + ph + 4 }));
+      g.append(svg("text", { class: "tick", x: x(t), y: H - 8, "text-anchor": "middle" }, `${String(h).padStart(2, "0")}:00`));
+    }
+  }
+
+  /** The charts' end (both charts share their time axis): the day's, stretched late in the day so that the
+   * next 6 hours of the arrivals forecast and of the staffing recommended ahead show. */
+  function chartEnd(c) {
+    const asOf = row && isNum(row.as_of_ms) ? row.as_of_ms : c.day_start_ms;
+    const ahead = [...(forecasts.arrivals ? forecasts.arrivals.points : []), ...(staffing.latest ? staffing.latest.points : [])];
+    let x1 = c.day_end_ms;
+    for (const p of ahead) {
+      if (p.target_ms >= c.day_start_ms) {
+        x1 = Math.max(x1, Math.min(p.target_ms + c.bucket_ms, asOf - (asOf % c.bucket_ms) + 6 * 3600000));
+      }
+    }
+    return x1;
+  }
+
   function renderChart() {
     const box = document.getElementById("chart");
     if (!snap) { box.replaceChildren(); return; }
@@ -94,9 +136,7 @@
     let points = fc ? fc.points.filter((p) => p.target_ms >= c.day_start_ms) : [];
     // Today; late in the day, stretched so that the next 6 hours of the forecast show.
     const x0 = c.day_start_ms;
-    let x1 = c.day_end_ms;
-    const asOf = row && isNum(row.as_of_ms) ? row.as_of_ms : x0;
-    for (const p of points) x1 = Math.max(x1, Math.min(p.target_ms + bucketMs, asOf - (asOf % bucketMs) + 6 * 3600000));
+    const x1 = chartEnd(c);
     points = points.filter((p) => p.target_ms < x1);
     const span = x1 - x0;
     const pw = W - M.l - M.r;
@@ -112,17 +152,7 @@
 
     const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
       "aria-label": `Arrivals per bucket on ${c.day}, with the forecast and its intervals` });
-    for (let v = 0; v <= yMax; v += step) {
-      g.append(svg("line", { class: "gridline", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }));
-      g.append(svg("text", { class: "tick", x: M.l - 6, y: y(v) + 4, "text-anchor": "end" }, int(v)));
-    }
-    // Hour ticks at local 00, 03, 06 ... (bucket starts, so a 23- or 25-hour day is drawn right).
-    for (let t = x0; t < x1; t += bucketMs) {
-      const [h, m] = FF.hourMinute(t, tz());
-      if (m !== 0 || h % 3 !== 0) continue;
-      g.append(svg("line", { class: "axis", x1: x(t), x2: x(t), y1: M.t + ph, y2: M.t + ph + 4 }));
-      g.append(svg("text", { class: "tick", x: x(t), y: H - 8, "text-anchor": "middle" }, `${String(h).padStart(2, "0")}:00`));
-    }
+    axes(g, { x, y, x0, x1, step, yMax, bucketMs, ph });
     // Forecast: 95 % band, 80 % band, the forecast itself.
     const mid = (ms) => x(ms) + bw / 2;
     const band = (lo, hi, cls) => {
@@ -187,6 +217,117 @@
     document.getElementById("legend").replaceChildren(...legend);
   }
 
+  // -- staffing ------------------------------------------------------------------------------------------
+
+  /** The advice line: the record's own when the counters open are too few, else that they meet the target. */
+  function adviceText(L) {
+    const next = L.points[0];
+    if (L.unit === "associates") {
+      return L.advice || `${int(next.recommended)} associates on the floor recommended from ${hhmm(next.target_ms, tz())}`
+        + (isNum(next.arrivals) ? ` (${int(next.arrivals)} visitors expected)` : "") + ".";
+    }
+    if (L.advice) return L.advice;
+    const target = isNum(L.target_sl) && isNum(L.answer_s)
+      ? ` (${Math.round(L.target_sl * 100)} % served within ${duration(L.answer_s)})` : "";
+    const open = isNum(L.counters_active) ? `The ${int(L.counters_active)} counters open meet` : "The counters open meet";
+    return `${open} the target${target}: ${int(next.recommended)} needed from ${hhmm(next.target_ms, tz())}.`;
+  }
+
+  /** A step line through `pts` ([ms, value]), each value held for `holdMs` or until the next point; broken at
+   * missing values and gaps longer than `holdMs`. */
+  function steps(g, pts, holdMs, x, y, cls) {
+    let seg = [];
+    const flush = () => { if (seg.length > 1) g.append(svg("polyline", { class: cls, points: seg.join(" ") })); seg = []; };
+    pts.forEach(([t, v], i) => {
+      if (!isNum(v)) { flush(); return; }
+      const next = pts[i + 1];
+      const end = next && next[0] - t <= holdMs ? next[0] : t + holdMs;
+      seg.push(`${x(t).toFixed(1)},${y(v).toFixed(1)}`, `${x(end).toFixed(1)},${y(v).toFixed(1)}`);
+      if (end !== (next && next[0])) flush();
+    });
+    flush();
+  }
+
+  function renderStaffing() {
+    const panel = document.getElementById("staffing-panel");
+    const L = staffing.latest;
+    const today = [...staffing.today.values()].sort((a, b) => a.made_at_ms - b.made_at_ms);
+    if (!snap || (!L && !today.length)) { panel.classList.add("hidden"); return; }
+    panel.classList.remove("hidden");
+    const c = snap.chart;
+    const bucketMs = c.bucket_ms;
+    const unit = L ? L.unit : "counters";
+    const advice = document.getElementById("staffing-advice");
+    advice.textContent = L ? adviceText(L) : "";
+    advice.classList.toggle("hidden", !L);
+    advice.classList.toggle("short", Boolean(L && L.advice));
+    advice.dataset.state = L && L.advice ? "short" : "ok";
+
+    const x0 = c.day_start_ms;
+    const x1 = chartEnd(c);
+    const ahead = (L ? L.points : []).filter((p) => p.target_ms >= x0 && p.target_ms < x1);
+    const hist = today.filter((p) => p.made_at_ms >= x0 && p.made_at_ms < x1);
+    const span = x1 - x0;
+    const pw = W - M.l - M.r;
+    const ph = H - M.t - M.b;
+    const x = (ms) => M.l + ((Math.min(Math.max(ms, x0), x1) - x0) / span) * pw;
+    let top = 0;
+    for (const p of hist) top = Math.max(top, p.recommended, isNum(p.active) ? p.active : 0);
+    for (const p of ahead) top = Math.max(top, p.recommended);
+    const { step, max: yMax } = yScale(top);
+    const y = (v) => M.t + ph - (Math.max(0, v) / yMax) * ph;
+    const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
+      "aria-label": `${unit} recommended and active on ${c.day}, and recommended ahead` });
+    axes(g, { x, y, x0, x1, step, yMax, bucketMs, ph });
+    steps(g, ahead.map((p) => [p.target_ms, p.recommended]), bucketMs, x, y, "staff-ahead");
+    steps(g, hist.map((p) => [p.made_at_ms, p.active]), bucketMs, x, y, "staff-active");
+    steps(g, hist.map((p) => [p.made_at_ms, p.recommended]), bucketMs, x, y, "staff-need");
+    for (const p of hist) {
+      const dot = svg("circle", { class: "staff-need", cx: x(p.made_at_ms), cy: y(p.recommended), r: 2,
+        "data-made-at-ms": p.made_at_ms });
+      dot.append(svg("title", {}, `${hhmm(p.made_at_ms, tz())}: ${int(p.recommended)} ${unit} needed for the next interval`
+        + (isNum(p.active) ? `, ${int(p.active)} active` : "")));
+      g.append(dot);
+    }
+    for (const p of ahead) {
+      const dot = svg("circle", { class: "staff-ahead", cx: x(p.target_ms + bucketMs / 2), cy: y(p.recommended), r: 1.5 });
+      dot.append(svg("title", {}, `${hhmm(p.target_ms, tz())}–${hhmm(p.target_ms + bucketMs, tz())}: ${int(p.recommended)} ${unit}`
+        + (isNum(p.arrivals) ? ` for ${int(p.arrivals)} customers` : "")
+        + (isNum(p.service_level) ? `, service level ${pct(p.service_level)}` : "")
+        + (isNum(p.sl_at_active) ? ` (${pct(p.sl_at_active)} with the counters open now)` : "")));
+      g.append(dot);
+    }
+    if (row && isNum(row.as_of_ms) && row.as_of_ms >= x0 && row.as_of_ms <= x1) {
+      g.append(svg("line", { class: "now", x1: x(row.as_of_ms), x2: x(row.as_of_ms), y1: M.t, y2: M.t + ph }));
+    }
+    g.append(svg("line", { class: "axis", x1: M.l, x2: W - M.r, y1: M.t + ph, y2: M.t + ph }));
+    if (!hist.length && !ahead.length) {
+      g.append(svg("text", { class: "nodata", x: W / 2, y: H / 2, "text-anchor": "middle" }, "No staffing records today."));
+    }
+    document.getElementById("staffing-chart").replaceChildren(g);
+    document.getElementById("staffing-title").textContent = unit === "associates"
+      ? `Staffing: associates on the floor, ${c.day}` : `Staffing: counters needed and open, ${c.day}`;
+    const legend = [el("li", { class: "sw-staff-need", text: `${unit} recommended for the next interval, as made` })];
+    if (unit === "counters") legend.push(el("li", { class: "sw-staff-active", text: "counters active" }));
+    if (L) {
+      const basis = L.unit === "counters"
+        ? `${L.model === "erlang_a" ? "Erlang A" : "Erlang C"}, ${isNum(L.target_sl) ? Math.round(L.target_sl * 100) : "–"} % within ${duration(L.answer_s)}`
+          + `, mean service ${duration(L.aht_s)}` + (L.quantile ? `, staffed on ${L.quantile}` : "")
+        : (L.model || "ratio");
+      legend.push(el("li", { class: "sw-staff-ahead", text: `recommended ahead (${basis}, made ${hhmm(L.made_at_ms, tz())})` }));
+    }
+    document.getElementById("staffing-legend").replaceChildren(...legend);
+  }
+
+  function putStaffing(latest, points) {
+    if (latest && (!staffing.latest || (staffing.latest.made_at_ms || 0) <= (latest.made_at_ms || 0))) {
+      staffing.latest = latest;
+    }
+    for (const p of points || []) {
+      if (p && isNum(p.made_at_ms) && isNum(p.recommended)) staffing.today.set(p.made_at_ms, p);
+    }
+  }
+
   // -- alerts ---------------------------------------------------------------------------------------------
 
   function renderAlerts() {
@@ -199,15 +340,16 @@
 
   // -- data in -----------------------------------------------------------------------------------------------
 
-  let dirty = { tiles: false, chart: false, alerts: false };
+  let dirty = { tiles: false, chart: false, staffing: false, alerts: false };
   const render = FF.throttled(() => {
     const d = dirty;
-    dirty = { tiles: false, chart: false, alerts: false };
+    dirty = { tiles: false, chart: false, staffing: false, alerts: false };
     if (d.tiles) renderTiles();
     if (d.chart) renderChart();
+    if (d.staffing) renderStaffing();
     if (d.alerts) renderAlerts();
   });
-  function scheduleAll() { dirty = { tiles: true, chart: true, alerts: true }; render(); }
+  function scheduleAll() { dirty = { tiles: true, chart: true, staffing: true, alerts: true }; render(); }
 
   function putAlert(a) {
     if (!a || typeof a.alert_id !== "string" || a.store_id !== storeId) return;
@@ -238,6 +380,9 @@
         Object.assign(forecasts, data.forecasts);
         alerts.clear();
         for (const a of data.alerts) putAlert(a);
+        staffing.latest = null;
+        staffing.today.clear();
+        if (data.staffing) putStaffing(data.staffing.latest, data.staffing.today);
         document.body.dataset.loadedAt = String(data.now_ms);
         scheduleAll();
       } catch (e) {
@@ -257,6 +402,7 @@
       row = r;
       dirty.tiles = true;
       dirty.chart = true;
+      dirty.staffing = true;
       render();
     },
     buckets: (list) => {
@@ -272,6 +418,15 @@
     forecasts: (list) => {
       for (const f of list) if (f && typeof f.series === "string") forecasts[f.series] = f;
       dirty.chart = true;
+      dirty.staffing = true;
+      render();
+    },
+    staffing: (s) => {
+      if (!snap || !s) return;
+      putStaffing(s.latest, (s.points || []).filter((p) => p && p.made_at_ms >= snap.chart.day_start_ms));
+      dirty.staffing = true;
+      dirty.tiles = true;
+      dirty.chart = true; // the time axis they share may stretch
       render();
     },
     alerts: (list) => { for (const a of list) putAlert(a); dirty.alerts = true; render(); },

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,19 +179,59 @@ def redis_live(client: redis.Redis, prefix: str, store_id: str) -> dict[str, Any
     return out
 
 
+def expected_conversion(live: dict[str, Any]) -> str:
+    """A bank has no tills: its conversion is not shown as 0 %, but as missing."""
+    return DASH if live.get("vertical") == "bank" else fmt_ratio_pct(live["today"]["conversion_rate"])
+
+
 def expected_tiles(live: dict[str, Any]) -> dict[str, str]:
+    """The tiles a store's vertical shows: a shop's conversion, a branch's queue, a telecom shop's both."""
     total = (live.get("queue") or {}).get("total") or {}
     tiles = {
         "arrivals_15m": fmt_int(live["windows"]["15m"]["arrivals"]),
         "occupancy": fmt_int(live["occupancy"]["occupancy"]),
         "today_visitors": fmt_int(live["today"]["visitors"]),
-        "conversion_rate": fmt_ratio_pct(live["today"]["conversion_rate"]),
     }
+    if live.get("vertical") != "bank":
+        tiles["conversion_rate"] = fmt_ratio_pct(live["today"]["conversion_rate"])
     if live.get("vertical") in ("bank", "telecom"):
         tiles.update({"waiting_now": fmt_int(total.get("waiting_now")),
                       "est_wait_s": fmt_duration(total.get("est_wait_s")),
-                      "service_level_pct": fmt_pct(total.get("service_level_pct"))})
+                      "service_level_pct": fmt_pct(total.get("service_level_pct")),
+                      "counters_active": fmt_int(total.get("counters_active"))})
     return tiles
+
+
+def staffing_record(store_id: str, made_at_ms: int, agents: list[int], counters_active: int,
+                    advice: str | None) -> dict[str, Any]:
+    """A staffing record in the documented shape (schemas/json/staffing.record.schema.json)."""
+    points = [{"target_ms": made_at_ms + (h + 1) * BUCKET_MS, "h": h + 1, "arrivals": 4.0 * a, "agents": a,
+               "scheduled": a, "service_level": 0.86, "asa_s": 40.0, "abandon": None, "sl_at_active": 0.61,
+               "abandon_at_active": None} for h, a in enumerate(agents)]
+    return {"type": "staffing", "store_id": store_id, "region": None, "vertical": "bank", "tz": "UTC",
+            "made_at_ms": made_at_ms, "bucket_ms": BUCKET_MS, "model": "erlang_c", "answer_s": 600.0,
+            "target_sl": 0.8, "shrinkage": 0.0, "quantile": "hi80", "aht_s": 300.0, "service_cv": None,
+            "patience_s": None, "counters_active": counters_active, "points": points, "advice": advice,
+            "emitted_at_ms": made_at_ms}
+
+
+def put_staffing(client: redis.Redis, prefix: str, record: dict[str, Any]) -> None:
+    """Write a staffing record as the worker's sink writes a record kind of a newer stage."""
+    keys, body, store = RedisKeys(prefix), orjson.dumps(record), record["store_id"]
+    client.set(keys.store_record(store, "staffing"), body)
+    client.xadd(keys.store_record_history(store, "staffing"), {"record": body}, maxlen=1000, approximate=True)
+    client.publish(keys.record_channel("staffing", store), body)
+
+
+def staffing_today(client: redis.Redis, prefix: str, live: dict[str, Any]) -> list[dict[str, Any]]:
+    """The store's staffing records made on its day (its live record's, in its time zone), one per bucket."""
+    zone = zoneinfo.ZoneInfo(live["tz"])
+    start = dt.datetime.combine(dt.date.fromisoformat(live["day"]), dt.time(), zone)
+    start_ms, end_ms = int(start.timestamp() * 1000), int((start + dt.timedelta(days=1)).timestamp() * 1000)
+    keys = RedisKeys(prefix)
+    records = [orjson.loads(f[b"record"]) for _, f in client.xrange(keys.store_record_history(live["store_id"],
+                                                                                              "staffing"))]
+    return list({r["made_at_ms"]: r for r in records if start_ms <= r["made_at_ms"] < end_ms}.values())
 
 
 def tiles_on(page: Any) -> dict[str, str]:
@@ -272,20 +313,52 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
         assert cells["arrivals_15m"] == fmt_int(live["windows"]["15m"]["arrivals"]), store_id
         assert cells["occupancy"] == fmt_int(live["occupancy"]["occupancy"]), store_id
         assert cells["today_visitors"] == fmt_int(live["today"]["visitors"]), store_id
-        assert cells["conversion_rate"] == fmt_ratio_pct(live["today"]["conversion_rate"]), store_id
+        assert cells["conversion_rate"] == expected_conversion(live), store_id
         assert cells["waiting_now"] == fmt_int(total.get("waiting_now")), store_id
     chain = {k.decode(): v.decode() for k, v in client.hgetall(keys.rollup_live("chain", CHAIN)).items()}
     assert overview.inner_text('#chain [data-tile="occupancy"] .value') == fmt_int(int(chain["occupancy"]))
     regions = client.hkeys(keys.rollup_members("chain", CHAIN, "live"))
     assert overview.locator("#regions tbody tr").count() == len(regions)
 
-    # The bank's page: its tiles are its live hash.
+    # The bank's page: its tiles are its live hash, the queue's and no conversion (a bank has no tills).
+    live = redis_live(client, prefix, "bank-002")
+    # Its staffing: the worker's records of the bank's tickets when it made them, else records written here.
+    staffed = staffing_today(client, prefix, live)
+    source = "the worker"
+    if not staffed:
+        source = "this test"
+        last_bucket = live["as_of_ms"] - live["as_of_ms"] % BUCKET_MS
+        for k, (agents, active) in enumerate([(2, 2), (3, 2), (3, 3), (4, 3)]):
+            put_staffing(client, prefix, staffing_record("bank-002", last_bucket - (3 - k) * BUCKET_MS,
+                                                         [agents, agents + 1, agents], active, advice=None))
+        staffed = staffing_today(client, prefix, live)
+    print(f"bank-002: {len(staffed)} staffing records today, written by {source}")
+    latest = orjson.loads(client.get(keys.store_record("bank-002", "staffing")))
     page = context.new_page()
     page.goto(f"{dashboard.url}/stores/bank-002")
-    live = redis_live(client, prefix, "bank-002")
     want = expected_tiles(live)
     wait_for(page, lambda: tiles_on(page) == want, 10, f"the tiles to show {want} (they show {tiles_on(page)})")
+    assert "conversion_rate" not in tiles_on(page) and "counters_active" in tiles_on(page)
     assert page.locator("#chart svg rect.bar").count() >= 4, "today's buckets are drawn"
+    # The staffing panel: the advice line, or that the counters open meet the target; counters recommended
+    # (a point per record today) against those active; the latest record's recommendation ahead.
+    page.wait_for_selector("#staffing-panel:not(.hidden) #staffing-chart svg polyline.staff-need", timeout=5_000)
+    advice = page.inner_text("#staffing-advice")
+    if latest["advice"]:
+        assert advice == latest["advice"]
+    else:
+        assert advice.startswith(f"The {latest['counters_active']} counters open meet the target"), advice
+    assert page.locator("#staffing-chart svg circle.staff-need").count() == min(len(staffed), 100)
+    assert page.locator("#staffing-chart svg polyline.staff-active").count() >= 1
+    assert page.locator("#staffing-chart svg polyline.staff-ahead").count() >= 1
+    # A new record, short of counters, reaches the open page through the event stream.
+    advice = "3 counters open, service level heading to 61 %; a 4th brings it to 86 %"
+    pushed = {**latest, "made_at_ms": latest["made_at_ms"] + BUCKET_MS, "counters_active": 3, "advice": advice,
+              "points": [{**p, "target_ms": p["target_ms"] + BUCKET_MS, "agents": max(p["agents"], 4 if i == 0 else 1)}
+                         for i, p in enumerate(latest["points"])]}
+    put_staffing(client, prefix, pushed)
+    page.wait_for_selector("#staffing-advice[data-state='short']:text('a 4th brings it to 86 %')", timeout=5_000)
+    assert page.locator("#staffing-chart svg circle.staff-need").count() == min(len(staffed), 100) + 1
 
     # The forecast is drawn with its bands: the worker's when it makes them, else one published here (which
     # must then arrive through the event stream).

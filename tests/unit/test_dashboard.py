@@ -25,7 +25,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from footfall.schemas.keys import RedisKeys
 from footfall.scripts.stack import LocalStack, StackError
 from footfall.stream.dashboard import create_app
-from footfall.stream.dashboard_views import StoreQuery, parse_alert, parse_forecast, store_row, valid_store_id
+from footfall.stream.dashboard_views import (
+    StoreQuery,
+    parse_alert,
+    parse_forecast,
+    parse_staffing,
+    staffing_point,
+    staffing_view,
+    store_row,
+    valid_store_id,
+)
 from footfall.stream.settings import Settings
 from tests.dashrecords import (
     BUCKET_MS,
@@ -161,6 +170,83 @@ def test_parsers_tolerate_what_they_do_not_expect():
     assert parse_alert("nope") is None
 
 
+def test_store_rows_fit_the_vertical():
+    rng = random.Random(3)
+    bank, telecom, retail = (live_record(sid, region="r", vertical=v, as_of_ms=NOW_MS, rng=rng)
+                             for sid, v in (("bank-1", "bank"), ("telecom-1", "telecom"), ("retail-1", "retail")))
+    bank["today"].update(transactions=0, sales=0.0, conversion_rate=0.0)  # what a branch without tills reads
+    # A bank has no tills: no conversion (not 0 %), no transactions; it has a queue even before its first ticket.
+    row = store_row({**bank, "queue": None})
+    assert (row["conversion_rate"], row["today_transactions"], row["today_sales"], row["has_queue"]) == (
+        None, None, None, True)
+    assert store_row(bank)["counters_active"] == bank["queue"]["total"]["counters_active"]
+    # A telecom shop sells and queues; a shop sells.
+    row = store_row(telecom)
+    assert row["conversion_rate"] == telecom["today"]["conversion_rate"] and row["has_queue"] is True
+    row = store_row(retail)
+    assert row["conversion_rate"] == retail["today"]["conversion_rate"] and row["has_queue"] is False
+    # Sorted by conversion, banks have none and come last either way.
+    rows = [store_row(r) for r in (bank, telecom, retail)]
+    for order in ("asc", "desc"):
+        shown = StoreQuery.from_query({"sort": "conversion_rate", "order": order}).apply(rows)
+        assert shown[-1]["store_id"] == "bank-1"
+
+
+T0 = 1_790_000_000_000 - 1_790_000_000_000 % 86_400_000  # a UTC midnight
+
+
+def staffing_record(store_id: str, made_at_ms: int, agents: list[int], counters_active: int,
+                    advice: str | None = None) -> dict[str, Any]:
+    """A staffing record in the stage's shape (schemas.records.StaffingRecord): a point per forecast interval."""
+    points = [{"target_ms": made_at_ms + (h + 1) * BUCKET_MS, "h": h + 1, "arrivals": 4.0 * a, "agents": a,
+               "scheduled": a, "service_level": 0.8 + 0.01 * h, "asa_s": 30.0, "abandon": None,
+               "sl_at_active": 0.5, "abandon_at_active": None} for h, a in enumerate(agents)]
+    return {"type": "staffing", "store_id": store_id, "region": "south", "vertical": "bank", "tz": "UTC",
+            "made_at_ms": made_at_ms, "bucket_ms": BUCKET_MS, "model": "erlang_c", "answer_s": 600.0,
+            "target_sl": 0.8, "shrinkage": 0.0, "quantile": "hi80", "aht_s": 300.0, "service_cv": 1.0,
+            "patience_s": None, "counters_active": counters_active, "points": points, "advice": advice,
+            "emitted_at_ms": made_at_ms + 1}
+
+
+def test_staffing_views_by_hand():
+    record = staffing_record("bank-1", T0 + 40 * BUCKET_MS, [4, 3, 2], 3,
+                             advice="3 counters open, service level heading to 61 %; a 4th brings it to 86 %")
+    view = parse_staffing(record)
+    assert view["unit"] == "counters" and view["model"] == "erlang_c" and view["counters_active"] == 3
+    assert view["advice"] == "3 counters open, service level heading to 61 %; a 4th brings it to 86 %"
+    assert (view["made_at_ms"], view["answer_s"], view["target_sl"], view["quantile"], view["aht_s"]) == (
+        T0 + 40 * BUCKET_MS, 600.0, 0.8, "hi80", 300.0)
+    assert [(p["target_ms"], p["h"], p["recommended"], p["arrivals"]) for p in view["points"]] == [
+        (T0 + 41 * BUCKET_MS, 1, 4, 16.0), (T0 + 42 * BUCKET_MS, 2, 3, 12.0), (T0 + 43 * BUCKET_MS, 3, 2, 8.0)]
+    assert view["now"] == {"made_at_ms": T0 + 40 * BUCKET_MS, "recommended": 4, "active": 3}
+    # A shop floor's points give associates (model `ratio`, no queue fields): shown as associates.
+    floor = {"store_id": "retail-1", "made_at_ms": T0, "model": "ratio", "counters_active": None, "advice": None,
+             "points": [{"target_ms": T0 + BUCKET_MS, "h": 1, "arrivals": 30.0, "associates": 2},
+                        {"target_ms": T0 + 2 * BUCKET_MS, "h": 2, "arrivals": 45.0, "associates": 3}]}
+    view = parse_staffing(floor)
+    assert view["unit"] == "associates" and [p["recommended"] for p in view["points"]] == [2, 3]
+    assert view["now"] == {"made_at_ms": T0, "recommended": 2, "active": None}
+    assert parse_staffing({**floor, "model": None})["unit"] == "associates"
+    # Tolerated: junk records and points.
+    assert parse_staffing(None) is None and parse_staffing({"points": "x"}) is None
+    assert parse_staffing({"points": [{"target_ms": 1}, {"agents": 2}, "x"]}) is None
+    assert staffing_point({"made_at_ms": T0, "points": []}) is None
+    assert staffing_point({"made_at_ms": "T0", "points": [{"agents": 1}]}) is None
+    # The day: one point per record made within it, oldest first, the later written winning a tie.
+    history = [staffing_record("bank-1", T0 - BUCKET_MS, [9], 9),  # yesterday
+               staffing_record("bank-1", T0 + 2 * BUCKET_MS, [5], 1),
+               staffing_record("bank-1", T0, [2], 2),
+               staffing_record("bank-1", T0 + 2 * BUCKET_MS, [4], 2),  # written again: this one counts
+               staffing_record("bank-1", T0 + 96 * BUCKET_MS, [7], 7),  # tomorrow
+               {"points": [{"agents": 1}]}]
+    view = staffing_view(history[3], history, T0, T0 + 86_400_000)
+    assert view["today"] == [{"made_at_ms": T0, "recommended": 2, "active": 2},
+                             {"made_at_ms": T0 + 2 * BUCKET_MS, "recommended": 4, "active": 2}]
+    assert view["latest"]["made_at_ms"] == T0 + 2 * BUCKET_MS and view["latest"]["advice"] is None
+    assert staffing_view(None, [], T0, T0 + 86_400_000) is None
+    assert staffing_view(None, history[:1], T0, T0 + 86_400_000) is None  # nothing today, no latest
+
+
 # -- the app over HTTP ----------------------------------------------------------------------------------
 
 
@@ -262,7 +348,10 @@ def test_overview_reads_every_store_rollups_and_alerts(redis_url: str, prefix: s
             assert row["occupancy"] == live["occupancy"]["occupancy"]
             assert row["today_visitors"] == live["today"]["visitors"]
             assert row["last_week_visitors"] == live["same_day_last_week"]["visitors"]
-            assert row["conversion_rate"] == pytest.approx(live["today"]["conversion_rate"])
+            if live["vertical"] == "bank":  # no tills: no conversion, rather than 0 %
+                assert row["conversion_rate"] is None
+            else:
+                assert row["conversion_rate"] == pytest.approx(live["today"]["conversion_rate"])
             queue = (live["queue"] or {}).get("total", {})
             assert row["waiting_now"] == queue.get("waiting_now")
             assert row["service_level_pct"] == queue.get("service_level_pct")
@@ -317,6 +406,69 @@ def test_store_page_data_has_tiles_todays_buckets_forecast_and_alerts(redis_url:
         assert data["forecasts"] == {} and data["alerts"] == [] and data["row"]["has_queue"] is True
         response = await http.get("/api/stores/unknown-9")
         assert response.status == 404 and (await response.json()) == {"error": "no data for this store"}
+
+    run(settings, body)
+
+
+def test_store_data_has_the_days_staffing_bounded(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    lives = seed(settings)
+    day_start = NOW_MS - NOW_MS % 86_400_000
+    # 110 records every 5 minutes from midnight, with the worker's sink; the page reads the newest
+    # 96 + 4 (a day of 15-minute buckets, and a few), so the oldest 10 are not read.
+    records = [staffing_record("bank-002", day_start + k * 300_000, [2 + k % 3, 3], 2) for k in range(110)]
+    records[-1]["advice"] = "2 counters open, service level heading to 61 %; a 3rd brings it to 86 %"
+    # Yesterday's record written last: the history is read in write order, and the day filters it out.
+    old = staffing_record("bank-002", day_start - BUCKET_MS, [9], 9)
+    publish(settings, [*records, old])
+    latest = records[-1]
+    client = redis.Redis.from_url(redis_url)
+    client.set(RedisKeys(prefix).store_record("bank-002", "staffing"), orjson.dumps(latest))
+
+    async def body(http: TestClient) -> None:
+        data = await (await http.get("/api/stores/bank-002")).json()
+        assert data["row"]["conversion_rate"] is None and data["row"]["has_queue"] is True
+        staffing = data["staffing"]
+        assert staffing["today"] == [{"made_at_ms": day_start + k * 300_000, "recommended": 2 + k % 3, "active": 2}
+                                     for k in range(11, 110)]
+        view = staffing["latest"]
+        assert view["advice"] == latest["advice"] and view["unit"] == "counters" and view["counters_active"] == 2
+        assert [(p["target_ms"], p["recommended"]) for p in view["points"]] == [
+            (latest["made_at_ms"] + BUCKET_MS, 2 + 109 % 3), (latest["made_at_ms"] + 2 * BUCKET_MS, 3)]
+        # A store without staffing records: none.
+        data = await (await http.get("/api/stores/retail-001")).json()
+        assert data["staffing"] is None
+        assert data["row"]["conversion_rate"] == lives["retail-001"]["today"]["conversion_rate"]
+
+    run(settings, body)
+
+
+def test_a_staffing_record_reaches_its_stores_page(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    seed(settings)
+    start = NOW_MS - NOW_MS % BUCKET_MS
+
+    async def body(http: TestClient) -> None:
+        await subscribed(http)
+        mine = await http.get("/api/events?store=bank-002")
+        other = await http.get("/api/events?store=retail-001")
+        for stream in (mine, other):
+            await read_events(stream, lambda e: "hello" in names(e))
+        # Two records in one push: the newer is the latest, both are chart points.
+        await asyncio.to_thread(publish, settings, [staffing_record("bank-002", start, [3, 4], 2, advice="more"),
+                                                    staffing_record("bank-002", start - BUCKET_MS, [2], 2)])
+        got = await read_events(mine, lambda e: "staffing" in names(e))
+        [pushed] = [d for n, d in got if n == "staffing"]
+        assert pushed["latest"]["made_at_ms"] == start and pushed["latest"]["advice"] == "more"
+        assert [p["recommended"] for p in pushed["latest"]["points"]] == [3, 4]
+        assert pushed["points"] == [{"made_at_ms": start - BUCKET_MS, "recommended": 2, "active": 2},
+                                    {"made_at_ms": start, "recommended": 3, "active": 2}]
+        await asyncio.to_thread(put_alert, redis.Redis.from_url(redis_url), prefix,
+                                alert_record("retail-001", "mark", at_ms=NOW_MS))
+        got = await read_events(other, lambda e: "alerts" in names(e))
+        assert "staffing" not in names(got)
+        for stream in (mine, other):
+            stream.close()
 
     run(settings, body)
 
