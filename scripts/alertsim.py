@@ -32,7 +32,7 @@ from footfall.operators.pipeline.store_pipeline import StorePipeline
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
-from footfall.scripts.simulation import Anomaly, StoreProfile, generate, make_stores
+from footfall.scripts.simulation import Anomaly, StoreProfile, generate, make_stores, rostered
 
 __all__ = ["SimulatedAlerts", "incidents_for", "simulated_alerts"]
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="arrival rates times this (default 1)")
     parser.add_argument("--incidents", action="store_true", help="one incident per store, first judged day")
     args = parser.parse_args(argv)
-    stores = [dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * args.rate)
+    stores = [rostered(dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * args.rate), args.seed)
               for p in make_stores(args.stores, seed=args.seed)]
     start_ms = 1_767_571_200_000  # 2026-01-05, a Monday
     judged = start_ms + WARMUP_DAYS * DAY_MS

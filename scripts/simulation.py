@@ -19,6 +19,20 @@ Each arrival then produces the events of its vertical:
   MAC address as `visitor_id`), a till transaction for a fraction of visitors,
   and `repair` queue tickets.
 
+The counters open follow the store's roster (`StoreProfile.roster`, one count per
+local hour of the week): a ticket is called by the first counter both free and open
+at that moment (`counter-1` to `counter-n` when the roster says `n`); a counter
+closing finishes its customer first, and the customers still waiting at closing
+time are called by the last open hour's counters. `make_stores` staffs each hour
+for a comfortable queue by the store's own arrival profile (`comfortable_roster`:
+at most 85 % busy, 90 % called within 10 minutes by Erlang C), then understaffs on
+purpose: one counter on its lunch break at 12:00-14:00 and one or two peak hours
+short, so that queues build there (waits of several minutes, abandoned tickets, a
+service level well under 100 %) and staffing advice has something to say, while
+the other hours run smoothly. `understaffed` takes counters away from any store;
+`rostered` gives a store the roster `make_stores` would (again after changing its
+arrival rate).
+
 Door counters either send one event per person (`direction`) or an interval
 report every 60 s (`count_in`, `count_out`, `interval_s`); every sensor sends a
 heartbeat every five minutes around opening hours. Anomalies (surge, drop,
@@ -59,7 +73,7 @@ import re
 import zoneinfo
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -70,6 +84,7 @@ __all__ = [
     "ANOMALY_KINDS",
     "DEFAULT_REGIONS",
     "HEARTBEAT_MS",
+    "LUNCH_HOURS",
     "MALFORMED_KINDS",
     "Anomaly",
     "Door",
@@ -77,11 +92,14 @@ __all__ = [
     "SimMessage",
     "StoreProfile",
     "arrival_rate_per_h",
+    "comfortable_roster",
     "daily_shape",
     "generate",
     "make_stores",
     "opening_periods_ms",
+    "rostered",
     "take_events",
+    "understaffed",
     "weekly_factor",
 ]
 
@@ -127,6 +145,15 @@ _BANK_TICKET_SHARE = 0.85
 _TELECOM_REPAIR_SHARE = 0.1
 _NO_SHOW_SHARE = 0.04
 _LOYALTY_SHARE = 0.4
+# A comfortable hour (`comfortable_roster`): counters at most this busy, and (Erlang C) this share
+# of the customers called within this many seconds.
+_COMFORT_UTILISATION = 0.85
+_COMFORT_SL = 0.9
+_COMFORT_ANSWER_S = 600.0
+# At a short-staffed peak hour, the service level (Erlang C, same answer time) is under this.
+_SHORT_SL = 0.6
+#: Local hours (12:00-14:00) when one counter of a `make_stores` branch or shop is on its lunch break.
+LUNCH_HOURS = (12, 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +227,36 @@ class StoreProfile:
     visit_sensor_id
         Wi-Fi visit sensor of a telecom shop, None elsewhere.
     counters
-        Service counters (bank) or repair desks (telecom) calling queue tickets.
+        Service counters (bank) or repair desks (telecom) calling queue tickets:
+        how many the store has.
     conversion
         Share of visitors who buy something (retail, telecom).
     tills
         Tills in use, for `till_id`.
     currency
         ISO 4217 code of till amounts.
+    roster
+        Counters open in each local hour of the week: seven rows, Monday first, of
+        24 counts (hour 0 first), each at most `counters`; one row of 24 counts
+        stands for every day alike. When the roster says `n`, `counter-1` to
+        `counter-n` call tickets; a counter closing finishes its customer first,
+        and the customers still waiting at closing time are called by the counters
+        of the last open hour. Empty (the default): all `counters` are open all the
+        time. `counters` may be left at 0 with a roster: it becomes the roster's
+        largest count. `make_stores` gives each branch and shop the counters it
+        needs for a comfortable hour (`comfortable_roster`), less one at lunch and
+        at one or two of its peak hours; `understaffed` takes counters away.
+
+    Examples
+    --------
+    >>> branch = StoreProfile("bank-009", "bank", "london", "Europe/London",
+    ...                       ((9, 17),) * 5 + (None, None), 20.0, (Door("main", "cnt-1"),), 60,
+    ...                       roster=(0,) * 9 + (3, 4, 3, 2, 2, 3, 3, 2) + (0,) * 7)
+    >>> branch.counters, len(branch.roster), branch.roster[6][10]
+    (4, 7, 4)
+    >>> monday_noon = 1_709_553_600_000  # 2024-03-04T12:00:00Z = 12:00 in London
+    >>> branch.counters_at(monday_noon), branch.counters_at(monday_noon - 2 * 3_600_000)
+    (2, 4)
 
     """
 
@@ -223,8 +273,22 @@ class StoreProfile:
     conversion: float = 0.0
     tills: int = 1
     currency: str = "EUR"
+    roster: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.roster:
+            rows = tuple(tuple(row) for row in self.roster) if not isinstance(self.roster[0], int) else (
+                (tuple(self.roster),) * 7)  # one day for every day
+            if len(rows) != 7 or any(len(row) != 24 for row in rows):
+                raise ValueError(f"{self.store_id}: roster needs 7 rows of 24 counts (or one row of 24)")
+            if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for row in rows for n in row):
+                raise ValueError(f"{self.store_id}: roster counts must be integers >= 0")
+            most = max(max(row) for row in rows)
+            if self.counters == 0:
+                object.__setattr__(self, "counters", most)
+            elif most > self.counters:
+                raise ValueError(f"{self.store_id}: roster opens {most} counters, the store has {self.counters}")
+            object.__setattr__(self, "roster", rows)
         if not _STORE_ID.fullmatch(self.store_id):
             raise ValueError(f"store_id {self.store_id!r} must match {STORE_ID_PATTERN}")
         if self.vertical not in VERTICALS:
@@ -247,6 +311,13 @@ class StoreProfile:
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    def counters_at(self, ts_ms: int) -> int:
+        """Counters open at instant `ts_ms` (UTC epoch ms) by the roster: `counters` without one."""
+        if not self.roster:
+            return self.counters
+        local = _local(ts_ms, self.zone)
+        return self.roster[local.weekday()][local.hour]
 
     @property
     def sensor_ids(self) -> tuple[str, ...]:
@@ -447,6 +518,159 @@ def _to_ms(moment: dt.datetime) -> int:
     return (moment.astimezone(dt.UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
+# -- counter rosters ---------------------------------------------------------------------------
+
+
+def _queue_profile(vertical: str) -> tuple[float, float]:
+    """(share of arrivals that take a ticket, mean service time in s) of a vertical's queue."""
+    if vertical == "bank":
+        mean_s = sum(share * median * math.exp(sigma**2 / 2) for share, _, median, sigma, _ in _BANK_SERVICES.values())
+        return _BANK_TICKET_SHARE, mean_s
+    if vertical == "telecom":
+        _, _, _, median, sigma, _ = _REPAIR
+        return _TELECOM_REPAIR_SHARE, median * math.exp(sigma**2 / 2)
+    raise ValueError(f"a {vertical} store has no queue")
+
+
+def _hourly_loads(store: StoreProfile) -> list[list[float | None]]:
+    """Offered load (Erlangs) of the store's queue in each local hour of the week; None when closed all hour.
+
+    The arrival rate at the busiest of 12 evenly spaced moments of the open part of the
+    hour, times the ticket share, times the mean service time.
+    """
+    share, mean_s = _queue_profile(store.vertical)
+    loads: list[list[float | None]] = []
+    for weekday, hours in enumerate(store.opening_hours):
+        factor = store.base_rate_per_h * weekly_factor(store.vertical, weekday) * share * mean_s / 3600
+        row: list[float | None] = [None] * 24
+        for hour in range(24):
+            if hours is None:
+                continue
+            a, b = max(hour, hours[0]), min(hour + 1, hours[1])
+            if a >= b:
+                continue
+            row[hour] = factor * max(daily_shape(store.vertical, a + (b - a) * (k + 0.5) / 12) for k in range(12))
+        loads.append(row)
+    return loads
+
+
+def _erlang_c_service_level(load: float, agents: int, aht_s: float, answer_s: float) -> float:
+    """Share of customers called within `answer_s` (Erlang C, M/M/agents); 0 when `agents <= load`."""
+    if agents <= load:
+        return 0.0
+    b = 1.0
+    for n in range(1, agents + 1):  # Erlang B by its recursion
+        b = load * b / (n + load * b)
+    c = agents * b / (agents - load * (1 - b))
+    return 1 - c * math.exp(-(agents - load) * answer_s / aht_s)
+
+
+def comfortable_roster(store: StoreProfile) -> tuple[tuple[int, ...], ...]:
+    """Counters a branch or shop needs in each local hour of the week for a comfortable queue.
+
+    From the store's own arrival profile (`arrival_rate_per_h`: base rate, daily
+    shape, weekday factor), the share of arrivals that take a ticket and the mean
+    service time give each hour's offered load `A` in Erlangs (at the hour's busiest
+    moment: the rate at the busiest of 12 evenly spaced moments of its open part).
+    The hour gets the fewest counters `n >= 1` that are at most 85 % busy
+    (`A / n <= 0.85`) and, by Erlang C, call 90 % of the customers within 10 minutes;
+    an hour the store is closed throughout gets 0.
+
+    Examples
+    --------
+    >>> branch = StoreProfile("bank-009", "bank", "london", "Europe/London",
+    ...                       ((9, 17),) * 5 + ((9, 12.5), None), 20.0, (Door("main", "cnt-1"),), 60, counters=9)
+    >>> roster = comfortable_roster(branch)
+    >>> roster[0][8:18]  # Monday 08:00-17:59
+    (0, 4, 4, 4, 5, 4, 3, 3, 3, 0)
+    >>> roster[5][8:14], sum(roster[6])  # Saturday morning; closed on Sunday
+    ((0, 3, 3, 3, 4, 0), 0)
+
+    """
+    _, mean_s = _queue_profile(store.vertical)
+    roster = []
+    for row in _hourly_loads(store):
+        counts = []
+        for load in row:
+            n = 0
+            if load is not None:
+                n = max(1, math.ceil(load / _COMFORT_UTILISATION))
+                while _erlang_c_service_level(load, n, mean_s, _COMFORT_ANSWER_S) < _COMFORT_SL:
+                    n += 1
+            counts.append(n)
+        roster.append(tuple(counts))
+    return tuple(roster)
+
+
+def understaffed(store: StoreProfile, hours: Iterable[int], by: int = 1,
+                 weekdays: Iterable[int] = range(7)) -> StoreProfile:
+    """`store` with `by` counters fewer open at local `hours` (0-23) of `weekdays` (Monday = 0).
+
+    Starts from the store's roster, or from all its counters open all the time
+    without one. An hour keeps at least one counter open when it had any.
+
+    Examples
+    --------
+    >>> branch = StoreProfile("bank-009", "bank", "london", "Europe/London",
+    ...                       ((9, 17),) * 5 + (None, None), 20.0, (Door("main", "cnt-1"),), 60, counters=3)
+    >>> short = understaffed(branch, hours=[12, 13], by=1, weekdays=range(5))
+    >>> short.counters, short.roster[0][11:15], short.roster[5][11:15]
+    (3, (3, 2, 2, 3), (3, 3, 3, 3))
+    >>> understaffed(short, hours=range(24), by=5).roster[0][11:15]
+    (1, 1, 1, 1)
+
+    """
+    if by < 0:
+        raise ValueError("by must be >= 0")
+    rows = [list(row) for row in (store.roster or ((store.counters,) * 24,) * 7)]
+    for weekday in weekdays:
+        for hour in hours:
+            if rows[weekday][hour] > 0:
+                rows[weekday][hour] = max(1, rows[weekday][hour] - by)
+    return replace(store, roster=tuple(tuple(row) for row in rows))
+
+
+def rostered(store: StoreProfile, seed: int) -> StoreProfile:
+    """A bank branch or telecom shop with the roster `make_stores` gives it, for its own arrival rate.
+
+    The comfortable roster (`comfortable_roster`), one counter on its lunch break at
+    `LUNCH_HOURS`, and one or two peak hours short: drawn (from `seed` and the store's
+    id) among the three busiest hours of the day outside lunch (offered load summed
+    over the week) that need two counters or more somewhere, where the store opens the
+    most counters that leave Erlang C's share called within 10 minutes under 60 %
+    (fewer than it needs, at least one). `counters` becomes the most a comfortable hour
+    needs. Re-roster a store after changing its `base_rate_per_h`: its roster was
+    sized for the old rate. A retail store comes back unchanged.
+
+    Examples
+    --------
+    >>> bank = make_stores(2, seed=1)[1]
+    >>> busier = rostered(replace(bank, base_rate_per_h=2 * bank.base_rate_per_h), seed=1)
+    >>> bank.counters, busier.counters, busier.roster[0][8:18]
+    (5, 9, (0, 8, 6, 6, 8, 7, 4, 5, 5, 0))
+
+    """
+    if store.vertical not in ("bank", "telecom"):
+        return store  # no queue, no counters to roster
+    rng = random.Random(f"footfall-roster:{seed}:{store.store_id}")
+    loads = _hourly_loads(store)
+    _, mean_s = _queue_profile(store.vertical)
+    comfortable = comfortable_roster(store)
+    busiest = sorted((h for h in range(24) if h not in LUNCH_HOURS and max(row[h] for row in comfortable) >= 2),
+                     key=lambda h: (-sum(row[h] or 0.0 for row in loads), h))[:3]
+    peaks = rng.sample(busiest, min(len(busiest), rng.choice((1, 2))))
+    roster = [list(row) for row in understaffed(replace(store, counters=0, roster=comfortable), LUNCH_HOURS).roster]
+    for weekday, row in enumerate(roster):
+        for hour in peaks:
+            load = loads[weekday][hour]
+            if load is not None and row[hour] > 1:
+                n = row[hour] - 1
+                while n > 1 and _erlang_c_service_level(load, n, mean_s, _COMFORT_ANSWER_S) >= _SHORT_SL:
+                    n -= 1
+                row[hour] = n
+    return replace(store, counters=max(map(max, comfortable)), roster=tuple(tuple(row) for row in roster))
+
+
 # -- stores ------------------------------------------------------------------------------------
 
 
@@ -456,6 +680,16 @@ def make_stores(n: int, seed: int, regions: Sequence[Region] = DEFAULT_REGIONS) 
     Ids number the stores across verticals: `retail-001`, `bank-002`, `telecom-003`, ...
     Door counters alternate between per-person and 60 s interval reporting.
 
+    Bank branches and telecom shops get a roster (`StoreProfile.roster`): in each
+    local hour of the week the counters a comfortable hour needs by their own arrival
+    profile (`comfortable_roster`), less one counter on its lunch break at 12:00-14:00
+    (`LUNCH_HOURS`), and at one or two of the store's peak hours (drawn from its three
+    busiest hours outside lunch) short-staffed: the most counters that leave Erlang
+    C's share called within 10 minutes under 60 %. There queues build (waits of
+    several minutes, abandoned tickets) while the other hours run smoothly. `counters`
+    is the most counters a comfortable hour needs. The rosters are drawn from the
+    seed and each store's id, apart from the other stores' draws.
+
     Examples
     --------
     >>> for store in make_stores(4, seed=1):
@@ -463,8 +697,13 @@ def make_stores(n: int, seed: int, regions: Sequence[Region] = DEFAULT_REGIONS) 
     ...           [d.reporting for d in store.doors], store.counters)
     retail-001 london (10, 21) 118 ['person'] 0
     bank-002 auckland (9, 17) 22 ['interval', 'person'] 5
-    telecom-003 london (10, 20) 30 [] 2
+    telecom-003 london (10, 20) 30 [] 3
     retail-004 new-york (9.5, 20) 63 ['interval', 'person', 'interval'] 0
+    >>> bank = make_stores(2, seed=1)[1]
+    >>> bank.roster[0][8:18]  # Monday 08:00-17:59 local: short at 10 and 11, a counter on break at 12 and 13
+    (0, 5, 3, 3, 4, 4, 3, 3, 3, 0)
+    >>> comfortable_roster(bank)[0][8:18]
+    (0, 5, 5, 5, 5, 5, 3, 3, 3, 0)
 
     """
     if n < 0:
@@ -504,27 +743,19 @@ def make_stores(n: int, seed: int, regions: Sequence[Region] = DEFAULT_REGIONS) 
             thursday = (9, 18) if rng.random() < 0.5 else weekday
             saturday = (9, 12.5) if rng.random() < 0.5 else None
             hours = (weekday, weekday, weekday, thursday, weekday, saturday, None)
-            mean_service_s = sum(
-                share * median * math.exp(sigma**2 / 2) for share, _, median, sigma, _ in _BANK_SERVICES.values()
-            )
-            load = base * peak_factor * _BANK_TICKET_SHARE * mean_service_s / 3600
-            stores.append(StoreProfile(
+            stores.append(rostered(StoreProfile(
                 store_id, vertical, region.name, region.timezone, hours, round(base, 1), doors,
-                _round_up(base * peak_factor * 0.25 * 1.6, 10), counters=max(2, math.ceil(load / 0.85)),
-                currency=region.currency,
-            ))
+                _round_up(base * peak_factor * 0.25 * 1.6, 10), counters=1, currency=region.currency,
+            ), seed))
         else:
             base = rng.uniform(15, 40)
             sunday = (12, 18) if rng.random() < 0.7 else None
             hours = ((10, 20),) * 6 + (sunday,)
-            _, _, _, median, sigma, _ = _REPAIR
-            load = base * peak_factor * _TELECOM_REPAIR_SHARE * median * math.exp(sigma**2 / 2) / 3600
-            stores.append(StoreProfile(
+            stores.append(rostered(StoreProfile(
                 store_id, vertical, region.name, region.timezone, hours, round(base, 1), doors,
                 _round_up(base * peak_factor * 0.25 * 1.6, 10), visit_sensor_id="wifi-1",
-                counters=max(1, math.ceil(load / 0.8)), conversion=round(rng.uniform(0.15, 0.3), 3),
-                tills=2, currency=region.currency,
-            ))
+                counters=1, conversion=round(rng.uniform(0.15, 0.3), 3), tills=2, currency=region.currency,
+            ), seed))
     return stores
 
 
@@ -561,7 +792,8 @@ class _StoreSim:
     seq: int = 0
     numbers: dict[str, int] = field(default_factory=dict)
     bins: dict[str, dict[int, list[int]]] = field(default_factory=dict)
-    servers: list[tuple[int, int]] = field(default_factory=list)
+    free: list[int] = field(default_factory=list)  # per counter (index 0 = counter-1): free from this time
+    slot: tuple[int, int, int] = (0, 0, 0)  # (start, end, counters open): the last local hour of the roster read
     phases: dict[str, int] = field(default_factory=dict)
     devices: dict[str, str] = field(default_factory=dict)
     visitors: list[str] = field(default_factory=list)
@@ -577,7 +809,7 @@ class _StoreSim:
             self.phases[sensor] = self.rng.randrange(HEARTBEAT_MS)
             self.devices[sensor] = _mac(self.rng)
         self.bins = {d.door_id: {} for d in store.doors if d.reporting == "interval"}
-        self.servers = [(0, k) for k in range(store.counters)]
+        self.free = [0] * store.counters
         shares = [d.share for d in store.doors]
         total = sum(shares)
         self.door_cum = [sum(shares[: k + 1]) / total for k in range(len(shares))]
@@ -643,14 +875,48 @@ class _StoreSim:
             fields["customer_id"] = f"L{self.rng.randrange(10**9):09d}"
         self._push(ts_ms, "pos", _iso_local(ts_ms, self.store.zone), fields)
 
-    def _ticket(self, ts_ms: int, service: str, letter: str, median_s: float, sigma: float, patience_s: float) -> int:
-        """Issue a ticket at `ts_ms`, run it through the counters; return when its customer leaves."""
+    def _open_at(self, ts_ms: int) -> tuple[int, int]:
+        """(counters open at `ts_ms` by the roster, when that local hour ends)."""
+        start, end, n = self.slot
+        if not start <= ts_ms < end:
+            local = _local(ts_ms, self.store.zone)
+            n = self.store.roster[local.weekday()][local.hour]
+            start = ts_ms - (local.minute * MINUTE_MS + local.second * 1000 + local.microsecond // 1000)
+            end = start + HOUR_MS
+            self.slot = (start, end, n)
+        return n, end
+
+    def _call_time(self, counter: int, ts_ms: int, close_ms: int) -> float:
+        """First instant from `ts_ms` when `counter` (0 = counter-1) is open by the roster, or inf.
+
+        From `close_ms` on, the counters of the store's last open hour call the customers still waiting.
+        """
+        if not self.store.roster:
+            return ts_ms
+        t = ts_ms
+        while t < close_ms:
+            n, end = self._open_at(t)
+            if counter < n:
+                return t
+            t = end
+        return max(t, close_ms) if counter < max(1, self._open_at(close_ms - 1)[0]) else math.inf
+
+    def _ticket(self, ts_ms: int, close_ms: int, service: str, letter: str, median_s: float, sigma: float,
+                patience_s: float) -> int:
+        """Issue a ticket at `ts_ms`, run it through the counters; return when its customer leaves.
+
+        The counters call in order of issue (first come, first served): this ticket goes to the
+        counter that is first both free and open by the roster, the one free longest on a tie.
+        """
         rng = self.rng
         ticket = f"{letter}{self._next('ticket:' + letter):04d}-{self.tag}"
         base = {"ticket_id": ticket, "service": service}
         self._push(ts_ms, "queue", _iso_utc(ts_ms), {"action": "issued", **base})
-        free_ms, counter = self.servers[0]
-        call_ms = max(ts_ms, free_ms)
+        free = self.free
+        call_ms, _, counter = min(
+            (self._call_time(k, max(ts_ms, free_ms), close_ms), free_ms, k) for k, free_ms in enumerate(free)
+        )
+        call_ms = int(call_ms)  # finite: counter-1 calls from closing time on at the latest
         wait_ms = call_ms - ts_ms
         patience_ms = int(rng.expovariate(1 / patience_s) * 1000)
         if wait_ms > patience_ms:
@@ -664,7 +930,7 @@ class _StoreSim:
         if wait_ms > 60_000 and rng.random() < _NO_SHOW_SHARE:  # gave up unseen while waiting
             done_ms = call_ms + 60_000
             self._push(done_ms, "queue", _iso_utc(done_ms), {"action": "no_show", **base, **desk})
-            heapq.heapreplace(self.servers, (done_ms, counter))
+            free[counter] = done_ms
             return ts_ms + int(wait_ms * rng.uniform(0.2, 0.9))
         service_ms = int(min(rng.lognormvariate(math.log(median_s), sigma), 4 * 3600) * 1000)
         done_ms = call_ms + service_ms
@@ -672,7 +938,7 @@ class _StoreSim:
             "action": "served", **base, **desk,
             "wait_s": round(wait_ms / 1000, 1), "service_s": round(service_ms / 1000, 1),
         })
-        heapq.heapreplace(self.servers, (done_ms + int(rng.uniform(5_000, 30_000)), counter))
+        free[counter] = done_ms + int(rng.uniform(5_000, 30_000))
         return done_ms + int(rng.uniform(20_000, 90_000))
 
     # -- one arrival per vertical
@@ -696,7 +962,7 @@ class _StoreSim:
                     u -= share
                     if u < 0:
                         break
-                exit_ms = self._ticket(ts_ms, service, letter, median, sigma, patience)
+                exit_ms = self._ticket(ts_ms, close_ms, service, letter, median, sigma, patience)
             else:
                 exit_ms = ts_ms + int(rng.uniform(120_000, 480_000))
             self._pass_door(min(exit_ms, close_ms + LAST_EXIT_AFTER_CLOSE_MS), "out")
@@ -713,7 +979,7 @@ class _StoreSim:
                 self._push(ts_ms, "visit", _iso_utc(ts_ms), {"action": "arrive", **sensor})
             if rng.random() < _TELECOM_REPAIR_SHARE:
                 service, _, letter, median, sigma, patience = _REPAIR
-                exit_ms = self._ticket(ts_ms, service, letter, median, sigma, patience)
+                exit_ms = self._ticket(ts_ms, close_ms, service, letter, median, sigma, patience)
             else:
                 exit_ms = ts_ms + int(min(max(rng.lognormvariate(math.log(600), 0.6), 60), 2 * 3600) * 1000)
             exit_ms = min(exit_ms, close_ms + LAST_EXIT_AFTER_CLOSE_MS)

@@ -37,7 +37,7 @@ from footfall.operators.pipeline.store_pipeline import StorePipeline
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
-from footfall.scripts.simulation import generate, make_stores
+from footfall.scripts.simulation import generate, make_stores, rostered
 
 __all__ = ["StoreStateSize", "measure_state_sizes"]
 
@@ -68,7 +68,7 @@ def measure_state_sizes(days: int = 8, stores: int = 6, rate_factor: float = 3.0
     start = start or dt.datetime(2026, 3, 2, tzinfo=dt.UTC)  # a Monday
     start_ms = int(start.timestamp() * 1000)
     end_ms = start_ms + days * 24 * HOUR_MS
-    profiles = [dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * rate_factor)
+    profiles = [rostered(dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * rate_factor), seed)
                 for p in make_stores(stores, seed=seed)]
     stages = [ForecastsAndAlerts(horizon=forecast_horizon, queue_target_s=600.0)] if forecast_horizon > 0 else []
     pipelines = {p.store_id: StorePipeline(p.store_id, StoreParams(tz=p.timezone), stages, vertical=p.vertical)

@@ -24,7 +24,7 @@ from kafka import KafkaProducer
 
 from footfall.schemas.keys import RedisKeys
 from footfall.scripts.alertsim import DAY_MS, HOUR_MS, WARMUP_DAYS, incidents_for
-from footfall.scripts.simulation import generate, make_stores
+from footfall.scripts.simulation import generate, make_stores, rostered
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
 from tests.integration.conftest import wait_until
@@ -40,7 +40,8 @@ def _in_family(kind: str, incident: str) -> bool:
 
 
 def test_each_injected_incident_is_one_timely_explained_alert(services, worker_factory, unique_prefix, tmp_path):
-    stores = [dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * 3) for p in make_stores(3, seed=11)]
+    stores = [rostered(dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * 3), 11)
+              for p in make_stores(3, seed=11)]
     judged_from = START_MS + WARMUP_DAYS * DAY_MS
     incidents = incidents_for(stores, judged_from + DAY_MS)
     end_ms = judged_from + 2 * DAY_MS + 12 * HOUR_MS  # the incidents' day, into its afternoon in every zone

@@ -25,7 +25,7 @@ from footfall.operators.pipeline.store_pipeline import StorePipeline
 from footfall.schemas.events import Limits, QueueEvent
 from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
-from footfall.scripts.simulation import generate, make_stores
+from footfall.scripts.simulation import generate, make_stores, rostered
 
 DAY_MS = 86_400_000
 MONDAY = 1_767_571_200_000  # 2026-01-05 00:00 UTC
@@ -33,7 +33,8 @@ HORIZON = 8
 
 
 def simulated_messages(days: int = 3, seed: int = 4) -> tuple[list, list]:
-    stores = [dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * 2) for p in make_stores(3, seed=seed)]
+    stores = [rostered(dataclasses.replace(p, base_rate_per_h=p.base_rate_per_h * 2), seed)
+              for p in make_stores(3, seed=seed)]
     pseudonymize = Pseudonymizer(b"pipeline-test-key-0123456789")
     limits = Limits(max_future_ms=10 * 365 * DAY_MS)
     messages = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -21,9 +22,13 @@ from footfall.scripts.simulation import (
     SimMessage,
     StoreProfile,
     arrival_rate_per_h,
+    comfortable_roster,
     generate,
     make_stores,
+    opening_periods_ms,
+    rostered,
     take_events,
+    understaffed,
 )
 
 DAY_MS = 86_400_000
@@ -338,3 +343,305 @@ def test_injected_duplicates_late_and_reordered_events_are_what_they_say():
     plain_at = {orjson.loads(m.payload)["event_id"]: m.ts_ms for m in plain}
     delays = [send_at[i] - plain_at[i] for i in order]
     assert max(delays) <= 90_000 and sum(d > 0 for d in delays) > 10
+
+
+# -- counter rosters ---------------------------------------------------------------------------
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def exact_ms(ts: int | str) -> int:
+    """Epoch ms of an event time, exactly (no float rounding)."""
+    if isinstance(ts, int):
+        return ts
+    return (dt.datetime.fromisoformat(ts) - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def local_ms(zone: zoneinfo.ZoneInfo, day: dt.date, hour: float) -> int:
+    """Epoch ms of local `hour` (may be fractional) on `day` in `zone`."""
+    return exact_ms((dt.datetime.combine(day, dt.time(), tzinfo=zone) + dt.timedelta(hours=hour)).isoformat())
+
+
+def tickets_of(events: Iterable[dict], store_id: str) -> dict[str, dict]:
+    """Each ticket's life from its queue events: issued, called (time, counter number, wait), end, abandoned."""
+    found: dict[str, dict] = {}
+    for e in events:
+        if e["kind"] != "queue" or e["store_id"] != store_id:
+            continue
+        t = found.setdefault(e["ticket_id"], {})
+        at = exact_ms(e["ts"])
+        if e["action"] == "issued":
+            t["issued"] = at
+        elif e["action"] == "called":
+            t["called"] = (at, int(e["counter"].removeprefix("counter-")), e["wait_s"])
+        elif e["action"] in ("served", "no_show"):
+            t["end"] = at
+        elif e["action"] == "abandoned":
+            t["abandoned"] = e["wait_s"]
+    return found
+
+
+def queue_profile(vertical: str) -> tuple[float, float]:
+    """(ticket share, mean service s) from the simulator's service tables (lognormal mean = median e^(sigma^2/2))."""
+    from footfall.scripts import simulation
+
+    if vertical == "bank":
+        services = simulation._BANK_SERVICES.values()
+        mean_s = sum(share * median * math.exp(sigma**2 / 2) for share, _, median, sigma, _ in services)
+        return simulation._BANK_TICKET_SHARE, mean_s
+    _, _, _, median, sigma, _ = simulation._REPAIR
+    return simulation._TELECOM_REPAIR_SHARE, median * math.exp(sigma**2 / 2)
+
+
+def reference_loads(store: StoreProfile, week_monday: dt.date) -> dict[tuple[int, int], float]:
+    """Offered load (Erlangs) of each open local (weekday, hour) of one week, from `arrival_rate_per_h`.
+
+    The rate at the busiest of 12 evenly spaced moments of the open part of the hour, as
+    `comfortable_roster` documents, read through the public rate function at those instants.
+    """
+    zone = zoneinfo.ZoneInfo(store.timezone)
+    share, mean_s = queue_profile(store.vertical)
+    loads = {}
+    for weekday in range(7):
+        day = week_monday + dt.timedelta(days=weekday)
+        hours = store.opening_hours[weekday]
+        for hour in range(24):
+            if hours is None or max(hour, hours[0]) >= min(hour + 1, hours[1]):
+                continue
+            a, b = max(hour, hours[0]), min(hour + 1, hours[1])
+            rate = max(arrival_rate_per_h(store, local_ms(zone, day, a + (b - a) * (k + 0.5) / 12)) for k in range(12))
+            loads[weekday, hour] = rate * share * mean_s / 3600
+    return loads
+
+
+def rostered_stores(seeds=(0, 1, 2)) -> list[StoreProfile]:
+    return [s for seed in seeds for s in make_stores(12, seed=seed) if s.vertical != "retail"]
+
+
+# A week without a clock change in any default region (New York's is on Sunday 10 March at 02:00, when
+# every store is closed): local hours map to the rate function one to one.
+WEEK = dt.date(2024, 3, 4)
+
+
+def test_roster_rows_and_counters():
+    one_day = (0,) * 9 + (2, 3, 3, 1, 1, 2, 2, 2) + (0,) * 7
+    branch = StoreProfile("bank-009", "bank", "london", "Europe/London", ((9, 17),) * 5 + (None, None), 20.0,
+                          (Door("main", "cnt-1"),), 60, roster=one_day)
+    assert branch.roster == (one_day,) * 7 and branch.counters == 3
+    assert StoreProfile(**{**_fields(branch), "roster": [list(one_day)] * 7, "counters": 5}).roster == (one_day,) * 7
+    zone = zoneinfo.ZoneInfo("Europe/London")
+    for hour in range(24):
+        assert branch.counters_at(local_ms(zone, WEEK, hour + 0.5)) == one_day[hour]
+    assert BANK.roster == () and BANK.counters_at(MONDAY + 3 * HOUR_MS) == 4  # no roster: all counters, always
+    for bad in [dict(roster=one_day, counters=2), dict(roster=(one_day,) * 6), dict(roster=(1,) * 23),
+                dict(roster=(-1, *one_day[1:])), dict(roster=(0,) * 24)]:
+        with pytest.raises(ValueError):
+            StoreProfile(**{**_fields(branch), "counters": 0, "roster": (), **bad})
+
+
+def _fields(store: StoreProfile) -> dict:
+    return {name: getattr(store, name) for name in StoreProfile.__dataclass_fields__}
+
+
+def test_comfortable_roster_is_the_fewest_counters_under_85_percent_busy_calling_90_percent_within_10_minutes():
+    from footfall.operators.staffing.erlang import service_level
+
+    for store in rostered_stores():
+        _, mean_s = queue_profile(store.vertical)
+        loads = reference_loads(store, WEEK)
+        want = [[0] * 24 for _ in range(7)]
+        for (weekday, hour), load in loads.items():
+            n = 1
+            while load / n > 0.85 or service_level(load, n, mean_s, 600) < 0.9:
+                n += 1
+            want[weekday][hour] = n
+        assert comfortable_roster(store) == tuple(map(tuple, want)), store.store_id
+        assert store.counters == max(map(max, want))
+
+
+def test_make_stores_rosters_understaff_lunch_and_one_or_two_peak_hours_only():
+    from footfall.operators.staffing.erlang import service_level
+
+    stores = rostered_stores()
+    assert len(stores) == 24  # 4 branches and 4 shops per seed
+    shorted = 0
+    for store in stores:
+        _, mean_s = queue_profile(store.vertical)
+        loads = reference_loads(store, WEEK)
+        comfortable = comfortable_roster(store)
+        short_hours = set()
+        for weekday in range(7):
+            for hour in range(24):
+                need, have = comfortable[weekday][hour], store.roster[weekday][hour]
+                if need == 0:
+                    assert have == 0, (store.store_id, weekday, hour)  # closed all hour
+                elif hour in (12, 13):
+                    assert have == max(1, need - 1), (store.store_id, weekday, hour)  # one on the lunch break
+                elif have != need:
+                    # A short-staffed peak: fewer counters, and the service level sinks under 60 % (or one is left).
+                    assert 1 <= have < need
+                    assert have == 1 or service_level(loads[weekday, hour], have, mean_s, 600) < 0.6
+                    assert have == need - 1 or service_level(loads[weekday, hour], have + 1, mean_s, 600) >= 0.6
+                    short_hours.add(hour)
+        # One or two peak hours a day, among its three busiest outside lunch (load summed over the week).
+        week_load = Counter()
+        for (_, hour), load in loads.items():
+            week_load[hour] += load
+        by_load = sorted(set(week_load) - {12, 13}, key=lambda h: -week_load[h])
+        assert 1 <= len(short_hours) <= 2 and short_hours <= set(by_load[:3]), (store.store_id, short_hours)
+        shorted += 1
+        # And it has plenty of comfortably staffed hours.
+        fine = sum(store.roster[d][h] == comfortable[d][h] > 0 for d in range(7) for h in range(24))
+        open_hours = sum(comfortable[d][h] > 0 for d in range(7) for h in range(24))
+        assert fine >= open_hours / 3, store.store_id
+    assert shorted == len(stores)
+
+
+def test_rosters_are_deterministic_from_the_seed():
+    def rosters(seed: int) -> list:
+        return [s.roster for s in make_stores(30, seed=seed)]
+
+    assert rosters(4) == rosters(4)
+    assert rosters(4) != rosters(5)
+    # Rostering draws apart from the stores' own draws: every other attribute is as without a roster.
+    for store in make_stores(30, seed=4):
+        if store.roster:
+            assert all(store.roster[d][h] <= store.counters for d in range(7) for h in range(24))
+
+
+def test_understaffed_takes_counters_away_at_the_given_hours_only():
+    short = understaffed(BANK, hours=[10, 11], by=2, weekdays=[0, 1])
+    assert short.counters == 4 and BANK.roster == ()
+    for weekday in range(7):
+        for hour in range(24):
+            assert short.roster[weekday][hour] == (2 if weekday < 2 and hour in (10, 11) else 4)
+    assert understaffed(short, hours=range(24), by=9).roster == ((1,) * 24,) * 7  # an open hour keeps one
+    with pytest.raises(ValueError):
+        understaffed(BANK, hours=[10], by=-1)
+
+
+def test_a_full_roster_behaves_as_no_roster():
+    full = StoreProfile(**{**_fields(BANK), "roster": (4,) * 24})
+    span = dict(start_ms=MONDAY, end_ms=MONDAY + 3 * DAY_MS, seed=5)
+    assert [m.payload for m in generate([BANK], **span)] == [m.payload for m in generate([full], **span)]
+
+
+def check_counters_follow_the_roster(store: StoreProfile, events: list[dict], start_ms: int, end_ms: int) -> int:
+    """Brute-force checks of a store's queue against its roster; returns how many tickets were called.
+
+    - each call at `t` is made by `counter-k` with `k <= allowed(t)`: the roster at `t`, or, for a
+      customer still waiting at closing time, the last open hour's count (at least one);
+    - at every call, the counters busy (between a call and its `served`/`no_show`) are at most the
+      largest count allowed since the earliest of their calls: a closing counter finishes its customer;
+    - no counter serves two customers at once; customers are called in order of issue.
+    """
+    tickets = tickets_of(events, store.store_id)
+    periods = opening_periods_ms(store, start_ms - DAY_MS, end_ms + DAY_MS)
+
+    def close_of(issued: int) -> int:
+        [close] = [c for o, c in periods if o <= issued < c]
+        return close
+
+    def allowed(t: int, close: int) -> int:
+        return store.counters_at(t) if t < close else max(1, store.counters_at(close - 1))
+
+    calls = []  # (call, end, counter, issued)
+    for ticket in tickets.values():
+        if "called" not in ticket or "end" not in ticket:
+            continue
+        call, counter, _ = ticket["called"]
+        close = close_of(ticket["issued"])
+        assert 1 <= counter <= allowed(call, close), (ticket, allowed(call, close))
+        calls.append((call, ticket["end"], counter, ticket["issued"], close))
+    for call, _, _, _, close in calls:
+        busy = [(c, k) for c, e, k, _, _ in calls if c <= call < e]
+        assert len({k for _, k in busy}) == len(busy), "a counter serves two customers at once"
+        earliest = min(c for c, _ in busy)
+        hours = range(earliest, call + 1, 60_000)
+        assert len(busy) <= max(max(allowed(t, close) for t in hours), allowed(call, close)), (call, busy)
+    by_issue = sorted(calls, key=lambda c: c[3])
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(by_issue)), "not first come, first served"
+    return len(calls)
+
+
+@pytest.mark.parametrize("index", [1, 2, 4, 5])  # bank-002, telecom-003, bank-005, telecom-006
+def test_no_more_counters_busy_than_the_roster_allows(index):
+    store = make_stores(12, seed=0)[index]
+    start_ms, end_ms = MONDAY, MONDAY + 4 * DAY_MS
+    events = events_of(generate([store], start_ms=start_ms, end_ms=end_ms + DAY_MS, seed=3))
+    assert check_counters_follow_the_roster(store, events, start_ms, end_ms) > 50
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), day=st.lists(st.integers(0, 4), min_size=24, max_size=24))
+def test_no_more_counters_busy_than_any_roster_allows(seed, day):
+    # A busy branch with a roster that changes every hour, closed counters (0) included.
+    store = StoreProfile(**{**_fields(BANK), "base_rate_per_h": 60.0, "counters": 4, "roster": tuple(day)})
+    events = events_of(generate([store], start_ms=MONDAY, end_ms=MONDAY + 2 * DAY_MS, seed=seed))
+    check_counters_follow_the_roster(store, events, MONDAY, MONDAY + DAY_MS)
+
+
+def test_understaffed_hours_queue_and_the_others_run_smoothly():
+    # The demo's stores (12, seed 0), Monday to Friday.
+    stores = [s for s in make_stores(12, seed=0) if s.vertical != "retail"]
+    events = events_of(generate(stores, start_ms=MONDAY, end_ms=MONDAY + 6 * DAY_MS, seed=0))
+    groups: dict[str, list[tuple[float, bool]]] = {"short": [], "fine": []}  # (wait s, gave up)
+    for store in stores:
+        comfortable = comfortable_roster(store)
+        zone = zoneinfo.ZoneInfo(store.timezone)
+        for ticket in tickets_of(events, store.store_id).values():
+            if not MONDAY <= ticket["issued"] < MONDAY + 5 * DAY_MS:
+                continue
+            local = dt.datetime.fromtimestamp(ticket["issued"] / 1000, zone)
+            need, have = comfortable[local.weekday()][local.hour], store.roster[local.weekday()][local.hour]
+            if "abandoned" in ticket:
+                groups["short" if have < need else "fine"].append((ticket["abandoned"], True))
+            elif "called" in ticket:
+                groups["short" if have < need else "fine"].append((ticket["called"][2], False))
+
+    def stats(rows: list[tuple[float, bool]]) -> tuple[float, float, float, float]:
+        n = len(rows)
+        return (sum(w for w, _ in rows) / n, sum(w > 300 for w, _ in rows) / n,
+                sum(w <= 600 and not gone for w, gone in rows) / n, sum(gone for _, gone in rows) / n)
+
+    assert len(groups["short"]) > 500 and len(groups["fine"]) > 500
+    short_wait, short_over5, short_sl, short_gone = stats(groups["short"])
+    fine_wait, fine_over5, fine_sl, fine_gone = stats(groups["fine"])
+    assert short_wait > 2.5 * fine_wait and short_wait > 90  # minutes of waiting, not seconds
+    assert short_over5 > 3 * fine_over5 and short_over5 > 0.1
+    assert short_sl < fine_sl - 0.08 and short_sl < 0.9
+    assert short_gone > 2.5 * fine_gone
+    assert fine_sl > 0.93 and fine_wait < 60
+
+
+def test_make_stores_rosters_are_those_of_rostered():
+    for seed in (0, 7):
+        for store in make_stores(12, seed=seed):
+            if store.roster:
+                assert rostered(dataclasses.replace(store, roster=(), counters=1), seed) == store
+
+
+def test_an_explicitly_understaffed_branch_queues_at_its_short_hours():
+    # Afternoons (14:00-17:00 London) with 2 of the branch's 4 counters, Monday to Friday.
+    short = understaffed(BANK, hours=[14, 15, 16], by=2, weekdays=range(5))
+    span = dict(start_ms=MONDAY, end_ms=MONDAY + 6 * DAY_MS, seed=2)
+    zone = zoneinfo.ZoneInfo("Europe/London")
+
+    def afternoon_waits(store: StoreProfile) -> tuple[list[float], set[int]]:
+        waits, counters = [], set()
+        for ticket in tickets_of(events_of(generate([store], **span)), store.store_id).values():
+            local = dt.datetime.fromtimestamp(ticket["issued"] / 1000, zone)
+            if local.weekday() < 5 and 14 <= local.hour < 17:
+                if "abandoned" in ticket:
+                    waits.append(ticket["abandoned"])
+                elif "called" in ticket:
+                    waits.append(ticket["called"][2])
+                    counters.add(ticket["called"][1])
+        return waits, counters
+
+    full_waits, full_counters = afternoon_waits(BANK)
+    short_waits, short_counters = afternoon_waits(short)
+    assert len(full_waits) > 200 and len(short_waits) > 200
+    assert full_counters == {1, 2, 3, 4} and short_counters == {1, 2}
+    assert sum(short_waits) / len(short_waits) > 3 * sum(full_waits) / len(full_waits)
+    assert sum(w > 600 for w in short_waits) > 3 * max(1, sum(w > 600 for w in full_waits))
