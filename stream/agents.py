@@ -19,10 +19,8 @@ import signal
 import time
 
 import faust
-import orjson
 
 from footfall.stream.diagnostics import consumer_state, log_task_stacks
-from footfall.stream.intake import TICK_HEADER
 from footfall.stream.settings import Settings
 from footfall.stream.worker import FlowWorker
 
@@ -82,20 +80,7 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
                 return  # the table may be half restored: never load stores from it now
             try:
                 worker.stores.load_saved(assigned())
-                due = worker.stores.idle_ticks(int(time.time() * 1000))
-                sent = []
-                for store_id, advance_to_ms in due:
-                    body = orjson.dumps({"advance_to_ms": advance_to_ms})
-                    try:
-                        sent.append(await events_topic.send(key=store_id.encode(), value=body,
-                                                            headers=[(TICK_HEADER, body)]))
-                    except Exception as exc:  # not handed over: its result is the error, so it is due again
-                        sent.append(asyncio.sleep(0, result=exc))
-                # Only a delivered tick counts as sent: one that failed is due again at the next round.
-                for (store_id, advance_to_ms), result in zip(due, await asyncio.gather(*sent, return_exceptions=True),
-                                                             strict=True):
-                    if not isinstance(result, BaseException):
-                        worker.stores.ticked(store_id, advance_to_ms)
+                await worker.send_idle_ticks(int(time.time() * 1000))  # a tick not delivered is due again
             except Exception:
                 logger.exception("idle ticks failed; will retry")
 

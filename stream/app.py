@@ -3,25 +3,36 @@
 `create_app(settings)` returns a ready `faust.App`; `footfall worker` runs it.
 Input topics carry raw bytes (decoded in `schemas/`, never by Faust), so a bad
 payload cannot fail inside Faust after its offset is acknowledged.
+
+Before anything is consumed, `check_state_settings` compares the settings the saved state
+was made with (`settings.STATE_SHAPING`, recorded in the compacted topic
+`<app id>-state-settings`) with the ones now: when the changelog holds state made with
+other values, the worker refuses to start (`StateSettingsRefused`, naming the setting, both
+values and what to do) rather than misread that state or dead-letter valid events.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 
 from footfall.stream.agents import register_agents
-from footfall.stream.settings import Settings
+from footfall.stream.settings import Settings, state_shape_changes
 from footfall.stream.sinks import RedisSink
 from footfall.stream.stores import stage_factories
 from footfall.stream.topics import record_topic_names
 from footfall.stream.worker import FlowWorker
 
-__all__ = ["create_app", "faust_app_settings"]
+__all__ = ["StateSettingsRefused", "check_state_settings", "create_app", "faust_app_settings",
+           "state_settings_topic"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +82,118 @@ def create_app(settings: Settings) -> faust.App:
         key_type=str,  # keys travel as JSON; values are sent as orjson bytes and restored as dicts
         help="Per store: its pipeline's state and its stages'; per partition: the last offset applied.",
     )
+    check_state_settings(settings, stores.changelog_topic.get_topic_name(), state_settings_topic(app.conf.id))
     worker = FlowWorker(settings, stores, events_topic, outputs["aggregates"], dead_letter_topic, RedisSink(settings),
                         {kind: outputs[name] for kind, name in topic_of_kind.items()})
     app.footfall_worker = worker  # type: ignore[attr-defined]  # for tools and tests that read stats
     register_agents(app, settings, worker, events_topic)
     return app
+
+
+#: Key of the one record in the state-settings topic.
+_STATE_SETTINGS_KEY = b"state-settings"
+
+
+class StateSettingsRefused(SystemExit):
+    """The saved state was made with other state-shaping settings: the worker exits, non-zero, before consuming."""
+
+
+def state_settings_topic(app_id: str) -> str:
+    """The compacted topic holding the settings the app's saved state is made with (beside its changelog)."""
+    return f"{app_id}-state-settings"
+
+
+def refusal_message(settings: Settings, changes: list[tuple[str, Any, Any]], changelog_topic: str) -> str:
+    """What the worker says when it refuses to start: the settings, old and new values, and what to do."""
+    lines = [f"footfall worker: refusing to start: the saved state (changelog topic {changelog_topic}) was made "
+             "with other values of settings it depends on; nothing was consumed."]
+    for name, old, new in changes:
+        var = f"FOOTFALL_{name.upper()}"
+        why = ("its buckets, baselines and models are of that length" if name == "bucket_s" else
+               "a longer grace would re-open buckets already published as final")
+        lines.append(f"  {var} is {new} now, but the saved state was made with {var}={old} ({why}).")
+    restore = " ".join(f"FOOTFALL_{name.upper()}={old}" for name, old, _ in changes)
+    lines.append(f"To continue the saved state, restart with {restore}. To count with the new value instead, "
+                 f"start under a new FOOTFALL_APP_ID (now {settings.app_id!r}): it starts from empty state and "
+                 "re-reads what the events topic still holds; add a new FOOTFALL_TOPIC_PREFIX to keep its "
+                 "records apart from the old ones (new topics and Redis keys; producers must follow). "
+                 "Changing FOOTFALL_TOPIC_PREFIX alone does not help: the state belongs to the app id.")
+    return "\n".join(lines)
+
+
+def check_state_settings(settings: Settings, changelog_topic: str, record_topic: str, timeout_s: float = 30.0) -> None:
+    """Refuse to start (`StateSettingsRefused`) when the saved state was made with other state-shaping settings.
+
+    The values are recorded in `record_topic` (compacted, one partition, one key). With no
+    record, or one of other values while the changelog is empty (no state to misread), the
+    values now are recorded. A record written concurrently by another worker of the same app
+    with other values is caught by reading the record back.
+    """
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from footfall.stream.topics import partition_count
+
+    now = settings.state_shape()
+    admin = KafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    try:
+        existing = set(admin.list_topics())
+        if record_topic not in existing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created it in between
+                admin.create_topics([NewTopic(record_topic, num_partitions=1, replication_factor=1,
+                                              topic_configs={"cleanup.policy": "compact"})])
+        changelog_partitions = partition_count(admin, changelog_topic) if changelog_topic in existing else 0
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False,
+                             request_timeout_ms=15_000)
+    try:
+        has_state = False
+        if changelog_partitions:
+            tps = [TopicPartition(changelog_topic, p) for p in range(changelog_partitions)]
+            begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+            has_state = any(ends[tp] > begins[tp] for tp in tps)
+        saved = _last_record(consumer, TopicPartition(record_topic, 0), timeout_s)
+        changes = state_shape_changes(saved or {}, settings)
+        if changes and has_state:
+            message = refusal_message(settings, changes, changelog_topic)
+            logger.error("%s", message)
+            raise StateSettingsRefused(message)
+        if saved is not None and {k: saved.get(k) for k in now} == now:
+            logger.info("saved state made with %s, as now", now)
+            return
+        if saved is None and has_state:
+            logger.warning("the saved state in %s has no record of the settings it was made with (made by an "
+                           "earlier version): taken to be %s, recorded now", changelog_topic, now)
+        producer = KafkaProducer(bootstrap_servers=settings.broker, acks="all")
+        try:
+            value = {**now, "app_id": settings.app_id, "recorded_at": dt.datetime.now(dt.UTC).isoformat()}
+            producer.send(record_topic, key=_STATE_SETTINGS_KEY, value=orjson.dumps(value)).get(timeout=timeout_s)
+        finally:
+            producer.close()
+        logger.info("state-shaping settings %s recorded in %s", now, record_topic)
+        back = _last_record(consumer, TopicPartition(record_topic, 0), timeout_s) or {}
+        if {k: back.get(k) for k in now} != now:  # another worker of this app recorded other values meanwhile
+            message = refusal_message(settings, [(k, back.get(k), v) for k, v in now.items() if back.get(k) != v],
+                                      changelog_topic)
+            logger.error("%s", message)
+            raise StateSettingsRefused(message)
+    finally:
+        consumer.close()
+
+
+def _last_record(consumer: Any, tp: Any, timeout_s: float) -> dict[str, Any] | None:
+    """The value of the last record of `tp`, as JSON (None when it holds none)."""
+    end = consumer.end_offsets([tp])[tp]
+    if end == 0:
+        return None
+    consumer.assign([tp])
+    consumer.seek(tp, end - 1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            for record in records:
+                if record.offset == end - 1:
+                    return dict(orjson.loads(record.value))
+    raise TimeoutError(f"could not read {tp.topic}[{tp.partition}]@{end - 1} within {timeout_s:.0f} s")

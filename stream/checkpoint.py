@@ -11,7 +11,7 @@ The order makes counts exact per input offset (`flush`):
 
 A marker therefore never says a message was applied while its outputs could still be
 lost: a crash re-applies everything after the marker, which republishes the same
-values (repeats of re-routed events are recognised by their source offset). When a
+values (repeats of re-routed events are recognised by their source partition and offset). When a
 send or the Redis write fails, nothing is saved: what failed goes back to the outbox
 and is tried again at the next flush, and the markers wait (counted as `flush_failed`).
 
@@ -219,7 +219,7 @@ class Checkpoint:
             for store, name in saved_stages:
                 store.pipeline.mark_stages_saved([name])
         written = [(store_id, self._save(store.partition, store_id, store_value(
-            store_id, store.pipeline.to_state(), store.partition, store.offset, store.rerouted)))
+            store_id, store.pipeline.to_state(), store.partition, store.offset, store.rerouted.to_state())))
             for store_id, store in dirty]
         results = await asyncio.gather(*(future for _, future in written), return_exceptions=True)
         failed = {store_id for (store_id, _), result in zip(written, results, strict=True)

@@ -7,7 +7,8 @@ header `footfall.tick`) or a message of events:
    dead letters with their reason; identifiers are pseudonymised;
 2. events whose `store_id` is not the message key go back to the events topic under
    the right key (a store's state lives in one partition only), with a header naming
-   their source offset so that a resend of them is recognised;
+   their source partition and offset so that a resend of them is recognised, whenever it
+   comes (`stores.ReroutedSeen`);
 3. per store, its pipeline (`operators.pipeline.store_pipeline.StorePipeline`) takes the events:
    duplicates are dropped and counted, late ones dead-lettered with reason `late`,
    the rest counted;
@@ -94,7 +95,7 @@ class Intake:
         store.offset = offset
         self.stores.dirty.add(store_id)
         self.queue_outputs(store, store.pipeline.pop_outputs())
-        self.outbox.counts["idle_ticks"] += 1
+        self.outbox.count("idle_ticks")
 
     async def _events(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
                       rerouted: tuple[str, int] | None) -> None:
@@ -124,12 +125,9 @@ class Intake:
         store = self.stores.get(store_id, partition)
         if store.partition == partition and store.offset >= offset:
             return  # this store already holds this message (a re-read after a crash)
-        if rerouted is not None:
-            source, source_offset = rerouted
-            if store.rerouted.get(source, -1) >= source_offset:
-                stats["rerouted_repeats"] += len(items)  # sent again when its source was re-applied
-                return
-            store.rerouted[source] = source_offset
+        if rerouted is not None and not store.rerouted.first_time(*rerouted):
+            stats["rerouted_repeats"] += len(items)  # sent again: its source re-applied, or its send retried
+            return
         pipeline = store.pipeline
         for event, original in items:
             fate = pipeline.update(event)

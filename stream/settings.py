@@ -30,7 +30,7 @@ from typing import Any
 
 from footfall.schemas.keys import RedisKeys
 
-__all__ = ["ENV_VARIABLES", "Settings", "SettingsError"]
+__all__ = ["ENV_VARIABLES", "STATE_SHAPING", "Settings", "SettingsError", "state_shape_changes"]
 
 
 class SettingsError(ValueError):
@@ -162,6 +162,10 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    def state_shape(self) -> dict[str, Any]:
+        """The values of the settings the saved state is made with (`STATE_SHAPING`)."""
+        return {name: getattr(self, name) for name in STATE_SHAPING}
+
     def to_env(self) -> dict[str, str]:
         """The variables that rebuild these settings in a child process."""
         env = {}
@@ -171,6 +175,37 @@ class Settings:
                 value = "true" if value else "false"
             env[f"FOOTFALL_{f.name.upper()}"] = str(value)
         return env
+
+
+#: Settings the saved per-store state is made with, and what a restart may change of each: a store's
+#: state cannot be continued under other values (`state_shape_changes`). `bucket_s`: open buckets,
+#: the baselines and the forecasting models are made of buckets of that length (another length
+#: could not read them: the counts would start over). `grace_s`: a longer grace re-opens buckets
+#: already published as final, and republishes them with only their late events; a shorter one is
+#: safe. The other settings apply from the next event (the dedupe horizon, the time zones, targets).
+STATE_SHAPING: dict[str, str] = {"bucket_s": "any change", "grace_s": "an increase"}
+
+
+def state_shape_changes(saved: Mapping[str, Any], settings: Settings) -> list[tuple[str, Any, Any]]:
+    """`(setting, saved value, value now)` for each change state made with `saved` cannot be continued under.
+
+    >>> state_shape_changes({"bucket_s": 60, "grace_s": 300}, Settings(bucket_s=300, grace_s=60))
+    [('bucket_s', 60, 300)]
+    >>> state_shape_changes({"bucket_s": 60, "grace_s": 0}, Settings(bucket_s=60, grace_s=60))
+    [('grace_s', 0, 60)]
+    >>> state_shape_changes({}, Settings())
+    []
+
+    """
+    out = []
+    for name in STATE_SHAPING:
+        old, new = saved.get(name), getattr(settings, name)
+        if old is None or old == new:
+            continue
+        if name == "grace_s" and new < old:
+            continue  # buckets close sooner: nothing published is re-opened
+        out.append((name, old, new))
+    return out
 
 
 def _convert(var: str, raw: str, type_name: Any) -> Any:

@@ -32,7 +32,7 @@ from footfall.operators.pipeline.store_pipeline import STAGES, StorePipeline
 from footfall.stream.records import StoreMeta
 from footfall.stream.settings import Settings
 
-__all__ = ["HeldStore", "StoreRegistry", "pipeline_params", "stage_factories"]
+__all__ = ["REROUTE_MEMORY", "HeldStore", "ReroutedSeen", "StoreRegistry", "pipeline_params", "stage_factories"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,74 @@ def pipeline_params(settings: Settings, store_id: str) -> StoreParams:
         bucket_ms=s.bucket_ms, grace_ms=s.grace_ms, tz=s.timezone_of_store.get(store_id, s.timezone),
         reset_at=s.reset_at, dedupe_horizon_ms=s.dedupe_horizon_s * 1000, target_wait_s=s.target_wait_s,
     )
+
+
+#: Re-routed messages a store remembers per source partition (the newest source offsets); older ones are
+#: taken as applied. A resend comes at the next flush, so this many later ones from the same source
+#: partition to the same store would have to overtake it for it to be taken wrongly for a repeat.
+REROUTE_MEMORY = 2048
+
+
+class ReroutedSeen:
+    """Which re-routed messages a store has applied, by `(source partition, source offset)`, exactly.
+
+    A re-routed message is sent again when its source is re-applied after a crash, or when its
+    send failed and the next flush resends it: by then later re-routes from the same source may
+    have arrived, so "the highest source offset seen" is not enough. Each source partition keeps
+    the set of its offsets applied, the newest `limit` of them; below those, a `floor`: offsets at
+    or under it count as applied (a saved value of the earlier scheme, a plain highest offset, is
+    read as that floor).
+
+    >>> seen = ReroutedSeen(limit=3)
+    >>> [seen.first_time("0", o) for o in (5, 7, 6, 7, 9, 5)]
+    [True, True, True, False, True, False]
+    >>> seen.to_state()
+    {'0': {'floor': 5, 'seen': [6, 7, 9]}}
+    >>> ReroutedSeen.from_state({"0": 7}).first_time("0", 7), ReroutedSeen.from_state({"0": 7}).first_time("0", 8)
+    (False, True)
+
+    """
+
+    __slots__ = ("_floor", "_seen", "limit")
+
+    def __init__(self, limit: int = REROUTE_MEMORY) -> None:
+        self.limit = limit
+        self._floor: dict[str, int] = {}
+        self._seen: dict[str, set[int]] = {}
+
+    def first_time(self, source: str, offset: int) -> bool:
+        """True, and remembered, the first time `source`'s message at `offset` comes; False for a repeat."""
+        if offset <= self._floor.get(source, -1):
+            return False
+        seen = self._seen.setdefault(source, set())
+        if offset in seen:
+            return False
+        seen.add(offset)
+        if len(seen) > self.limit:
+            oldest = sorted(seen)[: len(seen) - self.limit]
+            seen.difference_update(oldest)
+            self._floor[source] = max(self._floor.get(source, -1), oldest[-1])
+        return True
+
+    def __bool__(self) -> bool:
+        return bool(self._seen or self._floor)
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain JSON-able state: per source partition, its floor and the offsets above it."""
+        return {source: {"floor": self._floor.get(source, -1), "seen": sorted(self._seen.get(source, ()))}
+                for source in sorted({*self._floor, *self._seen})}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any] | None, limit: int = REROUTE_MEMORY) -> ReroutedSeen:
+        """From `to_state()`, or the earlier scheme's `{source: highest offset}`."""
+        seen = cls(limit)
+        for source, value in (state or {}).items():
+            if isinstance(value, int):
+                seen._floor[source] = value
+            else:
+                seen._floor[source] = int(value.get("floor", -1))
+                seen._seen[source] = {int(o) for o in value.get("seen", ())}
+        return seen
 
 
 def stage_factories(settings: Settings) -> list[StageFactory]:
@@ -66,9 +134,9 @@ class HeldStore:
     wall_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when it last had an event
     wm_at_wall_ms: int | None = None  # its watermark then
     ticked_to_ms: int = -1  # the newest idle tick sent for it
-    # Re-routed messages applied, as source partition -> highest source offset: a re-routed message
-    # sent again (its source re-applied after a crash) is recognised whatever its events' age.
-    rerouted: dict[str, int] = field(default_factory=dict)
+    # Re-routed messages applied, by source partition and offset: one sent again (its source re-applied
+    # after a crash, or its failed send resent after later ones) is recognised whatever its events' age.
+    rerouted: ReroutedSeen = field(default_factory=ReroutedSeen)
 
     @property
     def meta(self) -> StoreMeta:
@@ -109,11 +177,12 @@ class StoreRegistry:
     def _load(self, store_id: str, partition: int) -> HeldStore:
         params = pipeline_params(self.settings, store_id)
         saved_value = self.table.get(store_id)
-        state, saved_partition, offset, rerouted = None, partition, -1, {}
+        state, saved_partition, offset, rerouted = None, partition, -1, ReroutedSeen()
         if saved_value:
             try:
                 saved = read_store_value(store_id, saved_value)
-                state, offset, rerouted = saved.state, saved.offset, saved.rerouted
+                state, offset = saved.state, saved.offset
+                rerouted = ReroutedSeen.from_state(saved.rerouted)
                 saved_partition = saved.partition if saved.partition is not None else partition
             except StateRefused as refused:
                 logger.error("%s", refused)

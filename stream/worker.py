@@ -14,13 +14,14 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+import orjson
 
 from footfall.stream.checkpoint import Checkpoint
-from footfall.stream.intake import Intake
+from footfall.stream.intake import TICK_HEADER, Intake
 from footfall.stream.outbox import Outbox
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink
@@ -74,6 +75,35 @@ class FlowWorker:
             self._last_flush = time.monotonic()
             self.intake.collect_live()
             await self.checkpoint.flush()
+
+    async def send_idle_ticks(self, now_ms: int) -> int:
+        """Send a tick through the events topic for each store due one (`StoreRegistry.idle_ticks`).
+
+        A tick counts as sent (`StoreRegistry.ticked`) only once the broker confirms it: one whose
+        send raised or whose delivery failed stays due, and is sent again at the next round.
+        Returns how many ticks the broker has.
+        """
+        due = self.stores.idle_ticks(now_ms)
+        if not due:
+            return 0
+        topic = self.intake.events_topic
+        handed: list[Awaitable[Any]] = []
+        for store_id, advance_to_ms in due:
+            body = orjson.dumps({"advance_to_ms": advance_to_ms})
+            try:
+                handed.append(await topic.send(key=store_id.encode(), value=body, headers=[(TICK_HEADER, body)]))
+            except Exception as exc:  # not handed over: its result is the error, so it stays due
+                handed.append(asyncio.sleep(0, result=exc))
+        results = await asyncio.gather(*handed, return_exceptions=True)
+        delivered = 0
+        for (store_id, advance_to_ms), result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("idle tick for %s not delivered (%r); sent again at the next round", store_id, result)
+                self.outbox.totals["idle_tick_failures"] += 1
+            else:
+                self.stores.ticked(store_id, advance_to_ms)
+                delivered += 1
+        return delivered
 
     async def catch_up(self, topic: str, partitions: list[int], stall_s: float,
                        still_assigned: Callable[[int], bool] = lambda p: True) -> int:

@@ -22,18 +22,24 @@ class FakeTopic:
     def __init__(self, name: str) -> None:
         self.name = name
         self.sent: list[tuple[Any, bytes]] = []
+        self.headers: list[Any] = []  # the headers of each message in `sent`
         self.fail_next = 0  # this many sends will fail (delivery error)
+        self.raise_next = 0  # this many sends will raise before handing the message over (no metadata, say)
 
     def get_topic_name(self) -> str:
         return self.name
 
     async def send(self, key=None, value=b"", headers=None):
+        if self.raise_next:
+            self.raise_next -= 1
+            raise RuntimeError("not handed over")
         future = asyncio.get_running_loop().create_future()
         if self.fail_next:
             self.fail_next -= 1
             future.set_exception(RuntimeError("delivery failed"))
         else:
             self.sent.append((key, value))
+            self.headers.append(headers)
             future.set_result(None)
         return future
 
