@@ -8,7 +8,8 @@
   applies it, in order, exactly once);
 - `catch_up_stalled` reads straight from Kafka what a stalled consumer does not deliver;
 - on a rebalance, revoked partitions are flushed before another worker restores them,
-  and memory forgets them (the table is the truth after recovery).
+  and memory forgets them (the table is the truth after recovery);
+- with `FOOTFALL_WEB_ENABLED`, `/metrics` (Prometheus) and `/health` on the web port.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import asyncio
 import logging
 import signal
 import time
+from typing import Any
 
 import faust
 
 from footfall.stream.diagnostics import consumer_state, log_task_stacks
+from footfall.stream.metrics import WorkerSnapshot, health, prometheus_text
 from footfall.stream.settings import Settings
 from footfall.stream.worker import FlowWorker
 
-__all__ = ["PROGRESS_LOG_S", "register_agents"]
+__all__ = ["PROGRESS_LOG_S", "register_agents", "register_metrics_pages"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +104,33 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
         # `kill -USR1 <worker pid>` logs where every asyncio task waits: the way to see a stalled worker.
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, log_task_stacks)
 
+    if settings.web_enabled:
+        register_metrics_pages(app, settings, worker, events_name)
+
     @app.timer(interval=PROGRESS_LOG_S)
     async def log_progress() -> None:
         # One line per interval: enough to see a stalled or replaying worker in its log.
         logger.info("%s; consumer %s", worker.progress_line(), consumer_state(app, events_name))
+
+
+def register_metrics_pages(app: faust.App, settings: Settings, worker: FlowWorker, events_name: str) -> None:
+    """`/metrics` (Prometheus text) and `/health` (200 or 503) on the worker's web port (`stream.metrics`)."""
+
+    def snapshot() -> WorkerSnapshot:
+        ends: dict[int, int | None] = {}
+        for tp in app.consumer.assignment():
+            if tp.topic == events_name:
+                try:
+                    ends[tp.partition] = app.consumer.highwater(tp)
+                except Exception:  # not fetched yet: its lag is unknown
+                    ends[tp.partition] = None
+        return worker.snapshot(ends)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.text(prometheus_text(snapshot()), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    async def health_page(web: Any, request: Any) -> Any:
+        ok, why = health(snapshot(), settings.health_max_checkpoint_age_s)
+        return web.text(why + "\n", content_type="text/plain", status=200 if ok else 503)

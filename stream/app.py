@@ -59,7 +59,7 @@ def faust_app_settings(settings: Settings, data_dir_prefix: str = "footfall-") -
         "stream_buffer_maxsize": 16_384,
         "web_enabled": settings.web_enabled,
         "web_port": settings.web_port,
-        "web_host": "127.0.0.1",
+        "web_host": settings.web_host,
     }
 
 

@@ -68,6 +68,7 @@ class Checkpoint:
         self.ledger = OffsetLedger()
         self.range_reader = RangeReader(broker)
         self._applied: dict[int, int] = {}  # partition -> last applied offset, not yet in a marker
+        self.saved_at: float | None = None  # when the last checkpoint saved everything (monotonic)
         self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
 
     # -- on the way in ------------------------------------------------------------------------------
@@ -232,6 +233,7 @@ class Checkpoint:
         for partition, offset in self._applied.items():
             self._save(partition, marker_key(partition), marker_value(partition, offset))
         self._applied.clear()
+        self.saved_at = time.monotonic()
 
     def _save(self, partition: int, key: str, value: dict[str, Any]) -> Any:
         # Set the value without Faust's own changelog send (which needs the current event for its

@@ -83,6 +83,8 @@ class Settings:
     log_level: str = "info"
     web_enabled: bool = False
     web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    health_max_checkpoint_age_s: float = 60.0
     data_dir: str = ""
 
     def __post_init__(self) -> None:
@@ -359,6 +361,8 @@ def _validate(s: Settings) -> None:
             _fail("extra_stages", s.extra_stages, f"{path!r} is not module.path:ClassName")
     if not 1 <= s.web_port <= 65_535:
         _fail("web_port", s.web_port, "must be a TCP port")
+    if not s.health_max_checkpoint_age_s > 0:
+        _fail("health_max_checkpoint_age_s", s.health_max_checkpoint_age_s, "must be a positive number of seconds")
 
 
 #: Each variable, its default and what it does (the README's configuration table).
@@ -436,7 +440,17 @@ ENV_VARIABLES: dict[str, str] = {
         "worker reads them straight from Kafka (a guard against a stalled Faust fetcher); 0 = off. Default 15."
     ),
     "FOOTFALL_LOG_LEVEL": "debug, info, warning, error. Default info.",
-    "FOOTFALL_WEB_ENABLED": "Faust's web server (metrics) on or off. Default false.",
-    "FOOTFALL_WEB_PORT": "Port of Faust's web server when enabled. Default 6066.",
+    "FOOTFALL_WEB_ENABLED": (
+        "The worker's web server on or off: `/metrics` (Prometheus text: lag per partition, events, flush "
+        "time, pending records, dead letters by reason, stores in memory, checkpoint age) and `/health`. "
+        "Default false."
+    ),
+    "FOOTFALL_WEB_PORT": "Port of the worker's web server when enabled. Default 6066.",
+    "FOOTFALL_WEB_HOST": (
+        "Address the worker's web server binds (0.0.0.0 for a scraper on another host). Default 127.0.0.1."
+    ),
+    "FOOTFALL_HEALTH_MAX_CHECKPOINT_AGE_S": (
+        "`/health` answers 503 when input or records wait and no checkpoint completed for this long. Default 60."
+    ),
     "FOOTFALL_DATA_DIR": "Folder for the worker's local data. Default: a temporary folder.",
 }

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -22,6 +22,7 @@ import orjson
 
 from footfall.stream.checkpoint import Checkpoint
 from footfall.stream.intake import TICK_HEADER, Intake
+from footfall.stream.metrics import WorkerSnapshot
 from footfall.stream.outbox import Outbox
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink
@@ -50,6 +51,7 @@ class FlowWorker:
                                      aggregates_topic, settings.broker)
         self._lock = asyncio.Lock()  # one message at a time, whether the agent or the catch-up reader applies it
         self._last_flush = time.monotonic()
+        self.flush_count, self.flush_s_sum, self.last_flush_s = 0, 0.0, None  # for /metrics
 
     @property
     def stats(self) -> Counter[str]:
@@ -72,9 +74,14 @@ class FlowWorker:
     async def flush(self) -> None:
         """Collect open buckets and live states, then publish and save (`stream.checkpoint`)."""
         async with self._lock:
-            self._last_flush = time.monotonic()
-            self.intake.collect_live()
-            await self.checkpoint.flush()
+            self._last_flush = started = time.monotonic()
+            try:
+                self.intake.collect_live()
+                await self.checkpoint.flush()
+            finally:
+                self.last_flush_s = time.monotonic() - started
+                self.flush_s_sum += self.last_flush_s
+                self.flush_count += 1
 
     async def send_idle_ticks(self, now_ms: int) -> int:
         """Send a tick through the events topic for each store due one (`StoreRegistry.idle_ticks`).
@@ -118,6 +125,17 @@ class FlowWorker:
         """Drop what memory holds of these partitions (after a rebalance the table is the truth)."""
         self.checkpoint.forget_partitions(partitions)
         self.stores.forget(partitions)
+
+    def snapshot(self, end_offsets: Mapping[int, int | None]) -> WorkerSnapshot:
+        """The worker now, for `/metrics` and `/health`; `end_offsets`: the input partitions' log ends."""
+        saved_at = self.checkpoint.saved_at
+        return WorkerSnapshot(
+            totals=dict(self.stats), dead_letters=dict(self.intake.dead_letters.counts),
+            stores_in_memory=len(self.stores), pending_records=len(self.outbox.records),
+            pending_sends=len(self.outbox.sends), next_offsets=self.checkpoint.ledger.snapshot(),
+            end_offsets=dict(end_offsets), flush_count=self.flush_count, flush_seconds_sum=self.flush_s_sum,
+            last_flush_seconds=self.last_flush_s,
+            checkpoint_age_s=None if saved_at is None else time.monotonic() - saved_at)
 
     def progress_line(self) -> str:
         """Totals since start and the next expected offset per partition, for the worker's log."""

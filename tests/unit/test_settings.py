@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "log_level": "info",
     "web_enabled": False,
     "web_port": 6066,
+    "web_host": "127.0.0.1",
+    "health_max_checkpoint_age_s": 60.0,
     "data_dir": "",
 }
 
