@@ -1,14 +1,18 @@
 """The dashboard's Redis reads: every store's row, the roll-ups, the open alerts and one store's page.
 
 Only reads, and only the keys `schemas.keys.RedisKeys` names; the records are shaped into view
-rows by `dashboard_views`.
+rows by `dashboard_views`. `ReadCache` keeps each read's answer for a moment and shares a read in
+flight, so many open pages cost Redis one read per view and second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import zoneinfo
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -35,7 +39,7 @@ from footfall.stream.dashboard_views import (
 )
 from footfall.stream.settings import Settings
 
-__all__ = ["DashboardData"]
+__all__ = ["DashboardData", "ReadCache"]
 
 #: Stores read per Redis pipeline when building the overview.
 _CHUNK = 500
@@ -187,3 +191,77 @@ class DashboardData:
             "alerts": alerts[:_MAX_ALERTS],
             "staffing": staffing,
         }
+
+
+class ReadCache:
+    """Answers of reads kept `ttl_s` seconds per key, and one read in flight per key shared by every caller.
+
+    A key's read starts when a caller finds no fresh answer and none in flight; callers arriving
+    while it runs await the same read (single-flight), and its answer then serves every caller for
+    `ttl_s` seconds from when it arrived. A failed read is not kept: each of its callers gets the
+    error, and the next caller reads again. The read runs in its own task, so a caller that goes
+    away does not cancel it for the others. At most `max_entries` answers are kept (the expired,
+    then the oldest, make room). `ttl_s` 0: no keeping and no sharing, every call reads.
+
+    Callers must not change what they get: the same object is handed to every caller.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        if ttl_s < 0 or max_entries < 1:
+            raise ValueError("ttl_s must be >= 0 and max_entries >= 1")
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._fresh: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._flights: dict[Hashable, asyncio.Task[Any]] = {}
+        #: Reads started and calls answered from a kept or shared read (for /healthz and tests).
+        self.reads = 0
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._fresh)
+
+    async def get(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        """The answer of `read()` for `key`: kept, in flight, or read now."""
+        if self.ttl_s <= 0:
+            self.reads += 1
+            return await read()
+        kept = self._fresh.get(key)
+        if kept is not None:
+            if kept[0] > self._clock():
+                self.hits += 1
+                return kept[1]
+            del self._fresh[key]
+        flight = self._flights.get(key)
+        if flight is None:
+            self.reads += 1
+            flight = asyncio.ensure_future(self._read(key, read))
+            flight.add_done_callback(_retrieve)
+            self._flights[key] = flight
+        else:
+            self.hits += 1
+        return await asyncio.shield(flight)
+
+    async def _read(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            value = await read()
+        finally:
+            self._flights.pop(key, None)
+        self._keep(key, value)
+        return value
+
+    def _keep(self, key: Hashable, value: Any) -> None:
+        now = self._clock()
+        if key not in self._fresh and len(self._fresh) >= self.max_entries:
+            for stale in [k for k, (until, _) in self._fresh.items() if until <= now]:
+                del self._fresh[stale]
+            while len(self._fresh) >= self.max_entries:
+                self._fresh.popitem(last=False)
+        self._fresh[key] = (now + self.ttl_s, value)
+        self._fresh.move_to_end(key)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a read's error as seen even when every caller went away (no 'never retrieved' warning)."""
+    if not task.cancelled():
+        task.exception()

@@ -97,9 +97,40 @@ const FF = (() => {
     if (s && s.textContent !== (sub || "")) s.textContent = sub || "";
   }
 
+  const LOCKED = "This dashboard needs its access token: open this page once as ?token=<token> (ask whoever runs it).";
+
+  /** No (or a wrong) token: say so in the corner and how to get in. */
+  function lock() {
+    document.body.dataset.locked = "1";
+    const conn = document.getElementById("conn");
+    if (conn) { conn.dataset.state = "locked"; conn.textContent = "token needed"; }
+    showNotice(LOCKED);
+  }
+
+  /** Whether the event stream was refused for want of a token (EventSource does not tell the status). */
+  async function checkLocked(url) {
+    const ctl = new AbortController();
+    try {
+      const response = await fetch(url, { cache: "no-store", credentials: "same-origin", signal: ctl.signal });
+      if (response.status === 401) lock();
+    } catch (e) {
+      /* down or unreachable: the stream's own retries say so */
+    } finally {
+      ctl.abort();
+    }
+  }
+
+  /** A JSON read; null on 404. On 401 (no or a wrong token) the page says how to get in and the error is `locked`. */
   async function getJSON(url) {
-    const response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
+    const response = await fetch(url, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } });
     if (response.status === 404) return null;
+    if (response.status === 401) {
+      lock();
+      const error = new Error("401");
+      error.locked = true;
+      throw error;
+    }
+    delete document.body.dataset.locked;
     if (!response.ok) throw new Error(`${response.status}`);
     return response.json();
   }
@@ -123,11 +154,14 @@ const FF = (() => {
     let source = null;
     function start() {
       source = new EventSource(url);
-      source.addEventListener("open", () => { delay = 1000; state("live", "live"); onOpen(); });
+      source.addEventListener("open", () => {
+        delay = 1000; delete document.body.dataset.locked; state("live", "live"); onOpen();
+      });
       source.addEventListener("error", () => {
-        state("reconnecting", "reconnecting…");
+        if (!document.body.dataset.locked) state("reconnecting", "reconnecting…");
         if (source.readyState === EventSource.CLOSED) {
           source.close();
+          checkLocked(url);
           setTimeout(start, delay);
           delay = Math.min(delay * 2, 10000);
         }

@@ -328,7 +328,7 @@
         document.body.dataset.loadedAt = String(snap.now_ms);
         scheduleAll();
       } catch (e) {
-        FF.showNotice("Could not read the stores (Redis unavailable?); trying again shortly.");
+        if (!e.locked) FF.showNotice("Could not read the stores (Redis unavailable?); trying again shortly.");
         retry = setTimeout(loadSnapshot, 5000);
       } finally {
         loading = null;

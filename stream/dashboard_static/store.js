@@ -386,7 +386,7 @@
         document.body.dataset.loadedAt = String(data.now_ms);
         scheduleAll();
       } catch (e) {
-        FF.showNotice("Could not read the store (Redis unavailable?); trying again shortly.");
+        if (!e.locked) FF.showNotice("Could not read the store (Redis unavailable?); trying again shortly.");
         retry = setTimeout(loadSnapshot, 5000);
       } finally {
         loading = null;

@@ -4,7 +4,9 @@ With the worker counting simulated traffic on Kafka, the dashboard process (`foo
 reading Redis only) must show on its pages exactly the numbers Redis holds, show an alert
 published to Redis within seconds, come back by itself when the dashboard process is killed and
 started again (the open page is not reloaded), refuse hostile store ids with a short 4xx, and stay
-quick with 500 stores. The test also saves the screenshot the README shows (docs/dashboard.png).
+quick with 500 stores. The first test runs the dashboard with an access token: the browser gets in
+by opening the page once with `?token=` (a cookie), and foreign Host names are refused. The test
+also saves the screenshot the README shows (docs/dashboard.png).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class DashboardProcess:
     env: dict[str, str]
     port: int
     log_dir: Path
+    token_file: Path | None = None
     proc: subprocess.Popen | None = None
     logs: list[Path] = field(default_factory=list)
 
@@ -101,7 +104,8 @@ class DashboardProcess:
         self.logs.append(log)
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "footfall.scripts.cli", "dashboard", "--port", str(self.port)],
+                [sys.executable, "-m", "footfall.scripts.cli", "dashboard", "--port", str(self.port),
+                 *(["--token-file", str(self.token_file)] if self.token_file else [])],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
             )
@@ -128,9 +132,16 @@ class DashboardProcess:
 def dashboard_factory(services, unique_prefix: str, tmp_path: Path) -> Iterator[Callable[[], DashboardProcess]]:
     made: list[DashboardProcess] = []
 
-    def make() -> DashboardProcess:
+    def make(token: str | None = None) -> DashboardProcess:
         env = {**os.environ, "FOOTFALL_REDIS_URL": services.redis_url, "FOOTFALL_TOPIC_PREFIX": unique_prefix}
-        dashboard = DashboardProcess(env, free_port(), tmp_path)
+        env.pop("FOOTFALL_DASHBOARD_TOKEN", None)
+        env.pop("FOOTFALL_DASHBOARD_ALLOWED_HOSTS", None)
+        token_file = None
+        if token is not None:
+            token_file = tmp_path / f"dashboard-{len(made)}.token"
+            token_file.write_text(token + "\n")
+            token_file.chmod(0o600)
+        dashboard = DashboardProcess(env, free_port(), tmp_path, token_file)
         made.append(dashboard)
         return dashboard
 
@@ -239,6 +250,14 @@ def tiles_on(page: Any) -> dict[str, str]:
         .map(t => [t.dataset.tile, t.querySelector('.value').textContent]))""")
 
 
+def http_status(url: str, **headers: str) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def wait_for(page: Any, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll a condition on the page (Playwright's own waits cover single elements only)."""
     deadline = time.monotonic() + timeout_s
@@ -283,7 +302,8 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
     client = redis.Redis.from_url(services.redis_url)
     ensure_topics(Settings(broker=services.bootstrap, topic_prefix=prefix, partitions=4))
     worker = worker_factory(idle_timeout_s=0).start()
-    dashboard = dashboard_factory().start()
+    token = f"it-token-{uuid.uuid4().hex}"
+    dashboard = dashboard_factory(token=token).start()
     start = traffic_start()
     simulator = subprocess.run(
         [sys.executable, "-m", "footfall.scripts.cli", "simulate", "--stores", "8", "--seed", "0", "--speed", "0",
@@ -297,13 +317,32 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
     assert {"bank-002", "bank-005", "retail-007"} <= set(stores), stores
     assert worker.alive
 
+    # Who may ask: a foreign Host name (a DNS-rebinding page's) gets 421; the data needs the token.
+    assert http_status(f"{dashboard.url}/api/overview", Authorization=f"Bearer {token}") == 200
+    assert http_status(f"{dashboard.url}/api/overview", Authorization=f"Bearer {token}",
+                       Host=f"evil.example:{dashboard.port}") == 421
+    assert http_status(f"{dashboard.url}/api/overview") == 401
+    assert http_status(f"{dashboard.url}/api/events", Authorization="Bearer wrong-token-0123456789") == 401
+
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     dialogs: list[str] = []
     context.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
 
-    # The overview: every store's row shows what its live hash holds.
+    # Without the token the page loads but shows no data, and says how to get in.
+    locked = context.new_page()
+    locked.goto(f"{dashboard.url}/")
+    locked.wait_for_selector("#conn[data-state='locked']", timeout=10_000)
+    assert "?token=" in locked.inner_text("#notice")
+    assert locked.locator("#stores tbody tr").count() == 0
+    locked.close()
+
+    # The overview, opened once with the token: a cookie (HttpOnly, SameSite=Strict, not the token), and the
+    # address without the token. Every row shows what its live hash holds.
     overview = context.new_page()
-    overview.goto(f"{dashboard.url}/")
+    overview.goto(f"{dashboard.url}/?token={token}")
+    assert overview.url == f"{dashboard.url}/"
+    [cookie] = context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and token not in cookie["value"]
     overview.wait_for_selector(f"#shown:text('{len(stores)} of {len(stores)} stores')", timeout=10_000)
     for store_id in stores:
         live = redis_live(client, prefix, store_id)
@@ -392,7 +431,8 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
     put_forecast(client, prefix, newer)
     page.wait_for_selector("#legend li.sw-forecast:text('pushed_in_test')", timeout=5_000)
 
-    # Kill the dashboard: the page says so and keeps trying; start it again on the same port.
+    # Kill the dashboard: the page says so and keeps trying; start it again on the same port (the same token:
+    # the page's cookie still opens it).
     page.evaluate("() => { window.notReloaded = true; }")
     dashboard.kill()
     page.wait_for_selector("#conn[data-state='reconnecting']", timeout=5_000)

@@ -24,7 +24,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from footfall.schemas.keys import RedisKeys
 from footfall.scripts.stack import LocalStack, StackError
-from footfall.stream.dashboard import create_app
+from footfall.stream.dashboard import COOKIE, create_app, host_of
+from footfall.stream.dashboard_data import ReadCache
 from footfall.stream.dashboard_views import (
     StoreQuery,
     parse_alert,
@@ -68,9 +69,9 @@ def prefix() -> str:
     return f"d{uuid.uuid4().hex[:10]}"
 
 
-def run(settings: Settings, body: Callable[[TestClient], Awaitable[None]]) -> None:
+def run(settings: Settings, body: Callable[[TestClient], Awaitable[None]], **app_options: Any) -> None:
     async def main() -> None:
-        app = create_app(settings, push_interval_s=0.05)
+        app = create_app(settings, push_interval_s=0.05, **app_options)
         async with TestClient(TestServer(app)) as client:
             await body(client)
 
@@ -626,3 +627,409 @@ def test_command_says_when_its_port_is_taken(redis_url: str):
             timeout=60)
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr and "Traceback" not in result.stderr
+
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--host", "0.0.0.0"], {}, "refusing to serve every store's data without a token on 0.0.0.0"),
+        (["--host", "::"], {}, "without a token on ::"),
+        (["--host", "dash.example"], {}, "without a token on dash.example"),
+        (["--token-file", "{tmp}/missing"], {}, "--token-file"),
+        (["--token-file", "{tmp}/short.token"], {}, "at least 16 printable ASCII"),
+        ([], {"FOOTFALL_DASHBOARD_TOKEN": "tiny-secret"}, "FOOTFALL_DASHBOARD_TOKEN: the token must be"),
+        ([], {"FOOTFALL_DASHBOARD_TOKEN": "tiny-secret tiny-secret"}, "without spaces"),
+        (["--allowed-hosts", "dash.example:8765"], {}, "--allowed-hosts: each entry must be a host name"),
+        (["--allowed-hosts", "[::1]:8765"], {}, "--allowed-hosts: each entry must be a host name"),
+        ([], {"FOOTFALL_DASHBOARD_ALLOWED_HOSTS": "a b"}, "FOOTFALL_DASHBOARD_ALLOWED_HOSTS: each entry"),
+        (["--api-cache-s", "-1"], {}, "--api-cache-s must be between 0 and 60"),
+    ],
+)
+def test_command_refuses_bad_access_options_and_never_shows_the_token(
+    args: list[str], env: dict[str, str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    from footfall.scripts.cli import main
+
+    (tmp_path / "short.token").write_text("tiny-secret\n")
+    for name in ("FOOTFALL_DASHBOARD_TOKEN", "FOOTFALL_DASHBOARD_ALLOWED_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["dashboard", *(a.replace("{tmp}", str(tmp_path)) for a in args)]) == 2
+    out, err = capsys.readouterr()
+    assert message in err and "Traceback" not in err, err
+    assert "tiny-secret" not in out + err
+
+
+def test_command_on_a_wildcard_host_needs_a_token_or_insecure_no_auth(redis_url: str, tmp_path: Path):
+    token = "t0ken-" + uuid.uuid4().hex
+    token_file = tmp_path / "dashboard.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        # Both get past the access checks to the port (taken here, so they stop there with exit 1).
+        for extra in (["--insecure-no-auth"], ["--token-file", str(token_file)]):
+            result = subprocess.run(
+                [sys.executable, "-m", "footfall.scripts.cli", "dashboard", "--host", "0.0.0.0", "--port", port,
+                 *extra], env={"PATH": "/usr/bin:/bin", "FOOTFALL_REDIS_URL": redis_url}, capture_output=True,
+                text=True, timeout=60)
+            assert result.returncode == 1 and "is in use" in result.stderr, result.stderr
+            assert ("WARNING: serving without a token" in result.stderr) == (extra == ["--insecure-no-auth"])
+            assert token not in result.stdout + result.stderr
+
+
+def test_command_serves_with_its_token_and_allowed_hosts(redis_url: str, tmp_path: Path):
+    """The command's options reach the app: the bound host is answered, others 421; the API needs the token."""
+    import urllib.error
+    import urllib.request
+
+    token = "t0ken-" + uuid.uuid4().hex
+    token_file = tmp_path / "dashboard.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "footfall.scripts.cli", "dashboard", "--port", str(port), "--token-file",
+         str(token_file), "--allowed-hosts", "127.0.0.1,dash.example"],
+        env={"PATH": "/usr/bin:/bin", "FOOTFALL_REDIS_URL": redis_url}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("footfall dashboard at http://127.0.0.1:"), line + proc.stderr.read()
+        assert "a token is needed" in line and "answering Host 127.0.0.1,dash.example" in line
+        assert token not in line
+
+        def get(path: str, **headers: str) -> int:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert get("/api/alerts") == 401
+        assert get("/api/alerts", Authorization=f"Bearer {token}") == 200
+        assert get("/api/alerts", Authorization=f"Bearer {token}", Host="dash.example:8765") == 200
+        assert get("/api/alerts", Authorization=f"Bearer {token}", Host="localhost") == 421  # not listed
+        assert get("/healthz", Host="evil.example") == 421
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert token not in err
+
+
+# -- who may ask: the Host allow-list and the token ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [("127.0.0.1:8765", "127.0.0.1"), ("LocalHost.", "localhost"), ("[::1]:8765", "::1"), ("[0:0::1]", "::1"),
+     ("::1", "::1"), ("dash.example", "dash.example"), ("[::1", None), ("[::1]x", None), ("a:b", None),
+     ("a b", None), ("user@evil.example", None), ("", None), ("[evil]:80", None)],
+)
+def test_host_header_parsing(header: str, host: str | None):
+    assert host_of(header) == host
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "status"),
+    [
+        (None, "127.0.0.1:4444", 200),
+        (None, "localhost:8765", 200),
+        (None, "[::1]:8765", 200),
+        (None, "LOCALHOST.", 200),
+        (None, "evil.example", 421),  # a DNS-rebinding page's own name
+        (None, "evil.example:8765", 421),
+        (None, "localhost.evil.example", 421),
+        (None, "127.0.0.2", 421),
+        (None, "[::1", 400),
+        (None, "a@b", 400),
+        (["dash.example", "10.1.2.3"], "dash.example:80", 200),
+        (["dash.example", "10.1.2.3"], "10.1.2.3", 200),
+        (["dash.example", "10.1.2.3"], "127.0.0.1", 421),  # the list replaces the defaults
+        (["*"], "anything.example", 200),
+    ],
+)
+def test_only_allowed_host_names_are_answered(redis_url: str, prefix: str, allowed: list[str] | None, host: str,
+                                               status: int):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+
+    async def body(client: TestClient) -> None:
+        for path in ("/api/alerts", "/", "/healthz", "/static/common.js", "/nope"):
+            response = await client.get(path, headers={"Host": host})
+            text = await response.text()
+            if status == 200:
+                assert response.status == (404 if path == "/nope" else 200), (path, text)
+            else:
+                _assert_safe_error(response.status, response.content_type, text, response.headers, status)
+                assert "evil" not in text
+
+    run(settings, body, allowed_hosts=allowed)
+
+
+TOKEN = "unit-test-token-" + "x" * 16
+
+
+def test_api_and_event_stream_need_the_token(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    seed(settings)
+
+    async def body(client: TestClient) -> None:
+        paths = ["/api/overview", "/api/stores/retail-001", "/api/alerts", "/api/events", "/api/events?store=x-1",
+                 "/api/nope"]
+        refused = [{}, {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": f"Bearer {TOKEN[:-1]}"},
+                   {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}, {"Authorization": "Bearer "},
+                   {"Cookie": f"{COOKIE}={TOKEN}"}, {"Cookie": f"{COOKIE}=0123abcd"}]
+        for path in paths:
+            for headers in refused:
+                response = await client.get(path, headers=headers)
+                text = await response.text()
+                _assert_safe_error(response.status, response.content_type, text, response.headers, 401)
+                assert response.headers["WWW-Authenticate"].startswith("Bearer"), path
+                assert TOKEN not in text
+        for scheme in ("Bearer", "bearer"):
+            response = await client.get("/api/overview", headers={"Authorization": f"{scheme} {TOKEN}"})
+            assert response.status == 200
+            assert len((await response.json())["stores"]) == len(STORES)
+        events = await client.get("/api/events", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert events.status == 200 and events.headers["Content-Type"].startswith("text/event-stream")
+        await read_events(events, lambda e: "hello" in names(e))
+        events.close()
+        # The pages, their files and the health check hold no data: open.
+        for path in ("/", "/stores/retail-001", "/static/common.js", "/static/dashboard.css", "/healthz"):
+            assert (await client.get(path)).status == 200, path
+
+    run(settings, body, token=TOKEN)
+
+
+def test_a_page_opened_with_the_token_sets_the_cookie_and_drops_the_token(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    seed(settings)
+
+    async def body(client: TestClient) -> None:
+        # A wrong token: refused, no cookie.
+        response = await client.get(f"/?token={TOKEN}nope", allow_redirects=False)
+        assert response.status == 401 and "Set-Cookie" not in response.headers
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        # The right one: a cookie (HttpOnly, SameSite=Strict, not the token itself) and the same view without it.
+        response = await client.get(f"/?sort=occupancy&token={TOKEN}&order=desc", allow_redirects=False)
+        assert response.status == 303
+        assert response.headers["Location"] == "/?sort=occupancy&order=desc"
+        set_cookie = response.headers["Set-Cookie"]
+        assert set_cookie.startswith(f"{COOKIE}=") and "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+        assert "Path=/" in set_cookie and TOKEN not in set_cookie
+        cookie = response.cookies[COOKIE].value
+        response = await client.get(f"/stores/retail-001?token={TOKEN}", allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"] == "/stores/retail-001"
+        assert response.cookies[COOKIE].value == cookie
+        # The cookie opens the data and the event stream.
+        client.session.cookie_jar.clear()
+        with_cookie = {"Cookie": f"{COOKIE}={cookie}"}
+        data = await (await client.get("/api/overview", headers=with_cookie)).json()
+        assert len(data["stores"]) == len(STORES)
+        assert (await client.get("/api/stores/bank-002", headers=with_cookie)).status == 200
+        events = await client.get("/api/events?store=bank-002", headers=with_cookie)
+        assert events.status == 200
+        await read_events(events, lambda e: "hello" in names(e))
+        events.close()
+        assert (await client.get("/api/overview")).status == 401
+        # Bad parameters still get their 400 first, and never echo the token.
+        response = await client.get(f"/?sort=nope&token={TOKEN}", allow_redirects=False)
+        assert response.status == 400 and TOKEN not in await response.text()
+
+    run(settings, body, token=TOKEN)
+
+
+def test_the_cookie_outlives_a_restart_and_dies_with_the_token(redis_url: str, prefix: str):
+    """The cookie is derived from the token (no session kept): a new process accepts it, another token does not."""
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    got: dict[str, str] = {}
+
+    async def login(client: TestClient) -> None:
+        response = await client.get(f"/?token={TOKEN}", allow_redirects=False)
+        got["cookie"] = response.cookies[COOKIE].value
+
+    def check(status: int) -> Callable[[TestClient], Awaitable[None]]:
+        async def body(client: TestClient) -> None:
+            response = await client.get("/api/alerts", headers={"Cookie": f"{COOKIE}={got['cookie']}"})
+            assert response.status == status
+
+        return body
+
+    run(settings, login, token=TOKEN)
+    run(settings, check(200), token=TOKEN)
+    run(settings, check(401), token=TOKEN + "-rotated")
+
+
+def test_without_a_token_the_api_is_open_and_token_parameters_are_ignored(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+
+    async def body(client: TestClient) -> None:
+        assert (await client.get("/api/alerts")).status == 200
+        response = await client.get("/?token=whatever", allow_redirects=False)
+        assert response.status == 200 and "Set-Cookie" not in response.headers
+
+    run(settings, body)
+
+
+# -- the API cache ----------------------------------------------------------------------------------------------
+
+READ_COMMANDS = {"hkeys", "hmget", "hvals", "hgetall", "get", "xrevrange", "scan", "xrange", "mget"}
+
+
+def redis_reads(client: redis.Redis) -> int:
+    """Read commands the redis-server has run (its own count, whoever sent them)."""
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k.removeprefix("cmdstat_") in READ_COMMANDS)
+
+
+def test_fifty_pages_asking_at_once_cost_redis_one_read(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    seed(settings)
+    client = redis.Redis.from_url(redis_url)
+
+    async def fifty(http: TestClient, path: str) -> list[dict[str, Any]]:
+        responses = await asyncio.gather(*(http.get(path) for _ in range(50)))
+        assert [r.status for r in responses] == [200] * 50
+        return [await r.json() for r in responses]
+
+    costs: dict[str, int] = {}
+
+    async def uncached(http: TestClient) -> None:
+        await subscribed(http)
+        for path in ("/api/overview", "/api/stores/retail-001", "/api/alerts"):
+            before = redis_reads(client)
+            await http.get(path)
+            costs[path] = redis_reads(client) - before
+            assert costs[path] > 0
+            before = redis_reads(client)
+            await fifty(http, path)
+            assert redis_reads(client) - before == 50 * costs[path], path  # the count sees every read
+
+    async def cached(http: TestClient) -> None:
+        await subscribed(http)
+        for path in ("/api/overview", "/api/stores/retail-001", "/api/alerts"):
+            before = redis_reads(client)
+            bodies = await fifty(http, path)
+            assert redis_reads(client) - before == costs[path], path  # one read for 50 requests
+            assert all(b == bodies[0] for b in bodies)
+            before = redis_reads(client)
+            await fifty(http, path)
+            assert redis_reads(client) - before == 0, path  # kept: none
+        # Another store is another read; the view's parameters are applied to the one kept overview.
+        before = redis_reads(client)
+        await fifty(http, "/api/stores/bank-002")
+        assert redis_reads(client) - before == costs["/api/stores/retail-001"]
+        south = await (await http.get("/api/overview?region=south")).json()
+        assert {r["region"] for r in south["stores"]} == {"south"}
+        every = await (await http.get("/api/overview")).json()
+        assert len(every["stores"]) == len(STORES)  # the filtered answer did not change the one kept
+        assert (await (await http.get("/healthz")).json())["api_cache"]["reads"] == 4
+
+    run(settings, uncached, api_cache_s=0)
+    run(settings, cached, api_cache_s=30)
+
+
+def test_a_kept_answer_expires(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    lives = seed(settings)
+
+    async def body(http: TestClient) -> None:
+        first = await (await http.get("/api/stores/bank-002")).json()
+        updated = dict(lives["bank-002"], windows={"15m": {"arrivals": 4242}}, emitted_at_ms=NOW_MS + 1)
+        await asyncio.to_thread(publish, settings, [updated])
+        kept = await (await http.get("/api/stores/bank-002")).json()
+        assert kept["row"]["arrivals_15m"] == first["row"]["arrivals_15m"] != 4242
+        await asyncio.sleep(0.35)
+        fresh = await (await http.get("/api/stores/bank-002")).json()
+        assert fresh["row"]["arrivals_15m"] == 4242
+
+    run(settings, body, api_cache_s=0.3)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_read_cache_shares_one_read_in_flight_keeps_it_and_is_bounded():
+    async def main() -> None:
+        clock = _Clock()
+        cache = ReadCache(1.0, max_entries=3, clock=clock)
+        release = asyncio.Event()
+        calls: list[str] = []
+
+        def reader(key: str) -> Callable[[], Awaitable[str]]:
+            async def read() -> str:
+                calls.append(key)
+                await release.wait()
+                return f"value-{key}-{len(calls)}"
+
+            return read
+
+        # 50 callers while the read is in flight: one read, one answer.
+        waiting = [asyncio.ensure_future(cache.get("a", reader("a"))) for _ in range(50)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert calls == ["a"]
+        waiting[0].cancel()  # a caller that goes away does not cancel the read for the others
+        release.set()
+        answers = await asyncio.gather(*waiting[1:])
+        assert set(answers) == {"value-a-1"} and calls == ["a"] and (cache.reads, cache.hits) == (1, 49)
+        # Kept for ttl_s, then read again.
+        clock.now += 0.99
+        assert await cache.get("a", reader("a")) == "value-a-1"
+        clock.now += 0.02
+        assert await cache.get("a", reader("a")) == "value-a-2"
+        # Bounded: the oldest makes room (the expired first).
+        for key in ("b", "c", "d"):
+            await cache.get(key, reader(key))
+        assert len(cache) == 3
+        calls.clear()
+        await cache.get("a", reader("a"))  # "a" was the oldest: gone
+        assert calls == ["a"]
+        clock.now += 5  # all expired: make room before anything fresh is dropped
+        await cache.get("e", reader("e"))
+        assert len(cache) == 1
+
+    asyncio.run(main())
+
+
+def test_read_cache_does_not_keep_failures_and_zero_disables_it():
+    async def main() -> None:
+        cache = ReadCache(10.0)
+        calls = 0
+
+        async def failing() -> str:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.01)
+            raise ConnectionError("redis down")
+
+        results = await asyncio.gather(*(cache.get("k", failing) for _ in range(5)), return_exceptions=True)
+        assert calls == 1 and all(isinstance(r, ConnectionError) for r in results)
+        with pytest.raises(ConnectionError):
+            await cache.get("k", failing)
+        assert calls == 2  # the failure was not kept
+
+        off = ReadCache(0)
+        count = 0
+
+        async def read() -> int:
+            nonlocal count
+            count += 1
+            return count
+
+        assert [await off.get("k", read) for _ in range(3)] == [1, 2, 3] and len(off) == 0
+
+    asyncio.run(main())
