@@ -51,6 +51,7 @@ def run_worker(settings: Settings) -> int:
     import faust
 
     from footfall.stream.app import create_app
+    from footfall.stream.preflight import PreflightError, check_redis
     from footfall.stream.topics import ensure_topics
 
     try:
@@ -66,6 +67,11 @@ def run_worker(settings: Settings) -> int:
         print(f"footfall worker: {exc}", file=sys.stderr)
         return 2
     logger.info("topics ready: %s", ", ".join(f"{t}({n})" for t, n in counts.items()))
+    try:
+        check_redis(settings.redis_url, settings.startup_timeout_s)
+    except PreflightError as exc:
+        print(f"footfall worker: {exc}", file=sys.stderr)
+        return 2
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()  # returns, or exits, when stopped by a signal

@@ -17,8 +17,15 @@ and is tried again at the next flush, and the markers wait (counted as `flush_fa
 
 On the way in, the ledger (`stream.offsets`) says whether a message was applied
 already (`replay`), comes next, or follows a `gap` that Faust skipped; a gap is read
-back from Kafka (`stream.refetch`) and applied first. `catch_up` does the same for a
-partition whose consumer stopped delivering.
+back from Kafka (`stream.refetch`) and applied first, in chunks. `catch_up` does the
+same for a partition whose consumer stopped delivering.
+
+Faust commits consumed offsets every few seconds, whatever the checkpoints did: a worker
+that consumed but could not checkpoint (Redis away) and restarts resumes past what it
+saved. The markers, not the committed offsets, are the truth: the first message of a
+partition is admitted against its marker, and a partition with no marker at all (nothing
+was ever checkpointed there) is read from its log start, so everything consumed before a
+first checkpoint is read back and applied.
 """
 
 from __future__ import annotations
@@ -54,6 +61,10 @@ logger = logging.getLogger(__name__)
 Apply = Callable[[bytes | None, bytes | None, str, int, int, Any], Awaitable[None]]
 
 
+#: Offsets read back at once when filling a gap.
+GAP_CHUNK = 5_000
+
+
 class Checkpoint:
     """The flush protocol, the offset ledger and the read-back of skipped offsets (see the module docstring)."""
 
@@ -81,7 +92,18 @@ class Checkpoint:
         """Whether the message at `offset` is to be applied now (after any gap before it is read back)."""
         try:
             if not self.ledger.known(partition):
-                self.ledger.restore(partition, self.saved_offsets(partition))
+                saved = self.saved_offsets(partition)
+                if saved:
+                    self.ledger.restore(partition, saved)
+                else:  # never checkpointed here: whatever Faust committed, start from the log's start
+                    try:
+                        begins = await self.range_reader.beginning_offsets(topic, [partition])
+                    except Exception:
+                        # Not applied: the next message (or the catch-up timer, from offset 0) reads it back.
+                        logger.exception("could not read where %s[%d] starts; will retry", topic, partition)
+                        self.outbox.totals["gap_retries"] += 1
+                        return False
+                    self.ledger.start_at(partition, begins[partition])
                 self._progress_at[partition] = time.monotonic()
                 logger.info("%s[%d]: first message at offset %d; the table has applied offsets below %s",
                             topic, partition, offset, self.ledger.next_offset(partition))
@@ -111,14 +133,17 @@ class Checkpoint:
 
     async def _fill_gap(self, topic: str, partition: int, offset: int, apply: Apply) -> None:
         start, end = self.ledger.missing_range(partition, offset)
-        logger.info("reading back %s[%d] offsets %d..%d", topic, partition, start, end - 1)
-        records = await self.range_reader.read(topic, partition, start, end)
-        logger.warning("offsets %s[%d] %d..%d never reached the agent; applying %d records read back from Kafka",
-                       topic, partition, start, end - 1, len(records))
-        for record in records:
-            await apply(record.key, record.value, topic, partition, record.offset, record.headers)
-            self.applied(partition, record.offset)
-        self.outbox.counts["gap_records"] += len(records)
+        logger.warning("offsets %s[%d] %d..%d never reached the agent (or were consumed before any checkpoint); "
+                       "reading them back from Kafka", topic, partition, start, end - 1)
+        # In chunks: memory stays bounded, and a failure keeps what was applied (the ledger moved on).
+        while start < end:
+            chunk_end = min(end, start + GAP_CHUNK)
+            records = await self.range_reader.read(topic, partition, start, chunk_end)
+            for record in records:
+                await apply(record.key, record.value, topic, partition, record.offset, record.headers)
+                self.applied(partition, record.offset)
+            self.outbox.count("gap_records", len(records))
+            start = chunk_end
 
     async def catch_up(self, topic: str, partitions: list[int], stall_s: float, lock: asyncio.Lock, apply: Apply,
                        still_assigned: Callable[[int], bool]) -> int:

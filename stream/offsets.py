@@ -58,6 +58,10 @@ class OffsetLedger:
         """Next expected offset of every known partition."""
         return dict(sorted(self._next.items()))
 
+    def start_at(self, partition: int, offset: int) -> None:
+        """A partition with no history that must be read from `offset` on (its log start)."""
+        self._next[partition] = offset
+
     def restore(self, partition: int, applied_offsets: Iterable[int]) -> None:
         """Set the partition's next offset from the offsets its table values recorded."""
         last = max(applied_offsets, default=None)

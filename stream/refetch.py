@@ -37,6 +37,12 @@ class RangeReader:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
         return {tp.partition: offset for tp, offset in ends.items()}
 
+    async def beginning_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """The oldest offset still held, per partition (the log start)."""
+        consumer = await self._consumer_started()
+        begins = await consumer.beginning_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in begins.items()}
+
     async def read(
         self, topic: str, partition: int, start: int, end: int, timeout_s: float = 30.0
     ) -> list[ConsumerRecord]:

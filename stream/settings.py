@@ -85,6 +85,7 @@ class Settings:
     web_port: int = 6066
     web_host: str = "127.0.0.1"
     health_max_checkpoint_age_s: float = 60.0
+    startup_timeout_s: float = 30.0
     data_dir: str = ""
 
     def __post_init__(self) -> None:
@@ -361,6 +362,8 @@ def _validate(s: Settings) -> None:
             _fail("extra_stages", s.extra_stages, f"{path!r} is not module.path:ClassName")
     if not 1 <= s.web_port <= 65_535:
         _fail("web_port", s.web_port, "must be a TCP port")
+    if not s.startup_timeout_s > 0:
+        _fail("startup_timeout_s", s.startup_timeout_s, "must be a positive number of seconds")
     if not s.health_max_checkpoint_age_s > 0:
         _fail("health_max_checkpoint_age_s", s.health_max_checkpoint_age_s, "must be a positive number of seconds")
 
@@ -448,6 +451,10 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_WEB_PORT": "Port of the worker's web server when enabled. Default 6066.",
     "FOOTFALL_WEB_HOST": (
         "Address the worker's web server binds (0.0.0.0 for a scraper on another host). Default 127.0.0.1."
+    ),
+    "FOOTFALL_STARTUP_TIMEOUT_S": (
+        "How long the worker waits at start for Redis to answer before refusing to start (it never consumes "
+        "what it could not publish). Default 30."
     ),
     "FOOTFALL_HEALTH_MAX_CHECKPOINT_AGE_S": (
         "`/health` answers 503 when input or records wait and no checkpoint completed for this long. Default 60."

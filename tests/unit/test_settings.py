@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "web_port": 6066,
     "web_host": "127.0.0.1",
     "health_max_checkpoint_age_s": 60.0,
+    "startup_timeout_s": 30.0,
     "data_dir": "",
 }
 

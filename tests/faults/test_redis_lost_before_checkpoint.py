@@ -1,0 +1,107 @@
+"""A worker that consumed but never checkpointed (Redis lost) and restarts loses nothing.
+
+Faust commits consumed offsets every few seconds, whatever the worker's checkpoints did.
+Here Redis dies right after the worker starts: it consumes every event, cannot publish,
+so never writes a marker, while Faust commits past all of it (checked on the broker).
+Restarted with a working Redis, the worker must count every event exactly once: a
+partition with no marker is read from its log start, not from the committed offset.
+Also: /health turns 503 while the checkpoints cannot complete, and a worker whose Redis
+does not answer at start refuses to start and consumes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+
+import orjson
+import pytest
+import redis
+from kafka import KafkaAdminClient
+
+from footfall.scripts.stack import free_port
+from footfall.stream.settings import Settings
+from footfall.stream.topics import ensure_topics
+from tests.integration.conftest import wait_until
+from tests.integration.test_pipeline import redis_buckets, send_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+MINUTE_MS = 60_000
+
+
+def door_events(t0: int, n: int, stores: int) -> list[dict]:
+    return [{"event_id": f"f-{i}", "store_id": f"fault-{i % stores}", "kind": "door", "ts": t0 + i * 5_000,
+             "schema_version": 1, "door_id": "main", "sensor_id": "cnt-1", "direction": "in"} for i in range(n)]
+
+
+def health(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+def test_events_consumed_before_any_checkpoint_are_counted_after_a_restart(services, worker_factory,
+                                                                          unique_prefix, own_redis):
+    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
+    own_redis.start()
+    port = free_port()
+    worker = worker_factory(redis_url=own_redis.url, web_enabled="true", web_port=port,
+                            health_max_checkpoint_age_s=5)
+    worker.start()
+    wait_until(lambda: health(port) == 200, 90, "the worker up")
+    own_redis.kill()
+
+    t0 = (int(time.time() * 1000) - 60 * MINUTE_MS) // MINUTE_MS * MINUTE_MS
+    events = door_events(t0, 400, stores=6)
+    send_all(services.bootstrap, f"{unique_prefix}.events",
+             [(e["store_id"].encode(), orjson.dumps(e)) for e in events])
+    topic = f"{unique_prefix}.events"
+    group = f"{unique_prefix}-worker"
+    # Consumed, not checkpointed: health says so, and Faust has committed past it anyway.
+    wait_until(lambda: health(port) == 503, 60, "health 503 while Redis is away")
+    wait_until(lambda: committed(services.bootstrap, group, topic) == len(events), 60,
+               "Faust committing the consumed offsets")
+    assert worker.stop() is not None
+
+    worker_factory(redis_url=services.redis_url).start()
+    client = redis.Redis.from_url(services.redis_url)
+    expected = Counter((e["store_id"], e["ts"] // 900_000 * 900_000) for e in events)
+
+    def counted() -> Counter:
+        return Counter({key: int(record["arrivals"]) for key, record in redis_buckets(client, unique_prefix).items()
+                        if record["arrivals"]})
+
+    wait_until(lambda: counted() == expected, 120, "every event counted once after the restart")
+    time.sleep(3)  # nothing more arrives: no event counted twice
+    assert counted() == expected
+
+
+def test_a_worker_whose_redis_does_not_answer_refuses_to_start(services, worker_factory, unique_prefix):
+    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
+    worker = worker_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0", startup_timeout_s=2).start()
+    assert worker.proc is not None
+    assert worker.proc.wait(timeout=60) == 2
+    log = worker.log_text()
+    assert "FOOTFALL_REDIS_URL" in log and "not consuming" in log, log
+    admin = KafkaAdminClient(bootstrap_servers=services.bootstrap)
+    try:
+        groups = {g.get("group_id") or g.get("groupId") for g in admin.list_groups()}
+    finally:
+        admin.close()
+    assert f"{unique_prefix}-worker" not in groups  # it never joined, so never consumed
