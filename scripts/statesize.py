@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
+import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -39,9 +42,10 @@ from footfall.schemas.messages import decode_message
 from footfall.schemas.privacy import Pseudonymizer
 from footfall.scripts.simulation import generate, make_stores, rostered
 
-__all__ = ["StoreStateSize", "measure_state_sizes"]
+__all__ = ["ModelsFootprint", "StoreStateSize", "measure_models", "measure_state_sizes"]
 
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 #: 64 KB: the most one store's state should take at steady state.
 TARGET_BYTES = 64 * 1024
 
@@ -133,3 +137,122 @@ def format_state_sizes(sizes: list[StoreStateSize], days: int) -> str:
             lines.append(f"  {s.store_id:<14} {s.vertical:<8} {s.forecast_max_bytes / 1024:>7.1f} "
                          f"{s.forecast_ms_mean:>8.2f} {s.forecast_ms_max:>7.1f}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ModelsFootprint:
+    """One store's forecasts-and-alerts stage after `days` of closed buckets (`measure_models`)."""
+
+    vertical: str
+    bucket_ms: int
+    horizon: int
+    days: int
+    ram_bytes: int  # tracemalloc: what the models hold in memory, unpickled afresh from their saved bytes
+    pickled_bytes: int  # `StoreModels.to_bytes()`: the compressed pickle the worker saves
+    ms_mean: float  # `on_bucket_closed`, per closed bucket, over the last simulated day
+    ms_p95: float
+    top: tuple[tuple[str, int], ...] = ()  # the biggest allocation sites (file:line, bytes)
+
+
+def _bucket_kpis(rng: random.Random, profile: Any, start_ms: int, bucket_ms: int) -> tuple[dict[str, Any], float]:
+    """A bucket's record drawn from the simulator's arrival rate (Poisson counts), and its occupancy."""
+    from footfall.scripts.simulation import arrival_rate_per_h
+
+    mean = arrival_rate_per_h(profile, start_ms + bucket_ms // 2) * bucket_ms / HOUR_MS
+    arrivals = _poisson(rng, mean)
+    other = "transactions" if profile.vertical == "retail" else "tickets_issued"
+    share = 0.3 if profile.vertical == "retail" else 0.8
+    kpis: dict[str, Any] = {"arrivals": arrivals, other: _poisson(rng, mean * share),
+                            "departures": _poisson(rng, mean), "dwell_mean_s": 600.0 + rng.gauss(0, 60) if arrivals
+                            else None}
+    return kpis, float(_poisson(rng, mean * 1.5))
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, p = math.exp(-mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def measure_models(days: int = 28, bucket_ms: int = 900_000, horizon: int | None = None, vertical: str = "retail",
+                   seed: int = 11, top: int = 0) -> ModelsFootprint:
+    """One store's `StoreModelsStage` fed `days` of closed buckets (the simulator's rates, Poisson counts).
+
+    `horizon` defaults to 24 hours of buckets. RAM is measured with `tracemalloc` as what
+    unpickling the saved models allocates and keeps (the steady state the worker holds); `top`
+    lists the biggest allocation sites of that. Times are `on_bucket_closed` over the last day.
+    """
+    import gc
+    import pickle
+    import tracemalloc
+    import zlib
+
+    from footfall.operators.pipeline.stage import ClosedBucket, StoreContext
+    from footfall.scripts.simulation import make_stores
+
+    horizon = horizon or DAY_MS // bucket_ms
+    profile = next(p for p in make_stores(6, seed=seed) if p.vertical == vertical)
+    rng = random.Random(seed)
+    stage = ForecastsAndAlerts(horizon=horizon, queue_target_s=600.0).build(
+        StoreContext(profile.store_id, bucket_ms, profile.timezone, vertical=vertical), None)
+    start = int(dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp() * 1000)
+    n = days * DAY_MS // bucket_ms
+    took: list[float] = []
+    for i in range(n):
+        t = start + i * bucket_ms
+        kpis, occupancy = _bucket_kpis(rng, profile, t, bucket_ms)
+        ctx = StoreContext(profile.store_id, bucket_ms, profile.timezone, vertical=vertical, occupancy=occupancy,
+                           queue_wait_s=None if vertical == "retail" else 60.0 * rng.random())
+        t0 = time.perf_counter()
+        stage.on_bucket_closed(ClosedBucket(t, bucket_ms, kpis), ctx)
+        took.append((time.perf_counter() - t0) * 1000)
+    blob = stage.to_state()
+    assert blob is not None
+    raw = zlib.decompress(blob)
+    gc.collect()
+    tracemalloc.start(1)
+    base = tracemalloc.take_snapshot()
+    before = tracemalloc.get_traced_memory()[0]
+    models = pickle.loads(raw)
+    gc.collect()
+    ram = tracemalloc.get_traced_memory()[0] - before
+    sites: tuple[tuple[str, int], ...] = ()
+    if top:
+        stats = tracemalloc.take_snapshot().compare_to(base, "lineno")
+        sites = tuple((str(s.traceback), s.size_diff) for s in stats[:top])
+    tracemalloc.stop()
+    del models
+    last = sorted(took[-(DAY_MS // bucket_ms):])
+    return ModelsFootprint(vertical, bucket_ms, horizon, days, ram, len(blob), sum(last) / len(last),
+                           last[int(0.95 * (len(last) - 1))], sites)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m footfall.scripts.statesize --days 28 --bucket-min 15 5`: the models' footprint per store."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--bucket-min", type=int, nargs="+", default=[15, 5])
+    parser.add_argument("--verticals", nargs="+", default=["retail", "bank"])
+    parser.add_argument("--top", type=int, default=0)
+    args = parser.parse_args(argv)
+    for minutes in args.bucket_min:
+        for vertical in args.verticals:
+            f = measure_models(args.days, minutes * 60_000, vertical=vertical, top=args.top)
+            print(f"{vertical:<8} {minutes:>2} min buckets, {f.horizon} ahead, {f.days} days: RAM "
+                  f"{f.ram_bytes / 1024:7.1f} KB (tracemalloc)  pickled {f.pickled_bytes / 1024:6.1f} KB  "
+                  f"on_bucket_closed {f.ms_mean:.3f} ms mean, {f.ms_p95:.3f} ms p95")
+            for site, size in f.top:
+                print(f"    {size / 1024:8.1f} KB  {site}")
+
+
+if __name__ == "__main__":
+    main()

@@ -60,6 +60,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 from river import anomaly
 
 __all__ = [
@@ -164,7 +165,9 @@ class ResidualDetector:
         self.slot_min = slot_min
         self.scale_cap = scale_cap
         self.confirm = confirm
-        self.slots: dict[int, list[float]] = {}  # slot -> [n, EW mean of z, EW mean of |z - mean|]
+        # Per slot, a row [n, EW mean of z, EW mean of |z - mean|] (n = 0: not seen), in one array that grows
+        # to the highest slot seen (168 for hours of the week): a dict of lists took 36 KB per watch.
+        self.slots = np.zeros((0, 3))
         self.point = point
         self.cusum_k = cusum_k
         self.cusum_h = cusum_h
@@ -185,9 +188,10 @@ class ResidualDetector:
         """The robust scale of a residual at `expected` (and hour-of-week `slot`): one unit of `point`."""
         spread = math.sqrt(max(expected.mean, 0.0) + 1.0)
         scale = self.scale if self.scale is not None else 1.0
-        stats = None if slot is None else self.slots.get(slot)
-        if stats is not None and stats[0] >= self.slot_min:
-            scale = max(stats[2], 0.5 * scale)
+        if slot is not None and 0 <= slot < len(self.slots):
+            n, _, spread_z = self.slots[slot].tolist()
+            if n and n >= self.slot_min:
+                scale = max(spread_z, 0.5 * scale)
         return max(scale * spread, self.min_scale)
 
     def assess(self, observed: float, expected: Expected, slot: int | None = None) -> Assessment:
@@ -231,15 +235,28 @@ class ResidualDetector:
         z = abs(signed)
         self.scale = z if self.scale is None else (1 - self.fading) * self.scale + self.fading * z
         if slot is not None:
-            stats = self.slots.get(slot)
-            if stats is None:
-                self.slots[slot] = [1.0, signed, max(z, self.scale)]
+            if slot >= len(self.slots):
+                self.slots = np.concatenate([self.slots, np.zeros((max(slot + 1, 168) - len(self.slots), 3))])
+            n, mean, spread_z = self.slots[slot].tolist()
+            if not n:
+                self.slots[slot] = (1.0, signed, max(z, self.scale))
             else:
                 f = self.slot_fading
-                stats[2] = (1 - f) * stats[2] + f * abs(signed - stats[1])
-                stats[1] = (1 - f) * stats[1] + f * signed
-                stats[0] += 1
+                self.slots[slot] = (n + 1, (1 - f) * mean + f * signed, (1 - f) * spread_z + f * abs(signed - mean))
         self.n += 1
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.slots, dict):  # saved before the array: slot -> [n, mean, spread]
+            self.slots = self._slot_array(self.slots.items())
+
+    @staticmethod
+    def _slot_array(rows: Any) -> np.ndarray:
+        rows = [(int(k), v) for k, v in rows]
+        out = np.zeros((max([168, *(k + 1 for k, _ in rows)]) if rows else 0, 3))
+        for k, v in rows:
+            out[k] = [float(x) for x in v]
+        return out
 
     def reset_cusum(self) -> None:
         """Forget accumulated evidence (e.g. after a gap in the data)."""
@@ -249,7 +266,7 @@ class ResidualDetector:
         return {"point": self.point, "cusum_k": self.cusum_k, "cusum_h": self.cusum_h, "fading": self.fading,
                 "cap": self.cap, "min_scale": self.min_scale, "winsor": self.winsor, "slot_fading": self.slot_fading,
                 "slot_min": self.slot_min, "scale_cap": self.scale_cap, "confirm": self.confirm,
-                "slots": [[k, *v] for k, v in sorted(self.slots.items())],
+                "slots": [[k, *row] for k, row in enumerate(self.slots.tolist()) if row[0]],
                 "scale": self.scale, "cusum_up": self.cusum_up,
                 "cusum_down": self.cusum_down, "n": self.n}
 
@@ -258,7 +275,7 @@ class ResidualDetector:
         d = cls(state["point"], state["cusum_k"], state["cusum_h"], state["fading"], state["cap"],
                 state["min_scale"], state["winsor"], state["slot_fading"], state["slot_min"], state.get("scale_cap"),
                 bool(state.get("confirm", False)))
-        d.slots = {int(k): [float(n), float(m), float(a)] for k, n, m, a in state["slots"]}
+        d.slots = d._slot_array((k, (n, m, a)) for k, n, m, a in state["slots"])
         d.scale, d.cusum_up, d.cusum_down, d.n = state["scale"], state["cusum_up"], state["cusum_down"], state["n"]
         return d
 

@@ -39,6 +39,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = ["EntryExitDrift", "QueueWaitBreach", "RuleHit", "SilentSensor", "over_capacity",
            "queue_wait_over_target"]
 
@@ -192,7 +194,9 @@ class SilentSensor:
         self.zeros = 0  # consecutive zero buckets (judged ones)
         self.surprise = 0.0  # their surprise, summed
         self.rarest_share = 1.0  # the smallest zero share in the run, for the explanation
-        self.slots: dict[int, list[float]] = {}  # slot -> [EW count of zero buckets, EW count of buckets]
+        # Per slot (hour of the week), a row [EW count of zero buckets, EW count of buckets]; one array that
+        # grows to the highest slot seen (a dict of lists took 32 KB per watch).
+        self.slots = np.zeros((0, 2))
         self.pending: list[int] = []  # the slots of the current run of zeros, learned when it ends
 
     @classmethod
@@ -202,7 +206,7 @@ class SilentSensor:
 
     def zero_share(self, slot: int) -> float:
         """The share of zero buckets at `slot` (one half before any: a prior of one bucket, half zero)."""
-        zeros, n = self.slots.get(slot, (0.0, 0.0))
+        zeros, n = self.slots[slot].tolist() if 0 <= slot < len(self.slots) else (0.0, 0.0)
         return (zeros + 0.5) / (n + 1.0)
 
     def learn_one(self, observed: float | None, expected_mean: float | None, expected_lo95: float | None,
@@ -243,10 +247,24 @@ class SilentSensor:
             self.run = 0
 
     def _learn_slot(self, slot: int, zero: bool) -> None:
-        stats = self.slots.setdefault(slot, [0.0, 0.0])
+        if slot >= len(self.slots):
+            self.slots = np.concatenate([self.slots, np.zeros((max(slot + 1, 168) - len(self.slots), 2))])
+        zeros, n = self.slots[slot].tolist()
         keep = 1 - self.fading
-        stats[0] = keep * stats[0] + (1.0 if zero else 0.0)
-        stats[1] = keep * stats[1] + 1.0
+        self.slots[slot] = (keep * zeros + (1.0 if zero else 0.0), keep * n + 1.0)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.slots, dict):  # saved before the array: slot -> [zeros, n]
+            self.slots = self._slot_array(self.slots.items())
+
+    @staticmethod
+    def _slot_array(rows: Any) -> np.ndarray:
+        rows = [(int(k), v) for k, v in rows]
+        out = np.zeros((max([168, *(k + 1 for k, _ in rows)]) if rows else 0, 2))
+        for k, v in rows:
+            out[k] = [float(x) for x in v]
+        return out
 
     def score_one(self) -> float:
         by_history = 0.0
@@ -267,7 +285,7 @@ class SilentSensor:
         return {"buckets": self.buckets, "min_expected": self.min_expected, "min_surprise": self.min_surprise,
                 "fading": self.fading, "p_floor": self.p_floor, "run": self.run, "zeros": self.zeros,
                 "surprise": self.surprise, "rarest_share": self.rarest_share, "pending": list(self.pending),
-                "slots": [[k, *v] for k, v in sorted(self.slots.items())]}
+                "slots": [[k, *row] for k, row in enumerate(self.slots.tolist()) if row[1]]}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SilentSensor:
@@ -279,7 +297,7 @@ class SilentSensor:
         rule.run, rule.zeros, rule.surprise = state["run"], state["zeros"], state["surprise"]
         rule.rarest_share = state["rarest_share"]
         rule.pending = [int(k) for k in state["pending"]]
-        rule.slots = {int(k): [float(z), float(n)] for k, z, n in state["slots"]}
+        rule.slots = rule._slot_array((k, (z, n)) for k, z, n in state["slots"])
         return rule
 
 

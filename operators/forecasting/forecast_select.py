@@ -46,17 +46,16 @@ True
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from river import stats
+import numpy as np
 
 from footfall.operators import pickled
 from footfall.operators.forecasting.forecasters import Forecaster
 
-__all__ = ["Forecast", "OnlineSelector", "ResidualIntervals"]
+__all__ = ["Forecast", "OnlineSelector", "ResidualIntervals", "candidate_array"]
 
 T = TypeVar("T")
 
@@ -84,29 +83,69 @@ class ResidualIntervals:
     >>> [round(v, 2) for v in intervals.interval(1, 15.0)]
     [11.8, 18.2, 11.2, 18.8]
 
+    The residuals are kept in one fixed-size array, a ring of `window` per horizon (a deque
+    of Python floats per horizon took five times the memory).
     """
 
     def __init__(self, horizon: int, window: int = 200, min_residuals: int = 20) -> None:
         self.horizon = horizon
+        self.window = window
         self.min_residuals = min_residuals
-        self._by_h = [deque[float](maxlen=window) for _ in range(horizon)]
+        self._ring = np.zeros((horizon, window))
+        self._added = np.zeros(horizon, dtype=np.int64)  # residuals ever added per horizon
+
+    def __setstate__(self, state: dict) -> None:
+        if "_by_h" in state:  # saved before the ring: a deque of floats per horizon
+            by_h = state.pop("_by_h")
+            window = by_h[0].maxlen if by_h and by_h[0].maxlen else 200
+            self.__init__(len(by_h), window, state["min_residuals"])  # type: ignore[misc]
+            for i, d in enumerate(by_h):
+                for r in d:
+                    self._push(i, r)
+            return
+        self.__dict__.update(state)
+
+    def _push(self, i: int, scaled: float) -> None:
+        self._ring[i, self._added[i] % self.window] = scaled
+        self._added[i] += 1
 
     def add(self, h: int, residual: float, forecast: float) -> None:
-        self._by_h[h - 1].append(residual / math.sqrt(max(forecast, 0.0) + 1.0))
+        self._push(h - 1, residual / math.sqrt(max(forecast, 0.0) + 1.0))
+
+    def _held(self, i: int) -> np.ndarray:
+        return self._ring[i, :min(int(self._added[i]), self.window)]
 
     def quantiles(self, h: int) -> tuple[float, float, float, float] | None:
         """The scaled residuals' 10, 90, 2.5 and 97.5 % quantiles at horizon `h` (None: too few yet).
 
         Computed once per horizon and reused for every forecast scaled from it (`band`).
         """
-        residuals = list(self._by_h[h - 1])
+        residuals = self._held(h - 1)
         if len(residuals) < self.min_residuals:
-            residuals = [r for d in self._by_h for r in d]
+            residuals = np.concatenate([self._held(i) for i in range(self.horizon)])
         if len(residuals) < self.min_residuals:
             return None
-        ordered = sorted(residuals)
-        q10, q90, q025, q975 = (_quantile(ordered, q) for q in (0.10, 0.90, 0.025, 0.975))
+        ordered = np.sort(residuals)
+        q10, q90, q025, q975 = (float(_quantile(ordered, q)) for q in (0.10, 0.90, 0.025, 0.975))
         return q10, q90, q025, q975
+
+    def all_quantiles(self) -> np.ndarray:
+        """`quantiles(h)` of every horizon, one row each (NaN: too few yet); full windows sorted at once."""
+        out = np.full((self.horizon, 4), np.nan)
+        full = self._added >= self.window
+        if full.all() and self.window >= self.min_residuals:
+            ordered = np.sort(self._ring, axis=1)
+            for j, q in enumerate((0.10, 0.90, 0.025, 0.975)):
+                rank = q * (self.window - 1)
+                low = math.floor(rank)
+                high = min(low + 1, self.window - 1)
+                out[:, j] = ordered[:, low] + (ordered[:, high] - ordered[:, low]) * (rank - low)
+            return out
+        for i in range(self.horizon):
+            got = self.quantiles(i + 1)
+            if got is not None:
+                out[i] = got
+        return out
 
     def interval(self, h: int, forecast: float) -> tuple[float, float, float, float]:
         """`(lo80, hi80, lo95, hi95)` around `forecast` at horizon `h` (1-based)."""
@@ -123,6 +162,17 @@ class ResidualIntervals:
             sd = math.sqrt(max(forecast, 0.0) + 1.0) * math.sqrt(h)
             lo80, hi80, lo95, hi95 = forecast - Z80 * sd, forecast + Z80 * sd, forecast - Z95 * sd, forecast + Z95 * sd
         return max(lo80, 0.0), max(hi80, 0.0), max(lo95, 0.0), max(hi95, 0.0)
+
+    @staticmethod
+    def bands(values: np.ndarray, hs: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+        """`band` of every value at once: `values[i]` at scored horizon `hs[i]` (1-based) with `quantiles[i]` (rows
+        of `all_quantiles`); the result's rows are lo80, hi80, lo95, hi95."""
+        spread = np.sqrt(np.maximum(values, 0.0) + 1.0)
+        empirical = values[None, :] + quantiles.T * spread[None, :]
+        sd = spread * np.sqrt(hs.astype(float))
+        poisson = np.stack([values - Z80 * sd, values + Z80 * sd, values - Z95 * sd, values + Z95 * sd])
+        out = np.where(np.isnan(quantiles[:, 0])[None, :], poisson, empirical)
+        return np.maximum(out, 0.0)
 
 
 @dataclass
@@ -142,8 +192,26 @@ class Forecast:
     weights: dict[str, float] = field(default_factory=dict)
 
 
+def _as_array(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([math.nan if v is None else v for v in values], dtype=float)
+
+
+def candidate_array(candidate: Forecaster, horizon: int, start_ms: int) -> np.ndarray:
+    """A candidate's forecast as an array, NaN where it has none (`forecast_array` when it has one)."""
+    method = getattr(candidate, "forecast_array", None)
+    return method(horizon, start_ms) if method is not None else _as_array(candidate.forecast(horizon, start_ms))
+
+
 class OnlineSelector:
-    """Candidates scored on delayed labels; the best (or a blend) published (see the module docstring)."""
+    """Candidates scored on delayed labels; the best (or a blend) published (see the module docstring).
+
+    State is fixed-size arrays: per candidate and scored horizon the weighted error (the update of
+    River's `stats.EWMean`, the first value taken as it is) and the count scored; the forecasts
+    waiting for their bucket in one ring per scored horizon `h` of `h` rows (candidates' values and
+    the published one, NaN for none); the published values and who made them. The candidates'
+    latest forecasts and the published intervals are recomputed when asked (`candidate_forecasts`,
+    `forecast`): nothing they depend on changes between two buckets.
+    """
 
     def __init__(
         self,
@@ -167,108 +235,203 @@ class OnlineSelector:
         self.bucket_ms = bucket_ms
         self.mode = mode
         self.min_scored = min_scored
+        self.fading_factor = fading_factor
         # Horizons scored (all by default). Scoring fewer keeps the state small: a horizon between two
         # scored ones is judged, and its interval taken, from the nearest scored one below it.
         self.scored_horizons = sorted(set(scored_horizons)) if scored_horizons is not None else list(
             range(1, horizon + 1))
         if not self.scored_horizons or self.scored_horizons[0] != 1 or self.scored_horizons[-1] > horizon:
             raise ValueError(f"scored_horizons must start at 1 and stay within 1..{horizon}")
-        self._slot = [max(i for i, s in enumerate(self.scored_horizons) if s <= h) for h in range(1, horizon + 1)]
-        n = len(self.scored_horizons)
+        n, k = len(self.scored_horizons), len(self.candidates)
         # Per candidate and scored horizon: weighted mean absolute error, and how many forecasts it holds.
-        self.errors = {c.name: [stats.EWMean(fading_factor=fading_factor) for _ in range(n)] for c in self.candidates}
-        self.scored = {c.name: [0] * n for c in self.candidates}
+        self._error = np.zeros((k, n))
+        self._count = np.zeros((k, n), dtype=np.int64)
         self.intervals = ResidualIntervals(n, interval_window)
-        # target bucket -> (horizon, {candidate: forecast}, published forecast)
-        self._pending: dict[int, list[tuple[int, dict[str, float | None], float | None]]] = {}
-        self._latest: dict[str, list[float | None]] = {}
-        self._published: Forecast | None = None
+        rows = sum(self.scored_horizons)
+        self._due = np.full(rows, -1, dtype=np.int64)  # the bucket each waiting row is for (-1: none)
+        self._waiting = np.full((rows, k + 1), np.nan)  # its candidates' forecasts, and the published one
+        self._published: tuple[int, int, np.ndarray, np.ndarray, str, dict[str, float]] | None = None
         self.last_ms: int | None = None
+        self._derive()
+
+    def _derive(self) -> None:
+        """What follows from the configuration (not saved)."""
+        hs = np.asarray(self.scored_horizons, dtype=np.int64)
+        self._hs = hs
+        self._offsets = np.concatenate([[0], np.cumsum(hs)[:-1]]).astype(np.int64)
+        # The scored horizon each horizon is judged at (its slot), and the horizons each slot covers.
+        self._slot = np.searchsorted(hs, np.arange(1, self.horizon + 1), side="right") - 1
+        self._names = [c.name for c in self.candidates]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for derived in ("_hs", "_offsets", "_slot", "_names"):
+            state.pop(derived, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "errors" in state:  # saved before the arrays: River EWMeans, dicts of pending forecasts
+            self._from_legacy(state)
+            return
+        self.__dict__.update(state)
+        self._derive()
+
+    def _from_legacy(self, state: dict) -> None:
+        self.__dict__.update({k: state[k] for k in ("candidates", "horizon", "bucket_ms", "mode", "min_scored",
+                                                    "scored_horizons", "intervals", "last_ms")})
+        names = [c.name for c in self.candidates]
+        errors, scored = state["errors"], state["scored"]
+        first = errors[names[0]][0]
+        self.fading_factor = getattr(first, "fading_factor", 0.005)
+        self._error = np.array([[e.get() for e in errors[name]] for name in names], dtype=float)
+        self._count = np.array([scored[name] for name in names], dtype=np.int64)
+        rows, k = sum(self.scored_horizons), len(names)
+        self._due = np.full(rows, -1, dtype=np.int64)
+        self._waiting = np.full((rows, k + 1), np.nan)
+        self._derive()
+        for target, entries in state["_pending"].items():
+            for slot, by_candidate, published in entries:
+                row = self._row(slot, target)
+                self._due[row] = target
+                self._waiting[row, :k] = [math.nan if by_candidate.get(n) is None else by_candidate[n] for n in names]
+                self._waiting[row, k] = math.nan if published is None else published
+        old: Forecast | None = state["_published"]
+        self._published = None
+        if old is not None:
+            index = {n: i for i, n in enumerate(names)}
+            self._published = (old.made_at_ms, old.start_ms, np.array(old.values, dtype=float),
+                               np.array([index.get(m, -1) for m in old.models], dtype=np.int16), old.model,
+                               dict(old.weights))
+
+    def _row(self, slot: int, target_ms: int) -> int:
+        return int(self._offsets[slot] + (target_ms // self.bucket_ms) % self._hs[slot])
+
+    @property
+    def scored(self) -> dict[str, list[int]]:
+        """Per candidate, how many forecasts were scored at each scored horizon."""
+        return {name: [int(c) for c in row] for name, row in zip(self._names, self._count, strict=True)}
+
+    @property
+    def errors(self) -> dict[str, list[float]]:
+        """Per candidate, the weighted mean absolute error at each scored horizon."""
+        return {name: [float(e) for e in row] for name, row in zip(self._names, self._error, strict=True)}
 
     # -- learning ---------------------------------------------------------------------------------
 
     def learn_one(self, y: float | None, ts_ms: int) -> None:
         """Take the value of the bucket starting at `ts_ms` (None: a gap), then forecast the next buckets."""
         known = y is not None and math.isfinite(y)
-        for slot, by_candidate, published in self._pending.pop(ts_ms, []):
-            if not known:
-                continue
-            for name, f in by_candidate.items():
-                if f is not None:
-                    self.errors[name][slot].update(abs(y - f))
-                    self.scored[name][slot] += 1
-            # A bucket forecast empty that stayed empty (a closed hour) says nothing about the spread of
-            # an open one; kept, such exact zeros filled most of the window at stores closed at night
-            # and collapsed the 80 % band of their open hours to the point forecast (measured).
-            if published is not None and not (y == 0 and published < 0.5):
-                self.intervals.add(slot + 1, y - published, published)
+        k = len(self.candidates)
+        rows = self._offsets + (ts_ms // self.bucket_ms) % self._hs
+        due = self._due[rows] == ts_ms
+        if due.any():
+            slots, rows = np.nonzero(due)[0], rows[due]
+            self._due[rows] = -1
+            if known:
+                waiting = self._waiting[rows]  # one row per slot scored now
+                forecasts = waiting[:, :k].T  # candidates x slots
+                have = ~np.isnan(forecasts)
+                error = np.abs(y - forecasts)
+                old = self._error[:, slots]
+                f = self.fading_factor
+                self._error[:, slots] = np.where(have, np.where(self._count[:, slots] == 0, error,
+                                                                f * error + (1 - f) * old), old)
+                self._count[:, slots] += have
+                # A bucket forecast empty that stayed empty (a closed hour) says nothing about the spread of
+                # an open one; kept, such exact zeros filled most of the window at stores closed at night
+                # and collapsed the 80 % band of their open hours to the point forecast (measured).
+                for slot, published in zip(slots.tolist(), waiting[:, k].tolist(), strict=True):
+                    if not math.isnan(published) and not (y == 0 and published < 0.5):
+                        self.intervals.add(slot + 1, y - published, published)
         for candidate in self.candidates:
             candidate.learn_one(y if known else None, ts_ms)
         self.last_ms = ts_ms
         start = ts_ms + self.bucket_ms
-        self._latest = {c.name: c.forecast(self.horizon, start) for c in self.candidates}
-        self._published = self._publish(ts_ms, start)
-        for slot, h in enumerate(self.scored_horizons):
-            target = start + (h - 1) * self.bucket_ms
-            by_candidate = {name: values[h - 1] for name, values in self._latest.items()}
-            published = self._published.values[h - 1] if self._published else None
-            self._pending.setdefault(target, []).append((slot, by_candidate, published))
+        latest = self._candidate_matrix(start)
+        self._published = self._publish(latest, ts_ms, start)
+        targets = start + (self._hs - 1) * self.bucket_ms
+        rows = self._offsets + (targets // self.bucket_ms) % self._hs
+        self._due[rows] = targets
+        self._waiting[rows, :k] = latest[:, self._hs - 1].T
+        self._waiting[rows, k] = self._published[2][self._hs - 1] if self._published is not None else math.nan
+
+    def _candidate_matrix(self, start_ms: int) -> np.ndarray:
+        return np.stack([candidate_array(c, self.horizon, start_ms) for c in self.candidates])
+
+    def _ready(self, slots: Sequence[int]) -> np.ndarray:
+        return (self._count[:, slots] >= self.min_scored).all(axis=1)
 
     def ranking(self, h: int | None = None) -> list[tuple[str, float]]:
         """Candidates scored at least `min_scored` times at horizon `h` (all horizons: their mean), best first."""
-        horizons = range(len(self.scored_horizons)) if h is None else [self._slot[h - 1]]
+        slots = list(range(len(self.scored_horizons))) if h is None else [int(self._slot[h - 1])]
         ready = []
-        for name, errors in self.errors.items():
-            if all(self.scored[name][i] >= self.min_scored for i in horizons):
-                ready.append((name, sum(errors[i].get() for i in horizons) / len(horizons)))
+        for i in np.nonzero(self._ready(slots))[0].tolist():
+            errors = self._error[i, slots].tolist()
+            ready.append((self._names[i], sum(errors) / len(slots)))
         return sorted(ready, key=lambda item: item[1])
 
-    def _publish(self, made_at_ms: int, start_ms: int) -> Forecast | None:
+    def _order(self, slot: int) -> np.ndarray:
+        """Candidates in order of trust at a scored horizon: ranked ones by error, then the rest as given."""
+        ready = np.nonzero(self._ready([slot]))[0]
+        ranked = ready[np.argsort(self._error[ready, slot], kind="stable")]
+        rest = np.nonzero(~self._ready([slot]))[0]
+        return np.concatenate([ranked, rest])
+
+    def _publish(self, latest: np.ndarray, made_at_ms: int,
+                 start_ms: int) -> tuple[int, int, np.ndarray, np.ndarray, str, dict[str, float]] | None:
         # Candidates in order of trust: scored ones by error, then the rest in the order given. Each
         # horizon takes the most trusted candidate that has a value for it (a seasonal naive has none
-        # where a season ago was a gap).
-        values: list[float] = []
-        models: list[str] = []
+        # where a season ago was a gap). Rankings are per scored horizon: computed once each.
+        values = np.empty(self.horizon)
+        models = np.empty(self.horizon, dtype=np.int16)
         weights: dict[str, float] = {}
-        # Rankings and residual quantiles are per scored horizon: computed once each, not per horizon
-        # (measured: per horizon they took 60 % of a 96-bucket forecast's time).
-        ranked_at = [self.ranking(h) for h in self.scored_horizons]
-        for i in range(self.horizon):
-            ranked = ranked_at[self._slot[i]]
-            errors = dict(ranked)
-            order = [n for n, _ in ranked] + [c.name for c in self.candidates if c.name not in errors]
-            have = [n for n in order if self._latest[n][i] is not None]
-            if not have:
+        have_all = ~np.isnan(latest)
+        bounds = [*self._hs.tolist(), self.horizon + 1]
+        for slot in range(len(self.scored_horizons)):
+            lo, hi = bounds[slot] - 1, min(bounds[slot + 1] - 1, self.horizon)
+            if lo >= hi:
+                continue
+            order = self._order(slot)
+            have = have_all[order, lo:hi]
+            if not have.any(axis=0).all():
                 return None
-            if self.mode == "blend" and sum(n in errors for n in have) > 1:
-                inverse = {n: 1.0 / max(errors[n], 1e-9) for n in have if n in errors}
-                total = sum(inverse.values())
-                weights = {n: w / total for n, w in inverse.items()}
-                values.append(sum(w * float(self._latest[n][i]) for n, w in weights.items()))  # type: ignore[arg-type]
-                models.append("blend")
-            else:
-                values.append(float(self._latest[have[0]][i]))  # type: ignore[arg-type]
-                models.append(have[0])
+            if self.mode == "blend":
+                ready = set(np.nonzero(self._ready([slot]))[0].tolist())
+                for j in range(lo, hi):
+                    usable = [int(i) for i in order if have_all[i, j]]
+                    scored = [i for i in usable if i in ready]
+                    if len(scored) > 1:
+                        inverse = {i: 1.0 / max(float(self._error[i, slot]), 1e-9) for i in scored}
+                        total = sum(inverse.values())
+                        weights = {self._names[i]: w / total for i, w in inverse.items()}
+                        values[j] = sum(w * float(latest[i, j]) for i, w in zip(inverse, weights.values(),
+                                                                                strict=True))
+                        models[j] = -1
+                    else:
+                        values[j], models[j] = latest[usable[0], j], usable[0]
+                continue
+            first = order[have.argmax(axis=0)]
+            models[lo:hi] = first
+            values[lo:hi] = latest[first, np.arange(lo, hi)]
         # The most used; a tie goes to the one first used (the nearer horizon). Not `max(set(...))`:
         # a set's order of strings changes between processes, and a restarted worker must agree.
-        model = Counter(models).most_common(1)[0][0]
-        forecast = Forecast(made_at_ms, start_ms, self.bucket_ms, model, values, models=models,
-                            weights=weights or {model: 1.0})
-        quantiles = [self.intervals.quantiles(slot + 1) for slot in range(len(self.scored_horizons))]
-        for h, v in enumerate(values, start=1):
-            slot = self._slot[h - 1]
-            lo80, hi80, lo95, hi95 = self.intervals.band(slot + 1, v, quantiles[slot])
-            forecast.lo80.append(lo80)
-            forecast.hi80.append(hi80)
-            forecast.lo95.append(lo95)
-            forecast.hi95.append(hi95)
-        return forecast
+        used, first_at, counts = np.unique(models, return_index=True, return_counts=True)
+        best = max(range(len(used)), key=lambda i: (counts[i], -first_at[i]))
+        model = "blend" if used[best] < 0 else self._names[int(used[best])]
+        return made_at_ms, start_ms, values, models, model, weights or {model: 1.0}
 
     # -- results ----------------------------------------------------------------------------------
 
     def forecast(self) -> Forecast | None:
         """The published forecast of the next `horizon` buckets (None before any candidate can forecast)."""
-        return self._published
+        if self._published is None:
+            return None
+        made_at_ms, start_ms, values, models, model, weights = self._published
+        quantiles = self.intervals.all_quantiles()[self._slot]
+        lo80, hi80, lo95, hi95 = ResidualIntervals.bands(values, self._slot + 1, quantiles).tolist()
+        names = [*self._names, "blend"]  # index -1: a blend
+        return Forecast(made_at_ms, start_ms, self.bucket_ms, model, values.tolist(), lo80, hi80, lo95, hi95,
+                        [names[i] for i in models.tolist()], dict(weights))
 
     def to_bytes(self) -> bytes:
         """The whole selector, candidates included, as compressed bytes (`operators.pickled`)."""
@@ -281,4 +444,7 @@ class OnlineSelector:
 
     def candidate_forecasts(self) -> dict[str, list[float | None]]:
         """Every candidate's latest forecast of the next `horizon` buckets."""
-        return {name: list(values) for name, values in self._latest.items()}
+        if self.last_ms is None:
+            return {}
+        start = self.last_ms + self.bucket_ms
+        return {c.name: list(c.forecast(self.horizon, start)) for c in self.candidates}

@@ -1,0 +1,168 @@
+"""The forecasting and alerting state kept as fixed-size arrays, against brute-force recomputations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import pickle
+import random
+from collections import deque
+
+import pytest
+
+from footfall.operators.alerting.detectors import Expected, ResidualDetector
+from footfall.operators.alerting.rules import SilentSensor
+from footfall.operators.forecasting.cold_start import VerticalProfile
+from footfall.operators.forecasting.forecast_select import OnlineSelector, ResidualIntervals, _quantile
+from footfall.operators.forecasting.forecasters import (
+    CalendarRegression,
+    HoltWintersForecaster,
+    SeasonalNaive,
+    SnarimaxForecaster,
+)
+from footfall.operators.windows.localtime import local_day
+
+HOUR = 3_600_000
+QUARTER = 900_000
+# 2026-03-23T00:00:00Z, a Monday; the clocks in London go forward on Sunday 2026-03-29.
+MONDAY = int(dt.datetime(2026, 3, 23, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def _counts(n: int, bucket_ms: int, seed: int = 3) -> list[float | None]:
+    rng = random.Random(seed)
+    out: list[float | None] = []
+    for i in range(n):
+        hour = (i * bucket_ms // HOUR) % 24
+        level = 3 + 30 * max(0.0, math.sin(math.pi * (hour - 8) / 12))
+        out.append(None if rng.random() < 0.03 else float(rng.randint(0, 5) + round(level)))
+    return out
+
+
+def test_intervals_are_the_quantiles_of_the_last_window_residuals():
+    rng = random.Random(7)
+    intervals = ResidualIntervals(horizon=3, window=50, min_residuals=10)
+    kept = [deque[float](maxlen=50) for _ in range(3)]
+    for i in range(400):
+        h, r, f = rng.randint(1, 3), rng.gauss(0, 5), rng.uniform(0, 40)
+        intervals.add(h, r, f)
+        kept[h - 1].append(r / math.sqrt(f + 1.0))
+        if i % 7:
+            continue
+        every = intervals.all_quantiles()
+        for h in (1, 2, 3):
+            residuals = list(kept[h - 1]) if len(kept[h - 1]) >= 10 else [r for d in kept for r in d]
+            got = intervals.quantiles(h)
+            if len(residuals) < 10:
+                assert got is None and math.isnan(every[h - 1, 0])
+                continue
+            ordered = sorted(residuals)
+            want = tuple(_quantile(ordered, q) for q in (0.10, 0.90, 0.025, 0.975))
+            assert got == want
+            assert tuple(every[h - 1]) == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def test_the_selector_scores_and_publishes_what_a_brute_force_replay_says():
+    bucket, horizon, scored = HOUR, 12, [1, 2, 4, 8, 12]
+    candidates = [SeasonalNaive(24, bucket, name="daily"), SeasonalNaive(1, bucket, name="last"),
+                  CalendarRegression(bucket)]
+    shadow = pickle.loads(pickle.dumps(candidates))  # the same candidates, learned apart
+    selector = OnlineSelector(candidates, horizon, bucket, min_scored=10, fading_factor=0.05,
+                              scored_horizons=scored)
+    values = _counts(24 * 9, bucket)
+    made: dict[int, dict[str, list[float | None]]] = {}  # origin -> candidate -> its forecast
+    for i, y in enumerate(values):
+        ts = MONDAY + i * bucket
+        selector.learn_one(y, ts)
+        for c in shadow:
+            c.learn_one(y, ts)
+        made[i] = {c.name: c.forecast(horizon, ts + bucket) for c in shadow}
+    # Errors and counts: every forecast whose bucket closed with a value, in order, through the EW mean.
+    for slot, h in enumerate(scored):
+        for c in shadow:
+            mean, n = 0.0, 0
+            for i, y in enumerate(values):
+                origin = i - h
+                if origin < 0 or y is None:
+                    continue
+                f = made[origin][c.name][h - 1]
+                if f is None:
+                    continue
+                mean = abs(y - f) if n == 0 else 0.05 * abs(y - f) + 0.95 * mean
+                n += 1
+            assert selector.scored[c.name][slot] == n
+            assert selector.errors[c.name][slot] == mean
+    # Published: at each horizon the best-ranked candidate with a value there.
+    last = made[len(values) - 1]
+    published = selector.forecast()
+    for j in range(horizon):
+        slot = max(s for s, h in enumerate(scored) if h <= j + 1)
+        ranked = sorted((c.name for c in shadow if selector.scored[c.name][slot] >= 10),
+                        key=lambda name: selector.errors[name][slot])
+        order = ranked + [c.name for c in shadow if c.name not in ranked]
+        best = next(name for name in order if last[name][j] is not None)
+        assert (published.models[j], published.values[j]) == (best, last[best][j])
+        q = selector.intervals.quantiles(slot + 1)
+        assert (published.lo80[j], published.hi80[j], published.lo95[j], published.hi95[j]) == \
+            ResidualIntervals.band(slot + 1, published.values[j], q)
+    assert selector.candidate_forecasts() == last
+
+
+@pytest.mark.parametrize("bucket_ms", [QUARTER, 2 * HOUR])
+@pytest.mark.parametrize("tz", ["UTC", "Europe/London", "America/New_York"])
+def test_calendar_and_profile_forecasts_read_each_bucket_as_the_slow_way_does(bucket_ms, tz):
+    holidays = [dt.date(2026, 3, 27), dt.date(2026, 3, 30)]
+    calendar = CalendarRegression(bucket_ms, tz=tz, holidays=holidays)
+    profile = VerticalProfile("bank", bucket_ms, tz=tz)
+    n = 7 * 24 * HOUR // bucket_ms
+    for i, y in enumerate(_counts(n, bucket_ms)):
+        calendar.learn_one(y, MONDAY + i * bucket_ms)
+        profile.learn_one(y, MONDAY + i * bucket_ms)
+    horizon = 2 * 24 * HOUR // bucket_ms
+    for start in (MONDAY + n * bucket_ms - 2 * 24 * HOUR, MONDAY + n * bucket_ms):  # across the DST change, after
+        slow = []
+        for h in range(horizon):
+            ts = start + h * bucket_ms
+            mean = calendar._slot_mean[calendar.slot_of(ts)]
+            z = calendar._level[1] if math.isnan(mean) else float(mean)
+            if local_day(ts, tz) in calendar.holidays:
+                z += calendar._shift[1]
+            slow.append(math.expm1(min(z, 50.0)))
+        assert calendar.forecast(horizon, start) == [min(max(v, 0.0), 3 * max(calendar._max_seen, 1.0))
+                                                     for v in slow]
+        level = profile.level_per_h
+        assert profile.forecast(horizon, start) == [profile.expected(start + h * bucket_ms, level)
+                                                    for h in range(horizon)]
+
+
+def test_river_candidates_forecast_as_river_does():
+    values = [v if v is not None else 0.0 for v in _counts(24 * 6, HOUR)]
+    holt, snarimax = HoltWintersForecaster(24, HOUR), SnarimaxForecaster(24, HOUR)
+    for i, y in enumerate(values):
+        holt.learn_one(y, i * HOUR)
+        snarimax.learn_one(y, i * HOUR)
+    ceiling = 3 * max(values)
+    river_holt = [min(max(v, 0.0), ceiling) for v in holt.model.forecast(60)]
+    assert holt.forecast_array(60, 0).tolist() == river_holt
+    river_snarimax = [math.expm1(min(v, 50.0)) for v in snarimax.model.forecast(60)]
+    assert snarimax.forecast(60, 0) == pytest.approx([min(max(v, 0.0), ceiling) for v in river_snarimax],
+                                                     rel=1e-9)
+
+
+def test_states_saved_before_the_arrays_still_load():
+    naive = SeasonalNaive(3, HOUR)
+    old = {"bucket_ms": HOUR, "n_seen": 5, "m": 3, "name": "n", "_last": deque([4.0, None, 6.0], maxlen=3)}
+    naive.__setstate__(old)
+    assert naive.forecast(4, 0) == [4.0, None, 6.0, 4.0]
+
+    detector, e = ResidualDetector(slot_min=1), Expected(10.0, 8.0, 12.0, 6.0, 14.0)
+    state = dict(detector.__dict__, slots={5: [2.0, 0.1, 0.7]}, scale=0.3)
+    restored = ResidualDetector.__new__(ResidualDetector)
+    restored.__setstate__(state)
+    assert restored.unit(e, 5) == max(0.7 * math.sqrt(11.0), 1.0)
+    assert ResidualDetector.from_state(restored.to_state()).to_state() == restored.to_state()
+
+    silent = SilentSensor()
+    restored_silent = SilentSensor.__new__(SilentSensor)
+    restored_silent.__setstate__(dict(silent.__dict__, slots={10: [0.2, 3.0]}))
+    assert restored_silent.zero_share(10) == (0.2 + 0.5) / 4.0
+    assert restored_silent.zero_share(11) == 0.5
