@@ -19,7 +19,8 @@ Per store:
 Chain-wide:
 
 - `<p>:alerts:history` (stream, capped): every alert change.
-- `<p>:stats` (hash): worker counters; `<p>:dead-letter:counts` (hash): dead letters per reason.
+- `<p>:stats` (hash): worker counters; `<p>:dead-letter:counts` (hash): dead letters per reason;
+- `<p>:meta:written`: set once the worker wrote; a Redis without it lost its data (the worker rebuilds it).
 - roll-ups per level (`region` or `chain`) and key: `<p>:rollup:<level>:<key>:<slot>:members` and
   `...:totals` (hashes; slot = bucket start ms, or `live`), `<p>:rollup:<level>:<key>:latest` and
   `...:live` (hashes), `<p>:rollup:<level>:<key>:history` (stream).
@@ -143,6 +144,11 @@ class RedisKeys:
     @property
     def dead_letter_counts(self) -> str:
         return self.key("dead-letter", "counts")
+
+    @property
+    def written_marker(self) -> str:
+        """Set by the worker once it wrote here: gone means Redis lost the data (rebuilt from the topics)."""
+        return self.key("meta", "written")
 
     @property
     def every_key_pattern(self) -> str:

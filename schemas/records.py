@@ -242,12 +242,17 @@ class _BucketHead(TypedDict):
     bucket_start_ms: Annotated[int, "bucket start"]
     bucket_s: Annotated[int, "bucket length, seconds"]
     status: Annotated[Literal["open", "closed"],
-                      "open: counts so far, published again as events arrive; closed: final (end + grace passed)"]
+                      "open: counts so far, published again as events arrive; closed: end + grace passed"]
+    revision: Annotated[int, "0 while open; 1 at the close; 2, 3, ... each time late data within the restate "
+                             "horizon (24 h) restated the closed bucket: keep the highest"]
+    restated: Annotated[bool, "a closed bucket published again with late data (revision >= 2)"]
 
 
 class _BucketTail(TypedDict):
-    compare: NotRequired[Annotated[Compare, "closed buckets only: against last week and the baselines"]]
-    watermark_ms: Annotated[int | None, "the store's watermark (highest event time seen) when published"]
+    compare: NotRequired[Annotated[Compare, "closed buckets only: against last week and the baselines (a "
+                                            "restated revision: the references of its first, its new values)"]]
+    watermark_ms: Annotated[int | None, "the store's watermark (its event time now, robust to a few skewed "
+                                        "clocks) when published"]
     last_event_id: Annotated[str | None, "open buckets: the last event counted into it; closed: null"]
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
@@ -271,7 +276,8 @@ class LiveRecord(TypedDict):
     region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
     vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
     tz: Annotated[str, "the store's IANA time zone"]
-    as_of_ms: Annotated[int | None, "the store's watermark: highest event time seen; null before any"]
+    as_of_ms: Annotated[int | None, "the store's watermark: its event time now, robust to a few skewed clocks "
+                                    "(an event far ahead moves it only when corroborated); null before any"]
     windows: Windows
     occupancy: OccupancySummary
     day: Annotated[str | None, "local date (YYYY-MM-DD) of the watermark; null before any event", _DATE]
@@ -279,7 +285,10 @@ class LiveRecord(TypedDict):
     same_day_last_week: Annotated[Kpis | None, "totals of the same weekday a week earlier; null: not kept"]
     queue: Annotated[QueueSummary | None, "queues; null at a store that never sent a queue event"]
     duplicates: Annotated[int, "events dropped as repeats of an event id, in total"]
-    late: Annotated[int, "events not counted because their bucket had closed, in total"]
+    late: Annotated[int, "events not counted because their bucket closed more than the restate horizon "
+                         "(24 h) before, in total"]
+    restated: Annotated[int, "events counted into a bucket already closed and published (each restates it), "
+                             "in total"]
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 

@@ -1157,7 +1157,7 @@ def generate(
     chunk_ms: int = HOUR_MS,
     duplicate_fraction: float = 0.0,
     late_fraction: float = 0.0,
-    late_by_ms: int = 3 * HOUR_MS,
+    late_by_ms: int = 26 * HOUR_MS,
     reorder_fraction: float = 0.0,
     reorder_max_ms: int = 120_000,
 ) -> Iterator[SimMessage]:
@@ -1189,8 +1189,9 @@ def generate(
         (a sensor's retry): same `event_id`, a duplicate to drop.
     late_fraction, late_by_ms
         After each valid event, with this probability, a new event of the same store
-        whose time is `late_by_ms` earlier (a buffer uploaded too late): past any
-        grace period shorter than that, it must not count.
+        whose time is `late_by_ms` earlier (a buffer uploaded too late): past the
+        restatement horizon (24 h by default; later data restates its closed bucket)
+        and any grace period shorter than that, it must not count.
     reorder_fraction, reorder_max_ms
         Each valid event is held back, with this probability, by up to
         `reorder_max_ms` of send time (its time unchanged), so it arrives after later

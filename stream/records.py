@@ -16,8 +16,8 @@ Examples
 >>> meta = StoreMeta("s1", region="north", vertical="retail", tz="Europe/London")
 >>> record = record_of(meta, BucketOutput(1_790_164_800_000, {"arrivals": 4}, "closed", 1_790_166_000_000),
 ...                    bucket_ms=900_000, now_ms=1_790_166_000_500)
->>> record["type"], record["day"], record["bucket_start"], record["arrivals"], record["status"]
-('bucket', '2026-09-23', '2026-09-23T12:00:00Z', 4, 'closed')
+>>> record["type"], record["day"], record["bucket_start"], record["arrivals"], record["status"], record["revision"]
+('bucket', '2026-09-23', '2026-09-23T12:00:00Z', 4, 'closed', 1)
 
 """
 
@@ -74,8 +74,14 @@ class StoreMeta:
 def bucket_record(
     store_id: str, meta: dict[str, Any], start_ms: int, bucket_ms: int, kpis: dict[str, Any], status: str,
     watermark_ms: int | None, last_event_id: str | None, tz: str = "UTC", now_ms: int | None = None,
+    revision: int | None = None, restated: bool = False,
 ) -> dict[str, Any]:
-    """The published form of one bucket (aggregates topic, Redis): `schemas.records.BucketRecord`."""
+    """The published form of one bucket (aggregates topic, Redis): `schemas.records.BucketRecord`.
+
+    `revision`: 0 open, 1 at the close, 2, 3, ... restated (None: 1 if `status` is closed, else 0).
+    """
+    if revision is None:
+        revision = 1 if status == "closed" else 0
     return {
         "type": "bucket",
         "store_id": store_id,
@@ -87,6 +93,8 @@ def bucket_record(
         "bucket_start_ms": start_ms,
         "bucket_s": bucket_ms // 1000,
         "status": status,
+        "revision": revision,
+        "restated": restated,
         **kpis,
         "watermark_ms": watermark_ms,
         "last_event_id": last_event_id,
@@ -166,7 +174,7 @@ def record_of(store: StoreMeta, output: Output, bucket_ms: int, now_ms: int | No
 _BUILDERS: dict[type, Callable[[StoreMeta, Any, int, int], dict[str, Any]]] = {
     BucketOutput: lambda s, o, bucket_ms, now: bucket_record(
         s.store_id, s.meta, o.start_ms, bucket_ms, dict(o.kpis), o.status, o.watermark_ms, o.last_event_id, s.tz,
-        now),
+        now, o.revision, o.restated),
     LiveOutput: lambda s, o, _, now: live_record(s.store_id, s.meta, s.tz, dict(o.live), now),
     ForecastOutput: lambda s, o, _, now: forecast_record(s.store_id, s.meta, s.tz, o.published, now),
     AlertOutput: lambda s, o, _, now: alert_record(s.store_id, s.meta, s.tz, o.alert, now),

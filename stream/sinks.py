@@ -3,14 +3,16 @@
 Redis layout (`<p>` is `FOOTFALL_TOPIC_PREFIX`; `schemas.keys.RedisKeys` names every key):
 
 - `<p>:store:<store_id>:latest` (hash): the latest bucket record of the store, one field per
-  record field (numbers as text, nested values as JSON).
+  record field (numbers as text, nested values as JSON). A restated revision of an older
+  bucket (late data within the restate horizon) does not replace a newer bucket there.
 - `<p>:store:<store_id>:live` (hash): the store's live record (windows, occupancy, today,
   queues), one field per record field, replaced whole on each update.
 - `<p>:store:<store_id>:history` (stream, capped near `FOOTFALL_HISTORY_MAXLEN`): every record
   published, field `record` = the JSON record.
 - `<p>:store:<store_id>:buckets:<YYYY-MM-DD>` (hash, expires after
-  `FOOTFALL_BUCKET_RETENTION_DAYS`): field = bucket start (ISO, UTC), value = the JSON record;
-  the day is the bucket's local day in the store's time zone.
+  `FOOTFALL_BUCKET_RETENTION_DAYS`): field = bucket start (ISO, UTC), value = the JSON record
+  (its latest revision: a restated bucket replaces its earlier revision, so the day's buckets
+  sum to the day's total); the day is the bucket's local day in the store's time zone.
 - `<p>:live:<store_id>` (pub/sub channel): every record (bucket and live), as JSON;
   `PSUBSCRIBE <p>:live:*` for all.
 - `<p>:dead-letter:counts` (hash): dead-lettered inputs per reason.
@@ -54,6 +56,8 @@ _CALL_TIMEOUT_S = 10.0
 
 #: Most records written in one pipeline.
 CHUNK = 1000
+#: A probe of a Redis known to be away waits this long at most (flushes must not hold the lock for 10 s).
+PROBE_TIMEOUT_S = 0.5
 
 # Replace one member's row of a roll-up and keep the totals its sum (operators.kpis.rollup.RollUp's rule),
 # then the same for the region's row in the chain, atomically: stores of every partition and worker
@@ -108,6 +112,18 @@ return 0
 '''
 
 
+# Set a store's latest bucket hash from a restated revision unless it holds a newer bucket already (a
+# restatement is of an older bucket, mostly). KEYS: the hash; ARGV: bucket start ms, field, value, ...
+_SET_BUCKET_LATEST_LUA = '''
+local bucket = tonumber(redis.call('HGET', KEYS[1], 'bucket_start_ms') or '-1')
+if tonumber(ARGV[1]) >= bucket then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  return 1
+end
+return 0
+'''
+
+
 def _flat(record: dict[str, Any]) -> dict[str, str]:
     """A record as hash fields: strings as they are, anything else as JSON."""
     return {name: (v if isinstance(v, str) else orjson.dumps(v).decode()) for name, v in record.items()}
@@ -139,6 +155,7 @@ class RedisSink:
         self.failures = 0
         self._rollup = self.client.register_script(_ROLLUP_LUA)
         self._set_latest = self.client.register_script(_SET_LATEST_LUA)
+        self._set_bucket_latest = self.client.register_script(_SET_BUCKET_LATEST_LUA)
         self._writers = {"alert": self._write_alert, "forecast": self._write_forecast, "live": self._write_live,
                          "bucket": self._write_bucket}
 
@@ -178,7 +195,12 @@ class RedisSink:
         pipe = self.client.pipeline(transaction=False)
         for record in records:
             write = self._writers.get(record.get("type"), self._write_other)
-            write(pipe, record, orjson.dumps(record))
+            body = orjson.dumps(record)
+            write(pipe, record, body)
+            if record.get("type") == "bucket" and record.get("restated"):
+                flat = [x for kv in _flat(record).items() for x in kv]
+                await self._set_bucket_latest(keys=[self.keys.store_latest(record["store_id"])],
+                                              args=[record["bucket_start_ms"], *flat], client=pipe)
         await pipe.execute()
 
     def _write_alert(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
@@ -208,8 +230,10 @@ class RedisSink:
         pipe.publish(k.live_channel(store), body)
 
     def _write_bucket(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
+        # A restated revision goes to the latest hash only if no newer bucket is there (`_write_records`).
         k, store = self.keys, record["store_id"]
-        pipe.hset(k.store_latest(store), mapping=_flat(record))
+        if not record.get("restated"):
+            pipe.hset(k.store_latest(store), mapping=_flat(record))
         pipe.xadd(k.store_history(store), {"record": body}, maxlen=self.settings.history_maxlen, approximate=True)
         day = record.get("day") or _day_of(record["bucket_start_ms"], self._tz)
         day_key = k.store_day(store, day)
@@ -284,6 +308,29 @@ class RedisSink:
         except (RedisError, OSError, TimeoutError) as exc:
             self.failures += 1
             logger.error("redis dead-letter count failed (reason=%s): %r", reason, exc)
+
+    async def ping(self, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+        """Whether Redis answers now, within `timeout_s` (a cheap probe while it is known to be away)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return bool(await self.client.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def lost_data(self) -> bool:
+        """Whether Redis may lack what was published (restarted empty, flushed): its written marker is missing.
+
+        Missing at a deployment's first flush too (its topics are empty: the rebuild costs
+        nothing), and after a Redis wiped while the worker was down. `mark_written` sets it
+        once the rebuild is done. Raises on a Redis failure.
+        """
+        async with asyncio.timeout(_CALL_TIMEOUT_S):
+            return not await self.client.exists(self.keys.written_marker)
+
+    async def mark_written(self) -> None:
+        """Set the written marker (after Redis was rebuilt). Raises on a Redis failure."""
+        async with asyncio.timeout(_CALL_TIMEOUT_S):
+            await self.client.set(self.keys.written_marker, b"1")
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -4,7 +4,9 @@ A roll-up is a sum over members: a region sums its stores, the chain sums its
 regions. Each member contributes one *compact* row, integers in `SUMMED` order,
 and a member's newer row replaces its older one, so applying a row twice, or an
 old row again, changes nothing it should not: the total is always the sum of
-the members' latest rows. Integers keep the sums exact (`sales` in cents, dwell
+the members' latest rows. So a store's bucket restated by late data (a new revision
+of a closed bucket, `revision` 2, 3, ...) corrects the roll-up: its row replaces the
+store's earlier one, never adds to it. Integers keep the sums exact (`sales` in cents, dwell
 in tenths of a second); ratios are computed from the sums (`rollup_kpis`), never
 averaged across stores. Quantiles (dwell p50/p90) do not sum and are left out.
 
@@ -28,6 +30,9 @@ Examples
 300.0
 >>> totals == region.update("store-b", compact(b))  # the same row again: no change
 True
+>>> restated = {**a, "arrivals": 12, "revision": 2, "restated": True}  # store-a's bucket, two late arrivals
+>>> rollup_kpis(region.update("store-a", compact(restated)))["arrivals"]  # replaced: 12 + 5, not 10 + 12 + 5
+17
 
 """
 

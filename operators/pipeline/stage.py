@@ -152,7 +152,11 @@ class StageFactory(Protocol):
 
 @dataclass(frozen=True)
 class BucketOutput:
-    """A bucket's counts and KPIs, `closed` (final) or `open` (so far)."""
+    """A bucket's counts and KPIs, `closed` or `open` (so far).
+
+    `revision`: 0 while open, 1 at its close, 2, 3, ... each time late data within the
+    restate horizon restates it (`restated`); a newer revision replaces the older.
+    """
 
     kind: ClassVar[str] = "bucket"
     start_ms: int
@@ -160,6 +164,8 @@ class BucketOutput:
     status: str
     watermark_ms: int | None
     last_event_id: str | None = None
+    revision: int | None = None  # None: 1 when closed, 0 when open
+    restated: bool = False
 
     @property
     def slot(self) -> int:

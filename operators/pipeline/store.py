@@ -3,15 +3,27 @@
 `StoreFlow` puts the window operators and KPIs of one store together, in the
 order that makes counts exact:
 
-1. a repeated `event_id` (within `dedupe_horizon_ms` of the store's watermark) is
+1. an event whose bucket was handed out `restate_horizon_ms` (24 h) or more before the
+   watermark is **late**: not counted anywhere, counted in `late` (the worker dead-letters it);
+2. a repeated `event_id` (within `dedupe_horizon_ms` of the store's watermark) is
    a **duplicate**: dropped, counted in `duplicates`;
-2. an event whose bucket has closed (watermark past its end + grace) is **late**:
-   not counted anywhere, counted in `late` (the worker dead-letters it);
 3. anything else is counted, everywhere at once: its tumbling bucket (flow counts
-   and shop KPIs), the sliding windows, occupancy, queue KPIs and its local day.
+   and shop KPIs), the sliding windows, occupancy, queue KPIs and its local day. An
+   event in a bucket already handed out (a gateway's backfill after an outage, a slow
+   upload) is **restated**: its bucket comes out again of `pop_restated` as a new
+   revision, and it counts in `restated`.
+
+The watermark is the buckets' (`TumblingBuckets`): robust to a few skewed clocks, an
+event far ahead of it counts in its own bucket but moves it only when corroborated.
+The store's other clocks follow that watermark, never an event alone: an event ahead
+of it counts in the sliding windows, occupancy and queues at the watermark (it arrived
+now), and is remembered by the de-duplication from there. An event older than the
+de-duplication horizon (a backfill) is remembered from the watermark on too, so its
+re-send within `dedupe_horizon_ms` is a duplicate.
 
 Closed buckets come out of `pop_closed`, each compared with the same bucket a
-week earlier and with the rolling baselines of the buckets before it; `live()`
+week earlier and with the rolling baselines of the buckets before it (a restated
+revision keeps those references, compared with its new values); `live()`
 is the store's state now (last 5/15/60 minutes, occupancy, today against the
 same weekday last week, queues). The whole state goes out through `to_state()`
 as plain data and comes back, unchanged, through `from_state()`.
@@ -34,23 +46,31 @@ Buckets of 15 minutes with 5 minutes of grace, in Europe/London:
 >>> events = [door(1, noon + 60_000, 3), sale(1, noon + 120_000, 20.0), door(1, noon + 130_000),
 ...           door(2, noon + 16 * 60_000, 1, 2), door(3, noon + 50_000), door(4, noon + 21 * 60_000),
 ...           door(5, noon + 10 * 60_000)]
->>> [store.update(e) for e in events]
-['counted', 'counted', 'duplicate', 'counted', 'counted', 'counted', 'late']
+>>> [store.update(e) for e in events[:6]]
+['counted', 'counted', 'duplicate', 'counted', 'counted', 'counted']
 >>> [(start - noon) // 60_000 for start, record in store.pop_closed()]
 [0]
 >>> closed = store.last_closed
 >>> closed["arrivals"], closed["transactions"], closed["conversion_rate"], closed["sales_per_visitor"]
 (4, 1, 0.25, 5.0)
+
+The last event, at 13:10, comes after its bucket was handed out: it restates it (revision 2).
+
+>>> store.update(events[6])
+'restated'
+>>> [((start - noon) // 60_000, record["arrivals"], revision) for start, record, revision in store.pop_restated()]
+[(0, 5, 2)]
 >>> live = store.live()
 >>> live["windows"]["15m"]["arrivals"], live["occupancy"]["occupancy"], live["today"]["arrivals"]
-(2, 4, 6)
->>> store.duplicates, store.late
-(1, 1)
+(3, 5, 7)
+>>> store.duplicates, store.late, store.restated
+(1, 0, 1)
 
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +82,7 @@ from footfall.operators.kpis.retail import RetailKpis
 from footfall.operators.windows.buckets import TumblingBuckets
 from footfall.operators.windows.dedupe import RecentEventIds
 from footfall.operators.windows.localtime import local_day
-from footfall.operators.windows.rolling import BucketBaseline
+from footfall.operators.windows.rolling import BucketBaseline, _versus
 from footfall.operators.windows.sliding import SlidingCounts
 from footfall.schemas.events import DoorEvent, Event, PosEvent, QueueEvent, VisitEvent
 
@@ -126,6 +146,17 @@ class StoreParams:
         Closed buckets in the rolling baseline; weight of the newest in the EW mean.
     days_kept
         Local days whose totals are kept (8: today and the same day last week).
+    max_gap_ms
+        Longest run of empty buckets handed out at once after a long silence.
+    restate_horizon_ms
+        How long after its close a bucket still takes late events, as a new revision (24 h);
+        older events are late. Costs one kept bucket per `bucket_ms` of it.
+    watermark_lead_ms
+        How far ahead of the watermark one event may move it alone (None: the longer of
+        `bucket_ms` and `grace_ms`).
+    watermark_corroboration
+        Events needed at or beyond a time further ahead than the lead before the watermark
+        moves there (3: one or two skewed events close nothing).
 
     """
 
@@ -141,21 +172,30 @@ class StoreParams:
     baseline_fading: float = 0.25
     days_kept: int = 8
     max_gap_ms: int = 7 * 86_400_000
+    restate_horizon_ms: int = 86_400_000
+    watermark_lead_ms: int | None = None
+    watermark_corroboration: int = 3
+
+    def buckets_kwargs(self) -> dict[str, Any]:
+        """The `TumblingBuckets` parameters besides the aggregation."""
+        return {"bucket_ms": self.bucket_ms, "grace_ms": self.grace_ms, "max_gap_ms": self.max_gap_ms,
+                "restate_horizon_ms": self.restate_horizon_ms, "lead_ms": self.watermark_lead_ms,
+                "corroboration": self.watermark_corroboration}
 
 
 class StoreFlow:
     """One store's buckets, windows, occupancy, queues, days and baselines (see the module docstring)."""
 
     __slots__ = (
-        "_kpis", "baseline", "buckets", "days", "dedupe", "duplicates", "last_closed", "late", "occupancy", "params",
-        "queues", "sliding", "touched",
+        "_kpis", "_refs", "baseline", "buckets", "days", "dedupe", "duplicates", "last_closed", "late", "occupancy",
+        "params", "queues", "restated", "sliding", "touched",
     )
 
     def __init__(self, params: StoreParams | None = None) -> None:
         p = params or StoreParams()
         self.params = p
         self._kpis = BucketKpis()
-        self.buckets = TumblingBuckets(p.bucket_ms, p.grace_ms, aggregation=self._kpis, max_gap_ms=p.max_gap_ms)
+        self.buckets = TumblingBuckets(aggregation=self._kpis, **p.buckets_kwargs())
         self.dedupe = RecentEventIds(p.dedupe_horizon_ms)
         self.sliding = SlidingCounts(SLIDING, p.windows_ms, p.slot_ms)
         self.occupancy = Occupancy(p.tz, p.reset_at)
@@ -164,6 +204,11 @@ class StoreFlow:
         self.days: dict[str, list[Any]] = {}  # local ISO date -> BucketKpis state
         self.duplicates = 0
         self.late = 0
+        #: Events counted into a bucket already handed out (each restates it), in total.
+        self.restated = 0
+        # Closed buckets kept for restating -> the references their first revision was compared with
+        # (per COMPARED quantity: last week, rolling mean, EW mean), so a new revision compares the same.
+        self._refs: dict[int, list[Any]] = {}
         #: Buckets counted into since the last `pop_touched` (start -> last event id).
         self.touched: dict[int, str] = {}
         #: The newest record `pop_closed` returned.
@@ -180,16 +225,28 @@ class StoreFlow:
     # -- events -----------------------------------------------------------------------------------
 
     def update(self, event: Event) -> str:
-        """Take one event: `"counted"`, `"duplicate"` (dropped) or `"late"` (its bucket had closed)."""
-        if self.dedupe.seen(event.event_id, event.ts_ms):
-            self.duplicates += 1
-            return "duplicate"
-        start = self.buckets.update(event)
-        if start is None:
+        """Take one event: `"counted"`, `"restated"` (counted into a bucket already handed out),
+        `"duplicate"` (dropped) or `"late"` (its bucket closed more than the restate horizon ago)."""
+        buckets, ts = self.buckets, event.ts_ms
+        start = buckets.bucket_of(ts)
+        restating = buckets.handed_out(start)
+        if restating and not buckets.restatable(start):
             self.late += 1
             return "late"
-        self.touched[start] = event.event_id
-        ts = event.ts_ms
+        wm = buckets.watermark_ms
+        if self.dedupe.seen(event.event_id, self._dedupe_time(ts, wm)):
+            self.duplicates += 1
+            return "duplicate"
+        buckets.update(event)
+        if restating:
+            self.restated += 1
+        else:
+            self.touched[start] = event.event_id
+        wm = buckets.watermark_ms
+        if wm is not None and ts > wm:
+            ts = wm  # ahead of the watermark (not corroborated yet): it counts now in the store's clocks
+        if self.sliding.watermark_ms is None or wm > self.sliding.watermark_ms:  # type: ignore[operator]
+            self.sliding.update(wm, {})  # type: ignore[arg-type]
         if isinstance(event, DoorEvent):
             self.sliding.update(ts, {"arrivals": event.count_in, "departures": event.count_out})
             self.occupancy.update(ts, event.count_in, event.count_out)
@@ -202,12 +259,21 @@ class StoreFlow:
         elif isinstance(event, QueueEvent):
             if self.queues is None:
                 self.queues = QueueKpis(self.params.target_wait_s, tz=self.params.tz, reset_at=self.params.reset_at)
-            self.queues.update(event)
-            self.sliding.update(ts, {"tickets_issued": 1} if event.action == "issued" else {})
-        else:
-            self.sliding.update(ts, {})
+            self.queues.update(event if ts == event.ts_ms else dataclasses.replace(event, ts_ms=ts))
+            if event.action == "issued":
+                self.sliding.update(ts, {"tickets_issued": 1})
         self._count_day(event)
-        return "counted"
+        return "restated" if restating else "counted"
+
+    def _dedupe_time(self, ts_ms: int, wm: int | None) -> int:
+        """The time an event is checked and remembered at: its own, or the watermark when it is far
+        ahead (not corroborated: it must not expire the ids remembered) or older than the horizon
+        (a backfill: remembered from now, so a re-send of it is recognised)."""
+        if wm is None:
+            return ts_ms
+        if ts_ms > wm + self.buckets.lead_ms or ts_ms < wm - self.params.dedupe_horizon_ms:
+            return wm
+        return ts_ms
 
     def _count_day(self, event: Event) -> None:
         day = local_day(event.ts_ms, self.params.tz).isoformat()
@@ -236,7 +302,7 @@ class StoreFlow:
     # -- results ----------------------------------------------------------------------------------
 
     def pop_closed(self) -> list[tuple[int, dict[str, Any]]]:
-        """`(start, record)` of every bucket closed since the last call, oldest first.
+        """`(start, record)` of every bucket closed since the last call, oldest first (each its revision 1).
 
         A record holds the bucket's counts and KPIs and, under `compare`, each of
         `COMPARED` against the same bucket last week and the rolling baselines.
@@ -248,8 +314,29 @@ class StoreFlow:
             if self.baseline.last_bucket_ms is None or start > self.baseline.last_bucket_ms:
                 record["compare"] = self.baseline.compare(start, counts)
                 self.baseline.update(start, counts)
+                if self.buckets.revision(start):
+                    self._refs[start] = [x for q in COMPARED for x in _refs_of(record["compare"][q])]
             out.append((start, record))
             self.last_closed = record
+        if out:
+            for start in [s for s in self._refs if not self.buckets.revision(s)]:
+                del self._refs[start]  # left the restate horizon
+        return out
+
+    def pop_restated(self) -> list[tuple[int, dict[str, Any], int]]:
+        """`(start, record, revision)` of every closed bucket counted into since the last call, oldest first.
+
+        The record is the bucket's counts and KPIs with every event now, and a `compare` against
+        the references its first revision was compared with. Nothing else learns from it: the
+        baselines (like the pipeline's stages) saw the bucket once, at its close.
+        """
+        out = []
+        for start, counts, revision in self.buckets.pop_restated():
+            record = dict(counts)
+            refs = self._refs.get(start)
+            if refs is not None:
+                record["compare"] = {q: _compared(counts[q], refs[3 * i: 3 * i + 3]) for i, q in enumerate(COMPARED)}
+            out.append((start, record, revision))
         return out
 
     def pop_touched(self) -> list[tuple[int, dict[str, Any], str]]:
@@ -285,6 +372,7 @@ class StoreFlow:
             "queue": self.queues.get() if self.queues is not None else None,
             "duplicates": self.duplicates,
             "late": self.late,
+            "restated": self.restated,
         }
 
     # -- plain-data state, for Faust tables ------------------------------------------------------
@@ -294,6 +382,9 @@ class StoreFlow:
         buckets = self.buckets.to_state()
         # TumblingBuckets copies one level; a BucketKpis state nests two.
         buckets["open"] = {k: [list(v[0]), _retail_copy(v[1])] for k, v in buckets["open"].items()}
+        if "closed" in buckets:
+            buckets["closed"] = {k: [rev, None if v is None else [list(v[0]), _retail_copy(v[1])]]
+                                 for k, (rev, v) in buckets["closed"].items()}
         return {
             "buckets": buckets,
             "recent_event_ids": self.dedupe.to_state(),
@@ -304,6 +395,8 @@ class StoreFlow:
             "days": {day: [list(s[0]), _retail_copy(s[1])] for day, s in self.days.items()},
             "duplicates": self.duplicates,
             "late": self.late,
+            "restated": self.restated,
+            "refs": {str(k): list(v) for k, v in self._refs.items()},
         }
 
     @classmethod
@@ -313,8 +406,7 @@ class StoreFlow:
         if not state:
             return store
         p = store.params
-        store.buckets = TumblingBuckets.from_state(state["buckets"], bucket_ms=p.bucket_ms, grace_ms=p.grace_ms,
-                                                   aggregation=store._kpis, max_gap_ms=p.max_gap_ms)
+        store.buckets = TumblingBuckets.from_state(state["buckets"], aggregation=store._kpis, **p.buckets_kwargs())
         store.dedupe = RecentEventIds.from_state(state["recent_event_ids"], horizon_ms=p.dedupe_horizon_ms)
         store.sliding = SlidingCounts.from_state(state["sliding"], quantities=SLIDING, windows_ms=p.windows_ms,
                                                  slot_ms=p.slot_ms)
@@ -327,7 +419,21 @@ class StoreFlow:
         store.days = {day: [list(s[0]), _retail_copy(s[1])] for day, s in state["days"].items()}
         store.duplicates = state["duplicates"]
         store.late = state["late"]
+        store.restated = state.get("restated", 0)
+        store._refs = {int(k): list(v) for k, v in state.get("refs", {}).items()}
         return store
+
+
+def _refs_of(compared: dict[str, Any]) -> list[Any]:
+    """What a bucket was compared with: last week, the rolling mean, the EW mean."""
+    return [compared["last_week"], compared["baseline"], compared["ewm"]]
+
+
+def _compared(value: Any, refs: list[Any]) -> dict[str, Any]:
+    """A value against the references `_refs_of` kept, as `BucketBaseline.compare` gives it."""
+    last_week, mean, ewm = refs
+    return {"value": value, "last_week": last_week, "vs_last_week": _versus(value, last_week), "baseline": mean,
+            "vs_baseline": _versus(value, mean), "ewm": ewm, "vs_ewm": _versus(value, ewm)}
 
 
 def _retail_copy(state: list[Any]) -> list[Any]:

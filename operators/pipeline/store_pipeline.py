@@ -4,14 +4,19 @@
 the state-size measurements all drive, so what they measure is what runs:
 
 1. `update(event)` counts an event into the store's flow (`operators.pipeline.store.StoreFlow`):
-   `"counted"`, `"duplicate"` (dropped) or `"late"` (its bucket had closed); each
-   counted event also reaches every stage's `on_event`;
+   `"counted"`, `"restated"` (into a bucket already handed out, within the restate horizon),
+   `"duplicate"` (dropped) or `"late"` (its bucket closed longer than the horizon ago); each
+   counted event also reaches every stage's `on_event` (a restating one does not: the stages
+   saw its bucket at its close);
 2. `advance(ts_ms)` moves a silent store's event time on (its buckets close, nothing counts);
 3. `pop_outputs()` hands out, oldest first, each bucket closed since the last call
    (`BucketOutput`, status `closed`) followed by what every stage gave for it
    (`on_bucket_closed`: forecasts and alert changes, ...); with `live=True` also the open
    buckets counted into since the last such call (`BucketOutput`, status `open`, and
-   each stage's `on_partial`, e.g. early warnings) and the store's `LiveOutput`.
+   each stage's `on_partial`, e.g. early warnings) and the store's `LiveOutput`. A closed
+   bucket restated by late data comes out again, through the same path, as its next revision
+   (`BucketOutput`, status `closed`, `revision` 2, 3, ..., `restated`); the stages are not
+   called for it (forecasts and alerts learn each bucket once).
 
 The stages are `StageFactory`s (`operators.pipeline.stage`); `STAGES` lists the built-in
 ones, in the order they run. Adding a capability is a stage module and one line
@@ -71,7 +76,7 @@ from footfall.schemas.events import Event
 
 __all__ = ["STAGES", "Fate", "StorePipeline"]
 
-Fate = Literal["counted", "duplicate", "late"]
+Fate = Literal["counted", "restated", "duplicate", "late"]
 
 #: The built-in stages, in the order they run: each a `StageFactory` class with `from_settings`.
 STAGES: tuple[type[Any], ...] = (
@@ -151,7 +156,7 @@ class StorePipeline:
         """Count one event; counted ones also reach every stage."""
         fate: Fate = self.flow.update(event)  # type: ignore[assignment]
         if fate != "counted":
-            return fate
+            return fate  # a restating event too: its bucket's stages ran at its close
         if event.region:
             self.region = event.region
         if event.vertical:
@@ -181,8 +186,10 @@ class StorePipeline:
     def pop_outputs(self, live: bool = False) -> list[Output]:
         """Closed buckets and what the stages gave for them; with `live`, open buckets and the store now."""
         flow = self.flow
+        for start_ms, kpis, revision in flow.pop_restated():
+            self._outputs.append(BucketOutput(start_ms, kpis, "closed", flow.watermark_ms, None, revision, True))
         for start_ms, kpis in flow.pop_closed():
-            self._outputs.append(BucketOutput(start_ms, kpis, "closed", flow.watermark_ms, None))
+            self._outputs.append(BucketOutput(start_ms, kpis, "closed", flow.watermark_ms, None, 1))
             if self.stages:
                 first, context = len(self._outputs), self._context_or_error(start_ms)
                 for name, stage in self.stages.items():

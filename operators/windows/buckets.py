@@ -1,15 +1,39 @@
-"""Tumbling event-time buckets for one store, closed by its watermark after a grace period.
+"""Tumbling event-time buckets for one store, closed by a robust watermark; late data restates them.
 
-A bucket `[start, start + bucket_ms)` takes every event whose time falls in it.
-The store's watermark is the highest event time seen so far; a bucket closes
-when the watermark reaches `end + grace_ms`, and is handed out once, final.
-An event whose bucket has already closed is late: it is not counted (its bucket
-was already published as final) and `update` says so, so the caller can
-dead-letter it with `late_by_ms`. Nothing here reads a clock: time is the
-events' own.
+A bucket `[start, start + bucket_ms)` takes every event whose time falls in it. It
+closes when the store's watermark reaches `end + grace_ms`, and is handed out
+(`pop_closed`) as revision 1. Nothing here reads a clock: time is the events' own.
 
-Only open buckets are kept, so the state stays small: at most
-`grace_ms / bucket_ms + 2` buckets while events arrive in order.
+The watermark (robust to a few skewed clocks)
+---------------------------------------------
+The watermark is the store's event time "now". An event at most `lead_ms` ahead of
+it (default: the longer of a bucket and the grace) moves it on at once, as in-order
+traffic does. An event further ahead is *not trusted alone*: it is counted in its
+(future) bucket, but moves the watermark only once `corroboration` events (default
+3, itself included) have come at or beyond one time more than `lead_ms` ahead;
+the watermark then moves to the latest such time (the `corroboration`-th newest of
+those events). So fewer than `corroboration` skewed events pending at once close no
+bucket: one event 59 minutes ahead leaves the next hour's honest traffic on time.
+A real jump (a store's first events after a night with no idle ticks) closes its
+buckets `corroboration - 1` events later than the old rule would. `advance` (an idle
+store's wall clock) is trusted and moves it directly. The watermark never goes back.
+
+Restating closed buckets (late data within the horizon)
+-------------------------------------------------------
+A bucket handed out is kept, compact, while it closed less than `restate_horizon_ms`
+before the watermark (`late_by_ms < restate_horizon_ms`). An event landing in such a
+bucket is counted into it and the bucket comes out again of `pop_restated` as its next
+revision (2, 3, ...; several events between two calls make one revision). Only an
+event whose bucket closed `restate_horizon_ms` or more before the watermark (or one
+not kept: older than `max_gap_ms`, or closed before this state kept closed buckets)
+is late: `update` returns None and the caller dead-letters it with `late_by_ms`.
+An event in a bucket the watermark passed but not handed out yet simply counts
+towards its first revision.
+
+State: the open buckets (at most `grace_ms / bucket_ms + 2` in order, plus any a
+skewed event opened ahead), the closed ones of the horizon (`(restate_horizon_ms +
+grace_ms) / bucket_ms + 1` at most, 98 for 24 h of 15-minute buckets; an empty one
+is stored as its revision alone), and fewer than `corroboration` pending times.
 
 Empty buckets are real: once a store has sent its first event, every bucket the
 watermark closes is handed out, with zeros where nothing happened (a quiet night
@@ -19,43 +43,66 @@ sensor still closes its store's buckets. After a silence longer than
 
 Examples
 --------
-Buckets of 10 s with 5 s of grace; the timeline::
+Buckets of 10 s with 5 s of grace, restated up to 30 s after their close; the timeline::
 
     [0s------10s)[10s-----20s)[20s----
-          3s  12s    9s(ok: wm 12s < 10s+5s)   16s(closes [0,10))   8s(late)
+      3s  12s  9s (wm 12s < 10s+5s: counts)  16s (closes [0,10))  8s (restates [0,10): revision 2)
 
 >>> from footfall.schemas.events import DoorEvent
 >>> def person(ts_ms):
 ...     return DoorEvent(event_id=str(ts_ms), store_id="s", ts_ms=ts_ms, region=None, zone=None,
 ...                      vertical=None, door_id="d", sensor_id="c", count_in=1, count_out=0, interval_s=0)
->>> buckets = TumblingBuckets(bucket_ms=10_000, grace_ms=5_000)
+>>> buckets = TumblingBuckets(bucket_ms=10_000, grace_ms=5_000, restate_horizon_ms=30_000)
 >>> for ts_ms in [3_000, 12_000, 9_000, 16_000, 8_000]:
 ...     placed = buckets.update(person(ts_ms))
 ...     closed = [(start, counts["arrivals"]) for start, counts in buckets.pop_closed()]
-...     print(ts_ms, placed, closed, buckets.watermark_ms)
-3000 0 [] 3000
-12000 10000 [] 12000
-9000 0 [] 12000
-16000 10000 [(0, 2)] 16000
-8000 None [] 16000
->>> buckets.late_by_ms(8_000)
-1000
+...     restated = [(start, counts["arrivals"], rev) for start, counts, rev in buckets.pop_restated()]
+...     print(ts_ms, placed, closed, restated, buckets.watermark_ms)
+3000 0 [] [] 3000
+12000 10000 [] [] 12000
+9000 0 [] [] 12000
+16000 10000 [(0, 2)] [] 16000
+8000 0 [] [(0, 3, 2)] 16000
+
+Once the watermark is 30 s or more past a bucket's close, its events are late:
+
+>>> buckets.advance(50_000)
+>>> [(start, counts["arrivals"]) for start, counts in buckets.pop_closed()]
+[(10000, 2), (20000, 0), (30000, 0)]
+>>> buckets.update(person(1_000)), buckets.late_by_ms(1_000), buckets.update(person(11_000))
+(None, 35000, 10000)
+>>> [(start, counts["arrivals"], rev) for start, counts, rev in buckets.pop_restated()]
+[(10000, 3, 2)]
+
+One skewed event 50 s ahead is counted in its bucket but closes nothing alone; three
+events at or past one time more than `lead_ms` (10 s here) ahead move the watermark there:
+
+>>> buckets = TumblingBuckets(bucket_ms=10_000, grace_ms=5_000)
+>>> [buckets.update(person(ts_ms)) for ts_ms in (1_000, 55_000, 2_000, 9_000, 14_000)]
+[0, 50000, 0, 0, 10000]
+>>> buckets.watermark_ms, buckets.pop_closed(), buckets.get(50_000)["arrivals"]
+(14000, [], 1)
+>>> [buckets.update(person(ts_ms)) for ts_ms in (40_000, 41_000)], buckets.watermark_ms
+([40000, 40000], 40000)
 
 """
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from footfall.operators.kpis.flow import FlowCounts
 from footfall.operators.protocols import WindowAggregation
 from footfall.schemas.events import Event
 
-__all__ = ["TumblingBuckets"]
+__all__ = ["DAY_MS", "TumblingBuckets"]
+
+DAY_MS = 86_400_000
 
 
 class TumblingBuckets:
-    """One store's open buckets, its watermark, and the aggregation each bucket runs.
+    """One store's open buckets, the closed ones it may restate, its watermark, and each bucket's aggregation.
 
     Parameters
     ----------
@@ -64,35 +111,64 @@ class TumblingBuckets:
         is also local-hour aligned in every time zone whose offset is a whole number
         of `bucket_ms` (all zones for 15-minute buckets).
     grace_ms
-        How long past a bucket's end (in event time) its late events still count.
+        How long past a bucket's end (in event time) it stays open: its late events count
+        in its first revision.
     aggregation
         What a bucket computes, any `protocols.WindowAggregation` (`initialize`/`agg`/`result`):
         `FlowCounts` by default, `store.BucketKpis` in `StoreFlow`.
     max_gap_ms
         Longest run of empty buckets handed out at once, after a long silence (default a week).
+    restate_horizon_ms
+        How long after its close (in event time) a bucket still takes late events, as a new
+        revision (default 24 h; 0: never, every event of a closed bucket is late).
+    lead_ms
+        How far ahead of the watermark one event may move it alone (default: the longer of
+        `bucket_ms` and `grace_ms`).
+    corroboration
+        Events needed at or beyond a time further ahead than `lead_ms` before the watermark
+        moves there (default 3; 1: any event moves it, the old rule).
 
     """
 
-    __slots__ = ("_agg", "_closed_to", "_open", "bucket_ms", "grace_ms", "max_gap_ms", "watermark_ms")
+    __slots__ = ("_agg", "_ahead", "_closed", "_closed_to", "_open", "_restated", "bucket_ms", "corroboration",
+                 "grace_ms", "lead_ms", "max_gap_ms", "restate_horizon_ms", "watermark_ms")
 
     def __init__(
         self,
         bucket_ms: int,
         grace_ms: int,
         aggregation: WindowAggregation[Any] | None = None,
-        max_gap_ms: int = 7 * 86_400_000,
+        max_gap_ms: int = 7 * DAY_MS,
+        restate_horizon_ms: int = DAY_MS,
+        lead_ms: int | None = None,
+        corroboration: int = 3,
     ) -> None:
         if bucket_ms <= 0:
             raise ValueError(f"bucket_ms must be positive, got {bucket_ms}")
         if grace_ms < 0:
             raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")
+        if max_gap_ms < bucket_ms:
+            raise ValueError(f"max_gap_ms must be at least one bucket, got {max_gap_ms}")
+        if restate_horizon_ms < 0:
+            raise ValueError(f"restate_horizon_ms must be >= 0, got {restate_horizon_ms}")
+        if lead_ms is not None and lead_ms < 0:
+            raise ValueError(f"lead_ms must be >= 0, got {lead_ms}")
+        if corroboration < 1:
+            raise ValueError(f"corroboration must be >= 1, got {corroboration}")
         self.bucket_ms = bucket_ms
         self.grace_ms = grace_ms
         self._agg: WindowAggregation[Any] = aggregation or FlowCounts()
-        if max_gap_ms < bucket_ms:
-            raise ValueError(f"max_gap_ms must be at least one bucket, got {max_gap_ms}")
         self.max_gap_ms = max_gap_ms
+        self.restate_horizon_ms = restate_horizon_ms
+        self.lead_ms = max(bucket_ms, grace_ms) if lead_ms is None else lead_ms
+        self.corroboration = corroboration
         self._open: dict[int, Any] = {}
+        # Buckets handed out and still restatable: start -> [revision handed out last, state or None (empty)].
+        self._closed: dict[int, list[Any]] = {}
+        # Closed buckets counted into since the last `pop_restated`.
+        self._restated: set[int] = set()
+        # Times of events further than lead_ms ahead, not yet corroborated (ascending, fewer than corroboration).
+        self._ahead: list[int] = []
         # Start of the first bucket not handed out yet (None before the first close).
         self._closed_to: int | None = None
         self.watermark_ms: int | None = None
@@ -101,42 +177,80 @@ class TumblingBuckets:
     def _unit_test_params(cls):
         yield {"bucket_ms": 60_000, "grace_ms": 10_000}
         yield {"bucket_ms": 900_000, "grace_ms": 0}
+        yield {"bucket_ms": 60_000, "grace_ms": 0, "restate_horizon_ms": 0, "corroboration": 1}
 
     def bucket_of(self, ts_ms: int) -> int:
         """Start of the bucket that holds `ts_ms`."""
         return ts_ms - ts_ms % self.bucket_ms
 
     def is_closed(self, bucket_start_ms: int) -> bool:
-        """Whether the bucket starting at `bucket_start_ms` has closed (late events are refused)."""
+        """Whether the watermark has passed the bucket's close (end + grace)."""
         return self.watermark_ms is not None and self.watermark_ms >= bucket_start_ms + self.bucket_ms + self.grace_ms
 
+    def handed_out(self, bucket_start_ms: int) -> bool:
+        """Whether the bucket was handed out already (an event in it restates it, or is late)."""
+        return self._closed_to is not None and bucket_start_ms < self._closed_to
+
     def late_by_ms(self, ts_ms: int) -> int:
-        """How far the watermark is past the closing time of `ts_ms`'s bucket (>= 0 when late)."""
+        """How far the watermark is past the closing time of `ts_ms`'s bucket (>= 0 when closed)."""
         if self.watermark_ms is None:
             return -1
         return self.watermark_ms - (self.bucket_of(ts_ms) + self.bucket_ms + self.grace_ms)
 
+    def restatable(self, bucket_start_ms: int) -> bool:
+        """Whether a bucket handed out still takes events (kept, closed less than the horizon ago)."""
+        return (bucket_start_ms in self._closed
+                and self.late_by_ms(bucket_start_ms) < self.restate_horizon_ms)
+
     def update(self, event: Event) -> int | None:
-        """Count `event`; return its bucket's start, or None when it is late and was not counted."""
+        """Count `event`; return its bucket's start, or None when it is late and was not counted.
+
+        The bucket may be open, closed but not handed out yet, or handed out and restatable
+        (`handed_out` tells; it then comes out of the next `pop_restated`).
+        """
         start = self.bucket_of(event.ts_ms)
-        if self.is_closed(start):
-            return None
+        if self.handed_out(start):
+            if not self.restatable(start):
+                return None
+            entry = self._closed[start]
+            entry[1] = self._agg.agg(entry[1] if entry[1] is not None else self._agg.initialize(), event)
+            self._restated.add(start)
+            return start
         state = self._open.get(start)
         if state is None:
             state = self._agg.initialize()
         self._open[start] = self._agg.agg(state, event)
-        if self.watermark_ms is None or event.ts_ms > self.watermark_ms:
-            self.watermark_ms = event.ts_ms
+        self._observe(event.ts_ms)
         return start
 
+    def _observe(self, ts_ms: int) -> None:
+        """Move the watermark for an event at `ts_ms` (the rule in the module docstring)."""
+        wm = self.watermark_ms
+        if wm is None:
+            self.watermark_ms = ts_ms
+            return
+        if ts_ms <= wm:
+            return
+        if ts_ms - wm <= self.lead_ms:
+            self._move_to(ts_ms)
+            return
+        bisect.insort(self._ahead, ts_ms)
+        if len(self._ahead) >= self.corroboration:
+            self._move_to(self._ahead[-self.corroboration])
+
+    def _move_to(self, ts_ms: int) -> None:
+        self.watermark_ms = ts_ms
+        if self._ahead and self._ahead[0] <= ts_ms:
+            del self._ahead[: bisect.bisect_right(self._ahead, ts_ms)]
+
     def advance(self, ts_ms: int) -> None:
-        """Move the watermark to `ts_ms` without counting anything (never backwards).
+        """Move the watermark to `ts_ms` without counting anything (never backwards; trusted, no corroboration).
 
         For time that passes with no events: an idle store's wall clock, say. Buckets
         it closes come out of the next `pop_closed`.
         """
         if self.watermark_ms is None or ts_ms > self.watermark_ms:
-            self.watermark_ms = ts_ms
+            self._move_to(ts_ms)
 
     def next_close_ms(self) -> int | None:
         """Watermark at which the oldest bucket not handed out yet closes (None before any event)."""
@@ -152,17 +266,28 @@ class TumblingBuckets:
         state = self._open.get(bucket_start_ms)
         return None if state is None else self._agg.result(state)
 
+    def revision(self, bucket_start_ms: int) -> int:
+        """The latest revision handed out of a bucket still kept (0: not handed out, or no longer kept)."""
+        entry = self._closed.get(bucket_start_ms)
+        return 0 if entry is None else entry[0]
+
     def open_buckets(self) -> list[int]:
         """Starts of the open buckets, oldest first."""
         return sorted(self._open)
 
+    def closed_kept(self) -> int:
+        """How many closed buckets are kept for restating."""
+        return len(self._closed)
+
     def pop_closed(self) -> list[tuple[int, dict[str, Any]]]:
-        """Remove and return `(start, result)` of every bucket the watermark has closed, oldest first.
+        """Remove and return `(start, result)` of every bucket the watermark has closed, oldest first (revision 1).
 
         Buckets without events in between are handed out too, with the aggregation's empty result.
+        Each is kept for restating while within the horizon.
         """
         if self.watermark_ms is None:
             return []
+        self._prune()
         starts = list(self._open)
         if self._closed_to is not None:
             starts.append(self._closed_to)
@@ -174,27 +299,66 @@ class TumblingBuckets:
         if last < first:
             return []
         oldest_empty = last - self.max_gap_ms + self.bucket_ms
+        keep = self.restate_horizon_ms > 0
         out = []
         for start in range(first, last + self.bucket_ms, self.bucket_ms):
             state = self._open.pop(start, None)
             if state is None:
                 if start < oldest_empty:
                     continue
-                state = self._agg.initialize()
-            out.append((start, self._agg.result(state)))
+                out.append((start, self._agg.result(self._agg.initialize())))
+            else:
+                out.append((start, self._agg.result(state)))
+            if keep and self.late_by_ms(start) < self.restate_horizon_ms:
+                self._closed[start] = [1, state]
         self._closed_to = last + self.bucket_ms
         return out
+
+    def pop_restated(self) -> list[tuple[int, dict[str, Any], int]]:
+        """`(start, result, revision)` of every closed bucket counted into since the last call, oldest first.
+
+        Each call hands out a bucket's next revision (2, 3, ...) with all it holds now.
+        """
+        out = []
+        for start in sorted(self._restated):
+            entry = self._closed.get(start)
+            if entry is None:
+                continue
+            entry[0] += 1
+            out.append((start, self._agg.result(entry[1]), entry[0]))
+        self._restated.clear()
+        return out
+
+    def _prune(self) -> None:
+        """Forget the closed buckets that left the horizon (their events are late from now on)."""
+        if not self._closed or self.watermark_ms is None:
+            return
+        # late_by_ms(start) >= horizon  <=>  start <= watermark - bucket - grace - horizon
+        edge = self.watermark_ms - self.bucket_ms - self.grace_ms - self.restate_horizon_ms
+        for start in [s for s in self._closed if s <= edge and s not in self._restated]:
+            del self._closed[start]
 
     # -- plain-data state, for Faust tables ------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Plain JSON-able state (bucket starts as string keys, as JSON objects need)."""
+        """Plain JSON-able state (bucket starts as string keys, as JSON objects need).
+
+        `closed` maps a kept closed bucket to `[revision, state]` (`state` null: empty); `ahead`
+        lists the uncorroborated times; `restated` the closed buckets not yet handed out again.
+        """
         # Copies: a saved state must not change with later updates.
-        return {
+        state: dict[str, Any] = {
             "wm": self.watermark_ms,
             "closed_to": self._closed_to,
             "open": {str(k): list(v) for k, v in self._open.items()},
         }
+        if self._closed:
+            state["closed"] = {str(k): [rev, None if s is None else list(s)] for k, (rev, s) in self._closed.items()}
+        if self._ahead:
+            state["ahead"] = list(self._ahead)
+        if self._restated:
+            state["restated"] = sorted(self._restated)
+        return state
 
     @classmethod
     def from_state(
@@ -204,12 +368,20 @@ class TumblingBuckets:
         bucket_ms: int,
         grace_ms: int,
         aggregation: WindowAggregation[Any] | None = None,
-        max_gap_ms: int = 7 * 86_400_000,
+        max_gap_ms: int = 7 * DAY_MS,
+        restate_horizon_ms: int = DAY_MS,
+        lead_ms: int | None = None,
+        corroboration: int = 3,
     ) -> TumblingBuckets:
-        """Rebuild from `to_state()` output (None gives an empty one)."""
-        buckets = cls(bucket_ms, grace_ms, aggregation, max_gap_ms)
+        """Rebuild from `to_state()` output (None gives an empty one; a state without `closed`: none kept yet)."""
+        buckets = cls(bucket_ms, grace_ms, aggregation, max_gap_ms, restate_horizon_ms, lead_ms, corroboration)
         if state:
             buckets.watermark_ms = state.get("wm")
             buckets._closed_to = state.get("closed_to")
             buckets._open = {int(k): list(v) for k, v in state.get("open", {}).items()}
+            buckets._closed = {int(k): [int(rev), None if s is None else list(s)]
+                               for k, (rev, s) in state.get("closed", {}).items()}
+            ahead = sorted(int(t) for t in state.get("ahead", ()))
+            buckets._ahead = ahead[-(corroboration - 1):] if corroboration > 1 else []
+            buckets._restated = {int(s) for s in state.get("restated", ()) if int(s) in buckets._closed}
         return buckets

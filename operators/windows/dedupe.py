@@ -20,6 +20,16 @@ remember it. Pick `horizon_ms` at least as long as a counter accepts old events
 no duplicate may reach it either), so such an event is refused there anyway: a re-sent
 event carries its original time. The state is 8 characters per remembered id.
 
+Bounded. At most `max_ids` ids are remembered, so that a store's saved state always fits in
+one Kafka message (`max_ids_for`: the ids may fill half of `FOOTFALL_MAX_MESSAGE_BYTES`, about
+62,400 ids at the default 1,000,000 bytes, which a store reaches at some 50 events a second
+sustained over the default 20-minute horizon). Past it, the oldest are forgotten first (the
+earliest slot, and within a slot the first filed), each counted in `overflow` (the worker's
+`dedupe_overflow` counter). What it means: an id forgotten that way is no longer recognised,
+so a repeat of it arriving later is counted again, as if it were older than the horizon. A
+store that overflows remembers less than its horizon: raise `FOOTFALL_MAX_MESSAGE_BYTES`
+(with the broker's limits) or shorten `FOOTFALL_DEDUPE_HORIZON_S`.
+
 False positives: a new id is taken for a duplicate when its digest equals one of the
 `n` remembered digests, with probability about `n / 2**48` (`n = 4_000`: 1.4e-11 per
 event, for 4,000 events an hour about one wrongly dropped event per 2,000 store-years).
@@ -59,15 +69,39 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 from footfall.operators.kpis.durations import to_ms
 
-__all__ = ["RecentEventIds", "digest"]
+__all__ = ["RecentEventIds", "digest", "max_ids_for"]
 
 #: Characters of one stored digest: 6 bytes (48 bits) in base64url.
 DIGEST_CHARS = 8
+#: Most bytes one slot adds to the saved state besides its digests: a 20-digit key, quotes, colon and comma.
+SLOT_OVERHEAD = 26
+#: Share of the largest saveable message the remembered ids may fill; the rest of a store's state has the other half.
+STATE_SHARE = 0.5
+#: The largest message the worker may send by default (`FOOTFALL_MAX_MESSAGE_BYTES`).
+DEFAULT_STATE_BYTES = 1_000_000
+
+
+def max_ids_for(max_bytes: int, horizon_ms: int, slot_ms: int = 60_000, share: float = STATE_SHARE) -> int:
+    """Most ids to remember so that the saved state (`to_state()`, as JSON) takes at most `share * max_bytes`.
+
+    The state is 8 characters per id plus at most `SLOT_OVERHEAD` per non-empty slot, and there are
+    at most `horizon_ms // slot_ms + 2` slots, and never more non-empty slots than ids.
+
+    >>> max_ids_for(1_000_000, 1_200_000)
+    62416
+    >>> max_ids_for(1_000_000, 7 * 86_400_000)  # a week of one-minute slots
+    29721
+
+    """
+    budget = int(max_bytes * share) - 100  # "wm", "slot_ms", the braces
+    slots = horizon_ms // slot_ms + 2
+    return max(1, (budget - slots * SLOT_OVERHEAD) // DIGEST_CHARS, budget // (DIGEST_CHARS + SLOT_OVERHEAD))
 
 
 def digest(event_id: str) -> str:
@@ -89,22 +123,34 @@ class RecentEventIds:
         How long (ms or timedelta, event time) an id is remembered after it was last seen.
     slot_ms
         Ids are forgotten a slot at a time: the resolution of the horizon.
+    max_ids
+        Most ids remembered (the oldest forgotten first, counted in `overflow`); None: what
+        `max_ids_for` gives for the default `FOOTFALL_MAX_MESSAGE_BYTES`.
 
     """
 
-    __slots__ = ("_by_slot", "_first_slot", "_slot_of", "horizon_ms", "slot_ms", "watermark_ms")
+    __slots__ = ("_by_slot", "_first_slot", "_slot_of", "horizon_ms", "max_ids", "overflow", "slot_ms",
+                 "watermark_ms")
 
-    def __init__(self, horizon_ms: int | dt.timedelta, slot_ms: int | dt.timedelta = 60_000) -> None:
+    def __init__(self, horizon_ms: int | dt.timedelta, slot_ms: int | dt.timedelta = 60_000,
+                 max_ids: int | None = None) -> None:
         self.horizon_ms = to_ms(horizon_ms, "horizon_ms")
         self.slot_ms = to_ms(slot_ms, "slot_ms")
         if self.horizon_ms < 0:
             raise ValueError(f"horizon_ms must be >= 0, got {self.horizon_ms}")
         if self.slot_ms <= 0:
             raise ValueError(f"slot_ms must be positive, got {self.slot_ms}")
+        if max_ids is None:
+            max_ids = max_ids_for(DEFAULT_STATE_BYTES, self.horizon_ms, self.slot_ms)
+        if max_ids < 1:
+            raise ValueError(f"max_ids must be positive, got {max_ids}")
+        self.max_ids = max_ids
+        #: Ids forgotten before their time because `max_ids` were remembered (see `take_overflow`).
+        self.overflow = 0
         self._slot_of: dict[str, int] = {}  # digest -> slot of the latest time it was seen
-        # slot -> digests filed there; a digest that moved on to a later slot stays listed
-        # in the old one until it expires (skipped when the slot is dropped or saved).
-        self._by_slot: dict[int, list[str]] = {}
+        # slot -> digests filed there, in filing order; a digest that moved on to a later slot stays
+        # listed in the old one until it expires (skipped when the slot is dropped, evicted or saved).
+        self._by_slot: dict[int, deque[str]] = {}
         self._first_slot = 0  # oldest kept slot, once there is a watermark
         self.watermark_ms: int | None = None
 
@@ -113,6 +159,7 @@ class RecentEventIds:
         yield {"horizon_ms": 900_000}
         yield {"horizon_ms": 60_000, "slot_ms": 10_000}
         yield {"horizon_ms": 0, "slot_ms": 1}
+        yield {"horizon_ms": 60_000, "slot_ms": 10_000, "max_ids": 3}
 
     def __len__(self) -> int:
         """How many ids are remembered."""
@@ -131,11 +178,47 @@ class RecentEventIds:
             return True
         if slot >= self._first_slot:
             self._file(h, slot)
+            if len(self._slot_of) > self.max_ids:
+                self.evict(self.max_ids)
         return False
+
+    def bound(self, max_ids: int) -> int:
+        """Remember at most `max_ids` from now on, forgetting the oldest beyond it now; returns how many were."""
+        if max_ids < 1:
+            raise ValueError(f"max_ids must be positive, got {max_ids}")
+        self.max_ids = max_ids
+        return self.evict(max_ids)
+
+    def evict(self, keep: int) -> int:
+        """Forget the oldest ids (earliest slot, first filed first) until at most `keep` are left.
+
+        Each is counted in `overflow`; returns how many were forgotten.
+        """
+        evicted = 0
+        while len(self._slot_of) > keep:
+            oldest = min(self._by_slot)
+            filed = self._by_slot[oldest]
+            while filed and len(self._slot_of) > keep:
+                h = filed.popleft()
+                if self._slot_of.get(h) == oldest:  # else: a stale entry, the id is filed later too
+                    del self._slot_of[h]
+                    evicted += 1
+            if not filed:
+                del self._by_slot[oldest]
+        self.overflow += evicted
+        return evicted
+
+    def take_overflow(self) -> int:
+        """Ids forgotten for the bound since the last call (and reset to 0)."""
+        n, self.overflow = self.overflow, 0
+        return n
 
     def _file(self, h: str, slot: int) -> None:
         self._slot_of[h] = slot
-        self._by_slot.setdefault(slot, []).append(h)
+        filed = self._by_slot.get(slot)
+        if filed is None:
+            filed = self._by_slot[slot] = deque()
+        filed.append(h)
 
     def _advance(self, watermark_ms: int) -> None:
         """Move the watermark, dropping the slots that end at or before `watermark_ms - horizon_ms`."""
@@ -163,13 +246,15 @@ class RecentEventIds:
 
     @classmethod
     def from_state(
-        cls, state: Mapping[str, Any] | None, *, horizon_ms: int | dt.timedelta, slot_ms: int | dt.timedelta = 60_000
+        cls, state: Mapping[str, Any] | None, *, horizon_ms: int | dt.timedelta, slot_ms: int | dt.timedelta = 60_000,
+        max_ids: int | None = None,
     ) -> RecentEventIds:
         """Rebuild from `to_state()` output (None gives an empty one).
 
         A changed `horizon_ms` applies from the next event; a different `slot_ms` raises ValueError.
+        A state of more than `max_ids` ids keeps the newest `max_ids` (the others counted in `overflow`).
         """
-        ids = cls(horizon_ms, slot_ms)
+        ids = cls(horizon_ms, slot_ms, max_ids)
         if not state or state.get("wm") is None:
             return ids
         if state.get("slot_ms") != ids.slot_ms:
@@ -182,4 +267,5 @@ class RecentEventIds:
                 continue
             for i in range(0, len(joined), DIGEST_CHARS):
                 ids._file(joined[i : i + DIGEST_CHARS], slot)
+        ids.evict(ids.max_ids)
         return ids

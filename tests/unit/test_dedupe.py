@@ -117,6 +117,96 @@ def test_a_resend_with_the_same_time_within_the_horizon_is_always_caught(scenari
             assert kept  # within the horizon: always remembered
 
 
+class BoundedModel:
+    """The rule with a bound, by brute force: each remembered id with (slot, filing number); past `max_ids`
+    the smallest pair goes (the earliest slot, the first filed there), counted."""
+
+    def __init__(self, horizon_ms: int, slot_ms: int, max_ids: int) -> None:
+        self.horizon_ms, self.slot_ms, self.max_ids = horizon_ms, slot_ms, max_ids
+        self.filed: dict[str, tuple[int, int]] = {}
+        self.watermark_ms: int | None = None
+        self.n = 0
+        self.overflow = 0
+
+    def seen(self, event_id: str, ts_ms: int) -> bool:
+        self.watermark_ms = ts_ms if self.watermark_ms is None else max(self.watermark_ms, ts_ms)
+        first = (self.watermark_ms - self.horizon_ms) // self.slot_ms
+        self.filed = {i: v for i, v in self.filed.items() if v[0] >= first}
+        slot = ts_ms // self.slot_ms
+        self.n += 1
+        if event_id in self.filed:
+            if slot > self.filed[event_id][0]:
+                self.filed[event_id] = (slot, self.n)
+            return True
+        if slot >= first:
+            self.filed[event_id] = (slot, self.n)
+            while len(self.filed) > self.max_ids:
+                del self.filed[min(self.filed, key=self.filed.__getitem__)]
+                self.overflow += 1
+        return False
+
+
+@SETTINGS
+@given(scenarios(), st.integers(1, 6), st.data())
+def test_bounded_matches_brute_force_and_counts_its_overflow(scenario: Scenario, max_ids: int,
+                                                             data: st.DataObject) -> None:
+    model = BoundedModel(scenario.horizon_ms, scenario.slot_ms, max_ids)
+    replicas = [RecentEventIds(scenario.horizon_ms, scenario.slot_ms, max_ids=max_ids)]
+    overflow = [0]
+    for event_id, ts_ms in scenario.events:
+        expected = model.seen(event_id, ts_ms)
+        for k, ids in enumerate(replicas):
+            assert ids.seen(event_id, ts_ms) is expected
+            assert len(ids) == len(model.filed) <= max_ids
+            assert {ids._slot_of[digest(i)] for i in model.filed} == {v[0] for v in model.filed.values()}
+            if k == 0:
+                overflow[0] += ids.take_overflow()
+        assert overflow[0] == model.overflow
+        if len(replicas) < 3 and data.draw(st.integers(0, 9), label="restore") == 0:
+            state = orjson.loads(orjson.dumps(replicas[0].to_state()))
+            restored = RecentEventIds.from_state(state, horizon_ms=scenario.horizon_ms, slot_ms=scenario.slot_ms,
+                                                 max_ids=max_ids)
+            assert restored.take_overflow() == 0 and restored.to_state() == state
+            replicas.append(restored)
+
+
+def test_bound_keeps_the_newest_and_a_forgotten_repeat_counts_again() -> None:
+    ids = RecentEventIds(horizon_ms=600_000, slot_ms=60_000, max_ids=3)
+    assert [ids.seen(i, t) for i, t in [("a", 0), ("b", 60_000), ("c", 60_000), ("a", 120_000), ("d", 120_000)]] \
+        == [False, False, False, True, False]
+    # `a` was refreshed to slot 2: the oldest is `b` (slot 1, filed before `c`)
+    assert ids.take_overflow() == 1 and len(ids) == 3
+    assert ids.seen("b", 60_000) is False, "forgotten for the bound: its repeat counts again"
+    assert ids.seen("a", 0) is True and ids.seen("d", 0) is True
+    assert ids.take_overflow() == 1  # `b`, filed at slot 1 again, pushed out `c`, filed there before it
+    assert len(ids) == 3
+
+
+def test_restoring_a_state_larger_than_the_bound_keeps_the_newest() -> None:
+    big = RecentEventIds(horizon_ms=600_000, slot_ms=60_000, max_ids=100)
+    for n in range(10):
+        big.seen(f"e{n}", n * 60_000)
+    small = RecentEventIds.from_state(big.to_state(), horizon_ms=600_000, slot_ms=60_000, max_ids=4)
+    assert small.take_overflow() == 6
+    assert [small.seen(f"e{n}", 540_000) for n in (9, 8, 7, 6, 5)] == [True] * 4 + [False]
+
+
+@pytest.mark.parametrize("horizon_ms", [0, 60_000, 1_200_000, 7 * 86_400_000])
+@pytest.mark.parametrize("max_bytes", [65_536, 1_000_000])
+def test_a_full_memory_fits_in_its_share_of_the_limit(horizon_ms: int, max_bytes: int) -> None:
+    from footfall.operators.windows.dedupe import max_ids_for
+
+    slot_ms = 60_000
+    bound = max_ids_for(max_bytes, horizon_ms, slot_ms)
+    ids = RecentEventIds(horizon_ms, slot_ms, max_ids=bound)
+    t0 = 10**13  # 14-digit slot numbers... and one id per slot at most as often as the horizon allows
+    n_slots = horizon_ms // slot_ms + 1
+    for n in range(bound + 500):
+        ids.seen(f"id-{n}", t0 + (n % n_slots) * slot_ms)
+    assert len(ids) == bound
+    assert len(orjson.dumps(ids.to_state())) <= max_bytes // 2
+
+
 # -- timelines and edges -----------------------------------------------------------------------------------
 
 

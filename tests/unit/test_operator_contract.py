@@ -571,6 +571,7 @@ def store_flow_sample(op: Any) -> Sample:
             "occupancy": {"occupancy": 0, "drift": 0, "reset_residual": None, "last_reset_ms": None,
                           "next_reset_ms": None, "late": 0},
             "day": None, "today": None, "same_day_last_week": None, "queue": None, "duplicates": 0, "late": 0,
+            "restated": 0,
         }), (call("pop_closed"), []), (call("pop_touched"), []), (call("next_close_ms"), None)],
     )
 

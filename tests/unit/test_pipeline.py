@@ -228,7 +228,12 @@ def test_a_store_saved_by_the_previous_version_continues_exactly():
             if event.store_id == store_id:
                 reference.update(event)
         reference.pop_outputs()
-    assert restored.flow.to_state() == reference.flow.to_state()
+    # The previous version kept no closed buckets (for restating) nor their references: the rest is equal.
+    def without_restating(state: dict) -> dict:
+        buckets = {k: v for k, v in state["buckets"].items() if k not in ("closed", "ahead", "restated")}
+        return {**{k: v for k, v in state.items() if k not in ("refs", "restated")}, "buckets": buckets}
+
+    assert without_restating(restored.flow.to_state()) == without_restating(reference.flow.to_state())
     assert reference.flow.last_closed == legacy["last_closed"]
     _, three_days = simulated_messages(days=3)
     got, want = [], []

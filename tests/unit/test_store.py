@@ -1,9 +1,11 @@
 """StoreFlow against a brute-force model of one store, and known values of its KPIs.
 
-The model keeps every event, decides its fate by the documented rules (a repeated
-id is a duplicate; an event whose bucket the watermark has closed is late; else it
-counts), and recomputes buckets, days, sliding windows and occupancy from the list
-of counted events, from scratch.
+The model keeps every event, decides its fate by the documented rules (an event whose
+bucket was handed out longer than the restate horizon ago is late; a repeated id is a
+duplicate; an event in a bucket handed out within the horizon restates it; else it
+counts; the watermark moves alone by at most the lead, further only corroborated), and
+recomputes buckets, days, sliding windows and occupancy from the list of counted
+events, from scratch.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def histories(draw: st.DrawFn) -> tuple[StoreParams, list[Event]]:
     events: list[Event] = []
     for n in range(n_events):
         clock += draw(st.integers(0, 10 * MIN))
-        shape = draw(st.sampled_from(["now", "now", "now", "earlier", "much_earlier", "repeat"]))
+        shape = draw(st.sampled_from(["now", "now", "now", "earlier", "much_earlier", "repeat", "ahead", "too_old"]))
         if shape == "repeat" and events:
             events.append(draw(st.sampled_from(events)))  # the same event id again
             continue
@@ -66,28 +68,57 @@ def histories(draw: st.DrawFn) -> tuple[StoreParams, list[Event]]:
             # Up to 3 hours back, but never across the 04:00 reset an hour before T0: the brute-force
             # occupancy below has no reset (test_occupancy.py checks resets).
             ts = max(clock - draw(st.integers(0, 3 * HOUR)), T0 - HOUR + 1)
+        elif shape == "ahead":  # a skewed clock, up to an hour ahead
+            ts = clock + draw(st.integers(0, HOUR))
+        elif shape == "too_old" and clock >= T0 + 2 * HOUR:  # beyond the 24-hour restate horizon: late
+            ts = clock - 30 * HOUR
         kind = draw(st.sampled_from(["door", "door", "visit", "pos", "queue"]))
         events.append(make_event(kind, f"e{n}", ts, n))
     return params, events
 
 
 def brute_force(params: StoreParams, events: list[Event]) -> dict[str, Any]:
+    """Fates, the watermark and the counted events, as if buckets were handed out after each event."""
     seen: set[str] = set()
     watermark = None
+    pending: list[int] = []  # times further than the lead ahead, not corroborated yet
+    lead = max(params.bucket_ms, params.grace_ms)
+    closed_to = first_out = None  # buckets handed out: [first_out, closed_to)
+    opened: set[int] = set()
     counted: list[Event] = []
+    at: list[int] = []  # each counted event's time in the store's clocks: at most the watermark
     fates = []
     for e in events:
+        start = e.ts_ms - e.ts_ms % params.bucket_ms
+        restating = closed_to is not None and start < closed_to
+        if restating and (start < first_out or watermark - (start + params.bucket_ms + params.grace_ms)
+                          >= params.restate_horizon_ms):
+            fates.append("late")
+            continue
         if e.event_id in seen:
             fates.append("duplicate")
             continue
         seen.add(e.event_id)
-        start = e.ts_ms - e.ts_ms % params.bucket_ms
-        if watermark is not None and watermark >= start + params.bucket_ms + params.grace_ms:
-            fates.append("late")
-            continue
-        fates.append("counted")
+        fates.append("restated" if restating else "counted")
         counted.append(e)
-        watermark = e.ts_ms if watermark is None else max(watermark, e.ts_ms)
+        if not restating:
+            opened.add(start)
+            if watermark is None or watermark < e.ts_ms <= watermark + lead:
+                watermark = e.ts_ms
+            elif e.ts_ms > watermark:
+                pending.append(e.ts_ms)
+                if len(pending) >= 3:
+                    watermark = sorted(pending)[-3]
+            pending = [t for t in pending if t > watermark]
+        at.append(min(e.ts_ms, watermark))
+        # hand out what the watermark closed
+        last = watermark - params.grace_ms - params.bucket_ms
+        last -= last % params.bucket_ms
+        first = closed_to if closed_to is not None else min(opened)
+        if last >= first:
+            first_out = first if first_out is None else first_out
+            closed_to = last + params.bucket_ms
+            opened = {s for s in opened if s >= closed_to}
     buckets: dict[int, Counter] = defaultdict(Counter)
     days: dict[str, Counter] = defaultdict(Counter)
     for e in counted:
@@ -111,7 +142,7 @@ def brute_force(params: StoreParams, events: list[Event]) -> dict[str, Any]:
         inside = occupancy + delta_in - delta_out
         drift += max(0, -inside)
         occupancy = max(0, inside)
-    return {"fates": fates, "counted": counted, "watermark": watermark, "buckets": buckets, "days": days,
+    return {"fates": fates, "counted": counted, "at": at, "watermark": watermark, "buckets": buckets, "days": days,
             "occupancy": occupancy, "drift": drift}
 
 
@@ -122,6 +153,7 @@ def run(params: StoreParams, events: list[Event], split_at: set[int] = frozenset
     for i, e in enumerate(events):
         fates.append(store.update(e))
         closed.update(store.pop_closed())
+        closed.update((start, record) for start, record, _ in store.pop_restated())  # the latest revision
         if i in split_at:
             store = StoreFlow.from_state(orjson.loads(orjson.dumps(store.to_state())), params)
     return store, fates, closed
@@ -139,6 +171,7 @@ def test_every_count_equals_the_brute_force_model(history, split_at):
 
     assert fates == want["fates"]
     assert store.duplicates == fates.count("duplicate") and store.late == fates.count("late")
+    assert store.restated == fates.count("restated")
     assert store.watermark_ms == want["watermark"]
     # Closed buckets: every bucket from the first counted one up to the watermark's reach, empty ones as zeros.
     wm = want["watermark"]
@@ -149,6 +182,7 @@ def test_every_count_equals_the_brute_force_model(history, split_at):
     assert sorted(closed) == list(range(first, last_closed + 1, params.bucket_ms))
     open_starts = set(store.buckets.open_buckets())
     assert not open_starts & set(closed)
+    assert all(fate != "late" or e.ts_ms < T0 for fate, e in zip(fates, events, strict=True))  # only too_old ones
     for start in set(want["buckets"]) | set(closed):
         got = closed.get(start) or store.bucket(start)
         expected = want["buckets"].get(start, Counter())
@@ -167,7 +201,8 @@ def test_every_count_equals_the_brute_force_model(history, split_at):
     slot = params.slot_ms
     for window_ms, name in [(5 * MIN, "5m"), (15 * MIN, "15m"), (60 * MIN, "60m")]:
         newest_slot = wm // slot
-        inside = [e for e in want["counted"] if newest_slot - e.ts_ms // slot < window_ms // slot]
+        inside = [e for e, t in zip(want["counted"], want["at"], strict=True)
+                  if newest_slot - t // slot < window_ms // slot]
         arrivals = sum(
             e.count_in if isinstance(e, DoorEvent) else int(isinstance(e, VisitEvent) and e.action == "arrive")
             for e in inside
@@ -315,5 +350,6 @@ def test_interleaving_stores_changes_nothing(history_a, history_b, picks):
             continue
         flows[name].update(queues[name].pop(0))
         closed[name].update(flows[name].pop_closed())
+        closed[name].update((start, record) for start, record, _ in flows[name].pop_restated())
     assert closed["a"] == closed_a and closed["b"] == closed_b
     assert flows["a"].to_state() == alone_a.to_state() and flows["b"].to_state() == alone_b.to_state()
