@@ -44,6 +44,7 @@ from footfall.schemas.fields import Field, InvalidEvent
 
 __all__ = [
     "COMMON_FIELDS",
+    "DEFAULT_MAX_MESSAGE_BYTES",
     "KINDS",
     "KIND_FIELDS",
     "SCHEMA_VERSION",
@@ -129,13 +130,17 @@ IDENTIFIER_FIELDS: dict[str, tuple[str, ...]] = {
 ALL_IDENTIFIER_FIELDS = frozenset(name for names in IDENTIFIER_FIELDS.values() for name in names)
 
 _COMMON_BY_NAME = {f.name: f for f in COMMON_FIELDS}
+
+#: Default of `FOOTFALL_MAX_MESSAGE_BYTES`: Faust's producer (`producer_max_request_size`) refuses a request over
+#: 1,000,000 bytes by default, and Kafka's default `message.max.bytes` is 1,048,588 (a batch, overhead included).
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MS = dt.timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Which event times are believable.
+    """Which event times are believable, and how big a message may be.
 
     Parameters
     ----------
@@ -143,11 +148,16 @@ class Limits:
         Earliest accepted event time (UTC epoch ms). Replays of old data need an early one.
     max_future_ms
         How far past the receiver's clock an event may be (gateway clock skew).
+    max_message_bytes
+        Largest message accepted (`FOOTFALL_MAX_MESSAGE_BYTES`): the same number bounds what the
+        worker's producer may send (dead letters, re-routes, records, saved state), so whatever
+        is accepted can be passed on; a bigger message is dead-lettered as `too_large`, as an excerpt.
 
     """
 
     min_ts_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
     max_future_ms: int = 3_600_000
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 def parse_ts_ms(value: Any, *, now_ms: int, limits: Limits) -> int:

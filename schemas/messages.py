@@ -9,6 +9,12 @@ Identifier fields are pseudonymised before anything leaves this module, in the
 events and in the bytes of rejects alike (where those bytes are still JSON), so
 a dead-letter topic never holds a raw customer id that a valid event would not.
 
+A message larger than `Limits.max_message_bytes` (`FOOTFALL_MAX_MESSAGE_BYTES`) is
+rejected whole as `too_large`, and its reject does not carry it: it carries an excerpt,
+the first `EXCERPT_BYTES` (4 KiB) of its (pseudonymised) bytes, with the size and the
+sha256 of the message as received (`Reject.original_bytes`, `Reject.original_sha256`),
+so the dead letter is small enough to send whatever came in (`excerpt_reject`).
+
 Examples
 --------
 >>> from footfall.schemas.events import Limits
@@ -30,19 +36,23 @@ InvalidEvent: field 'count_in': value -3 violates rule '>= 0'
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from footfall.schemas.events import ALL_IDENTIFIER_FIELDS, Event, Limits, parse_event
+from footfall.schemas.events import ALL_IDENTIFIER_FIELDS, DEFAULT_MAX_MESSAGE_BYTES, Event, Limits, parse_event
 from footfall.schemas.fields import InvalidEvent
 
-__all__ = ["MAX_BATCH_EVENTS", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message", "scrub_identifiers"]
+__all__ = ["EXCERPT_BYTES", "MAX_BATCH_EVENTS", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message",
+           "excerpt_reject", "scrub_identifiers"]
 
-#: Largest message accepted (Kafka's default max.message.bytes is about 1 MB).
-MAX_MESSAGE_BYTES = 1_048_576
+#: Largest message accepted by default (`Limits.max_message_bytes` sets it: `FOOTFALL_MAX_MESSAGE_BYTES`).
+MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES
+#: How much of an input too large to pass on a dead letter carries: its first 4 KiB.
+EXCERPT_BYTES = 4096
 #: Most events one batch may carry.
 MAX_BATCH_EVENTS = 10_000
 
@@ -63,6 +73,9 @@ class Reject:
         re-encoded), with identifier fields pseudonymised where it is JSON.
     batch_index
         Position in the batch, or None for a single-event message.
+    original_bytes, original_sha256
+        When `payload` is only an excerpt (the input was too large to pass on): the size and
+        the sha256 (hex) of the input as received; None when `payload` is the whole input.
 
     """
 
@@ -70,6 +83,21 @@ class Reject:
     error: str
     payload: bytes
     batch_index: int | None = None
+    original_bytes: int | None = None
+    original_sha256: str | None = None
+
+
+def excerpt_reject(reason: str, error: str, payload: bytes, original: bytes, batch_index: int | None = None,
+                   excerpt_bytes: int = EXCERPT_BYTES) -> Reject:
+    """A reject carrying the first `excerpt_bytes` of `payload`, with the size and sha256 of `original`.
+
+    >>> r = excerpt_reject("too_large", "big", b"x" * 10_000, b"x" * 10_000)
+    >>> len(r.payload), r.original_bytes, r.original_sha256[:12]
+    (4096, 10000, 'e4ee97ec2527')
+
+    """
+    return Reject(reason, error, payload[:excerpt_bytes], batch_index, len(original),
+                  hashlib.sha256(original).hexdigest())
 
 
 @dataclass(slots=True)
@@ -131,13 +159,15 @@ def decode_message(
     """Decode one message into events and rejects. Never raises on bad input."""
     if raw is None or len(raw) == 0:
         return _reject_whole("empty", "InvalidEvent: message: value empty violates rule 'not empty'", b"")
-    if len(raw) > MAX_MESSAGE_BYTES:
-        error = f"InvalidEvent: message: value of {len(raw)} bytes violates rule 'at most {MAX_MESSAGE_BYTES} bytes'"
+    if len(raw) > limits.max_message_bytes:
+        error = (f"InvalidEvent: message: value of {len(raw)} bytes violates rule "
+                 f"'at most {limits.max_message_bytes} bytes'")
         try:
-            # Still pseudonymise identifiers when the oversize message is JSON.
-            return _reject_whole("too_large", error, _scrubbed_bytes(orjson.loads(raw), raw, pseudonymize))
+            # Still pseudonymise identifiers when the oversize message is JSON: the excerpt is of those bytes.
+            payload = _scrubbed_bytes(orjson.loads(raw), raw, pseudonymize)
         except orjson.JSONDecodeError:
-            return _reject_whole("too_large", error, raw)
+            payload = raw
+        return Decoded(rejects=[excerpt_reject("too_large", error, payload, raw)])
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:

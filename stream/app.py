@@ -56,6 +56,9 @@ def faust_app_settings(settings: Settings, data_dir_prefix: str = "footfall-") -
         # Measured on 2 cores: 5 ms linger with 64 KB batches +35% events/s; a deep stream buffer +13%.
         "producer_linger_ms": 5,
         "producer_max_batch_size": 65_536,
+        # One limit end to end (FOOTFALL_MAX_MESSAGE_BYTES): what the decoder accepts and what the worker
+        # sends (dead letters, re-routes, records, store states) are held under this same number.
+        "producer_max_request_size": settings.max_message_bytes,
         "stream_buffer_maxsize": 16_384,
         "web_enabled": settings.web_enabled,
         "web_port": settings.web_port,

@@ -14,6 +14,13 @@ lost: a crash re-applies everything after the marker, which republishes the same
 values (repeats of re-routed events are recognised by their source partition and offset). When a
 send or the Redis write fails, nothing is saved: what failed goes back to the outbox
 and is tried again at the next flush, and the markers wait (counted as `flush_failed`).
+A record the broker has is not sent again while Redis is away: it waits for Redis
+only, so an outage leaves no repeats on the output topics (a crash during it does:
+what follows the marker is applied and published again). While Redis is away each flush
+only probes it (`PROBE_TIMEOUT_S`), and `FlowWorker.process` stops taking messages once
+`FOOTFALL_MAX_PENDING_RECORDS` wait. When Redis answers without the worker's written
+marker (restarted empty, flushed, or a first start) it is rebuilt from the output
+topics in the background (`stream.rebuild`).
 
 On the way in, the ledger (`stream.offsets`) says whether a message was applied
 already (`replay`), comes next, or follows a `gap` that Faust skipped; a gap is read
@@ -80,6 +87,11 @@ class Checkpoint:
         self.range_reader = RangeReader(broker)
         self._applied: dict[int, int] = {}  # partition -> last applied offset, not yet in a marker
         self.saved_at: float | None = None  # when the last checkpoint saved everything (monotonic)
+        self.failing = False  # the last flush failed: pending work grows (`FlowWorker.process` may pause)
+        self.broker = broker
+        self._in_kafka: dict[tuple[str, int | str], dict[str, Any]] = {}  # sent, waiting for Redis
+        self._redis_away = False
+        self._rebuild: asyncio.Task | None = None
         self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
 
     # -- on the way in ------------------------------------------------------------------------------
@@ -187,22 +199,65 @@ class Checkpoint:
     async def flush(self) -> None:
         """Publish what waits, then save the state it came from (see the module docstring). Call under the lock."""
         records, counts, sends = self.outbox.take()
-        sends += [Send(self.record_topics.get(r["type"], self.default_topic), r["store_id"].encode(), orjson.dumps(r))
-                  for r in records.values()]
-        failed = await self._deliver(sends)
+        # Each record goes to Kafka once: one already there (Redis failed after it) waits for Redis only.
+        record_sends = {key: Send(self.record_topics.get(r["type"], self.default_topic), r["store_id"].encode(),
+                                  orjson.dumps(r))
+                        for key, r in records.items() if self._in_kafka.get(key) is not r}
+        failed = await self._deliver(sends + list(record_sends.values()))
+        failed_ids = {id(item) for item in failed}
+        for key, item in record_sends.items():
+            if id(item) not in failed_ids:
+                self._in_kafka[key] = records[key]
         redis_ok = True
         if not failed and (records or counts):
-            redis_ok = await self.redis.publish(list(records.values()), counts)
+            redis_ok = await self._to_redis(list(records.values()), counts)
         if failed or not redis_ok:
             # Keep what is not known to be out: re-routes and dead letters to resend, records and
             # counters to write again (unless a newer record of the same bucket came meanwhile).
-            record_topics = {*self.record_topics.values(), self.default_topic}
-            self.outbox.give_back(records, counts, [s for s in failed if s.topic not in record_topics])
+            record_ids = {id(item) for item in record_sends.values()}
+            self.outbox.give_back(records, counts, [s for s in failed if id(s) not in record_ids])
             self.outbox.totals["flush_failed"] += 1
+            self.failing = True
             logger.error("flush failed (%d sends, Redis %s): nothing saved; trying again at the next flush",
-                         len(failed), "ok" if redis_ok else "failed")
+                         len(failed), "ok" if redis_ok else "away")
             return
+        for key, record in records.items():
+            if self._in_kafka.get(key) is record:
+                del self._in_kafka[key]
+        self.failing = False
         await self._save_states()
+
+    async def _to_redis(self, records: list[dict[str, Any]], counts: Any) -> bool:
+        """Write to Redis; while it is known to be away, only a short probe (the lock is held meanwhile)."""
+        if self._redis_away and not await self.redis.ping():
+            return False
+        ok = await self.redis.publish(records, counts)
+        self._redis_away = not ok
+        if ok and self._rebuild is None:
+            try:
+                lost = await self.redis.lost_data()
+            except Exception:  # the check itself failed: look again at the next flush
+                logger.exception("could not check whether Redis kept its data")
+                lost = False
+            if lost:
+                self._rebuild = asyncio.create_task(self._rebuild_redis())
+        return ok
+
+    async def _rebuild_redis(self) -> None:
+        """Write the output topics' last `bucket_retention_days` into Redis again (`stream.rebuild`)."""
+        from footfall.stream.rebuild import rebuild_redis
+
+        settings = self.redis.settings
+        since_ms = int(time.time() * 1000) - settings.bucket_retention_days * 86_400_000
+        topics = sorted({t.get_topic_name() for t in (*self.record_topics.values(), self.default_topic)})
+        try:
+            written = await rebuild_redis(self.broker, topics, settings.partitions, self.redis, since_ms)
+            await self.redis.mark_written()
+            self.outbox.totals["redis_rebuilt_records"] += written
+        except Exception:  # the marker stays missing: the next flush starts the rebuild again
+            logger.exception("rebuilding Redis from the output topics failed; trying again at the next flush")
+        finally:
+            self._rebuild = None
 
     async def _deliver(self, sends: list[Send]) -> list[Send]:
         """Hand `sends` to the producer (those not handed over yet) and wait; return those that failed."""

@@ -15,11 +15,29 @@ header `footfall.tick`) or a message of events:
 4. the pipeline's outputs (closed buckets, then forecasts and alert changes) become
    records in the outbox; open buckets and the live state are collected once per
    flush (`collect_live`), not per message.
+
+Sizes. One limit, `FOOTFALL_MAX_MESSAGE_BYTES`, holds end to end: the decoder accepts messages
+up to it, the producer sends up to it (`producer_max_request_size`), and nothing the worker
+sends may exceed it, since a send that can never succeed would hold every later checkpoint
+back forever. So: a dead letter too large to send whole (an input over the limit, or any
+other) carries only an excerpt, its first 4 KiB, with headers `footfall.original.bytes` and
+`footfall.original.sha256` (the input as received for `too_large`; otherwise the bytes the dead
+letter would have held) and `footfall.excerpt.bytes`; mis-keyed events whose re-encoding no
+longer fits are dead-lettered `too_large` rather than re-routed; a record of an extra stage
+over the limit is dropped as a stage error (`records_too_large`). A store's state is kept
+under the limit by its bounded duplicate memory (`operators.windows.dedupe`, overflow counted
+as `dedupe_overflow`); should a state still outgrow it, `collect_live` first forgets the
+oldest remembered ids until it fits, and if that is not enough it logs an error, counts
+`state_too_large` and leaves that store unsaved at this checkpoint (the others and the offset
+markers go on): the store keeps counting in memory and its records are published, but after
+a restart it resumes from its last saved state, missing the events applied since.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -27,9 +45,10 @@ from typing import Any
 import faust
 import orjson
 
+from footfall.operators.pipeline.persistence import store_value
 from footfall.operators.pipeline.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, Output, StageError
 from footfall.schemas.events import Event, Limits
-from footfall.schemas.messages import decode_message, scrub_identifiers
+from footfall.schemas.messages import EXCERPT_BYTES, decode_message, scrub_identifiers
 from footfall.schemas.privacy import Pseudonymizer
 from footfall.stream.outbox import Outbox
 from footfall.stream.records import iso, record_of
@@ -48,6 +67,17 @@ TICK_HEADER = "footfall.tick"
 #: Header of events the worker re-sent under their store's key (value: `<source partition>:<source offset>`).
 REROUTED_HEADER = "footfall.rerouted-from"
 
+#: Bytes a Kafka record takes beyond its key, value and headers, generously (the batch header is 61).
+RECORD_OVERHEAD = 256
+#: A store whose saved state was measured under a quarter of the limit is measured again after this long.
+STATE_SIZE_CHECK_EVERY_S = 10.0
+
+
+def record_bytes(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> int:
+    """An upper bound of the size the producer gives a record (`max_request_size` is checked against it)."""
+    return (RECORD_OVERHEAD + len(key or b"") + len(value)
+            + sum(len(name.encode()) + len(raw) + 10 for name, raw in headers or ()))
+
 
 class Intake:
     """Applies messages to the stores in memory (see the module docstring)."""
@@ -63,8 +93,11 @@ class Intake:
         self.dead_letter_topic = dead_letter_topic
         self.redis = redis_sink
         self.pseudonymize = Pseudonymizer(settings.pseudonym_secret.encode())
-        self.limits = Limits(min_ts_ms=settings.min_event_time_ms, max_future_ms=settings.max_future_s * 1000)
+        self.max_bytes = settings.max_message_bytes
+        self.limits = Limits(min_ts_ms=settings.min_event_time_ms, max_future_ms=settings.max_future_s * 1000,
+                             max_message_bytes=self.max_bytes)
         self.dead_letters = DeadLetterLog(settings.dead_letter_log_every_s)
+        self._state_sizes: dict[str, tuple[int, float]] = {}  # store -> (saved value's bytes, when measured)
 
     async def apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
                     headers: Any) -> None:
@@ -94,6 +127,7 @@ class Intake:
         store.pipeline.advance(advance_to_ms)
         store.offset = offset
         self.stores.dirty.add(store_id)
+        self.stores.touched.add(store_id)
         self.queue_outputs(store, store.pipeline.pop_outputs())
         self.outbox.count("idle_ticks")
 
@@ -103,7 +137,8 @@ class Intake:
                                  pseudonymize=self.pseudonymize)
         for reject in decoded.rejects:
             await self.dead_letter(reject.payload, reject.reason, reject.error, topic, partition, offset,
-                                   reject.batch_index)
+                                   reject.batch_index, original_bytes=reject.original_bytes,
+                                   original_sha256=reject.original_sha256)
         key_str = key.decode("utf-8", "replace") if key else None
         by_store: dict[str, list[tuple[Event, Any]]] = {}
         for event, original in zip(decoded.events, decoded.originals, strict=True):
@@ -113,8 +148,17 @@ class Intake:
             if store_id != key_str:
                 # Mis-keyed: its state lives in another partition. Send it back, keyed right;
                 # the original (raw) bytes go only to the input topic they came from.
-                await self.outbox.send(self.events_topic, store_id.encode(), orjson.dumps([o for _, o in items]),
-                                       [(REROUTED_HEADER, f"{partition}:{offset}".encode())])
+                body = orjson.dumps([o for _, o in items])
+                headers = [(REROUTED_HEADER, f"{partition}:{offset}".encode())]
+                if record_bytes(store_id.encode(), body, headers) > self.max_bytes:
+                    # Re-encoded, they no longer fit in one message (it cannot be sent): dead-lettered instead.
+                    await self.dead_letter(
+                        orjson.dumps(scrub_identifiers([o for _, o in items], self.pseudonymize)), "too_large",
+                        f"InvalidEvent: re-routed events of store {store_id!r}: value of {len(body)} bytes "
+                        f"violates rule 'at most {self.max_bytes} bytes'", topic, partition, offset, None)
+                    stats["rejected"] += len(items)
+                    continue
+                await self.outbox.send(self.events_topic, store_id.encode(), body, headers)
                 stats["rerouted"] += len(items)
                 continue
             await self._count(store_id, items, topic, partition, offset, stats, rerouted)
@@ -144,9 +188,13 @@ class Intake:
                 stats["duplicates"] += 1
             else:
                 stats["events"] += 1
+        overflow = pipeline.flow.dedupe.take_overflow()
+        if overflow:  # ids forgotten before their horizon, for the bound on the store's state
+            stats["dedupe_overflow"] += overflow
         store.partition, store.offset = partition, offset
         store.wall_ms, store.wm_at_wall_ms = int(time.time() * 1000), pipeline.watermark_ms
         self.stores.dirty.add(store_id)
+        self.stores.touched.add(store_id)
         self.queue_outputs(store, pipeline.pop_outputs())
 
     def queue_outputs(self, store: HeldStore, outputs: list[Output]) -> None:
@@ -159,10 +207,16 @@ class Intake:
             record = record_of(meta, output, bucket_ms, now_ms)
             if type(output) not in BUILT_IN_OUTPUTS:
                 try:  # a newer stage's record must be JSON now: at the checkpoint it would hold everything up
-                    orjson.dumps(record)
+                    size = record_bytes(meta.store_id.encode(), orjson.dumps(record))
                 except TypeError as exc:
                     self._stage_error(meta.store_id, StageError(output.kind, "record", None,
                                                                 f"{type(exc).__name__}: {exc}", False))
+                    continue
+                if size > self.max_bytes:  # it could never be sent: it would hold every later checkpoint back
+                    self._stage_error(meta.store_id, StageError(
+                        output.kind, "record", None, f"RecordTooLarge: {size} bytes, over "
+                        f"FOOTFALL_MAX_MESSAGE_BYTES={self.max_bytes}: not published", False))
+                    self.outbox.count("records_too_large")
                     continue
             self.outbox.put(meta.store_id, output.slot, record)
             if output.kind == "alert":
@@ -180,15 +234,70 @@ class Intake:
                          error.error, error.details.get("traceback", ""))
 
     def collect_live(self) -> None:
-        """Open buckets touched and the live state of every store changed since the last save, into the outbox."""
+        """Open buckets touched and the live state of every store changed since the last save, into the outbox.
+
+        Each changed store's state is also checked to fit in one message (`fits`): one that does not
+        is left out of this checkpoint rather than hold every store's checkpoint back.
+        """
+        unsaveable = []
         for store_id in self.stores.dirty:
             store = self.stores[store_id]
-            self.queue_outputs(store, store.pipeline.pop_outputs(live=True))
+            # Only stores changed since the last collection: while checkpoints fail (Redis away), the
+            # others' live records are already waiting, and publishing them again would repeat them.
+            if store_id in self.stores.touched:
+                self.queue_outputs(store, store.pipeline.pop_outputs(live=True))
+            if not self.fits(store_id, store):
+                unsaveable.append(store_id)
+        self.stores.touched.clear()
+        self.stores.dirty.difference_update(unsaveable)
+
+    def state_bytes(self, store_id: str, store: HeldStore) -> int:
+        """Bytes of the record that saves the store's state (as `stream.checkpoint` writes it)."""
+        value = orjson.dumps(store_value(store_id, store.pipeline.to_state(), store.partition, store.offset,
+                                         store.rerouted.to_state()))
+        return record_bytes(orjson.dumps(store_id), value)
+
+    def fits(self, store_id: str, store: HeldStore) -> bool:
+        """Whether the store's saved state fits in one message, forgetting its oldest event ids if that is needed.
+
+        Measured when last seen above a quarter of the limit, else at most every `STATE_SIZE_CHECK_EVERY_S`
+        (a state grows by the bounded duplicate memory fast, by anything else slowly).
+        """
+        now = time.monotonic()
+        last = self._state_sizes.get(store_id)
+        if last is not None and last[0] < self.max_bytes // 4 and now - last[1] < STATE_SIZE_CHECK_EVERY_S:
+            return True
+        size = self.state_bytes(store_id, store)
+        if size > self.max_bytes:
+            dedupe = store.pipeline.flow.dedupe
+            excess_ids = math.ceil((size - self.max_bytes) / 8)  # each id forgotten takes 8 bytes or more
+            forgotten = dedupe.evict(max(0, len(dedupe) - excess_ids))
+            self.outbox.count("dedupe_overflow", dedupe.take_overflow())
+            size = self.state_bytes(store_id, store)
+            logger.warning("%s: saved state over FOOTFALL_MAX_MESSAGE_BYTES=%d: forgot its %d oldest event ids "
+                           "(a repeat of them counts again); now %d bytes", store_id, self.max_bytes, forgotten, size)
+        self._state_sizes[store_id] = (size, now)
+        if size <= self.max_bytes:
+            return True
+        logger.error("%s: saved state is %d bytes, over FOOTFALL_MAX_MESSAGE_BYTES=%d even with no event ids "
+                     "remembered: not saved at this checkpoint (the other stores and the offset markers are); "
+                     "after a restart it resumes from its last saved state", store_id, size, self.max_bytes)
+        self.outbox.count("state_too_large")
+        return False
 
     async def dead_letter(self, payload: bytes, reason: str, error: str, topic: str, partition: int, offset: int,
-                          batch_index: int | None) -> None:
+                          batch_index: int | None, *, original_bytes: int | None = None,
+                          original_sha256: str | None = None) -> None:
+        """Send a dead letter; one too large to send whole carries an excerpt (see the module docstring)."""
         headers = dead_letter_headers(reason=reason, error=error, topic=topic, partition=partition,
                                       offset=offset, batch_index=batch_index)
+        if original_bytes is None and record_bytes(None, payload, headers) + 200 > self.max_bytes:
+            original_bytes, original_sha256 = len(payload), hashlib.sha256(payload).hexdigest()
+            payload = payload[:EXCERPT_BYTES]
+        if original_bytes is not None:
+            headers += [("footfall.original.bytes", str(original_bytes).encode()),
+                        ("footfall.original.sha256", (original_sha256 or "").encode()),
+                        ("footfall.excerpt.bytes", str(len(payload)).encode())]
         await self.outbox.send(self.dead_letter_topic, None, payload, headers)
         self.dead_letters.record(reason, error, f"{topic}[{partition}]@{offset}")
         await self.redis.count_dead_letter(reason)

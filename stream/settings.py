@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from footfall.schemas.events import DEFAULT_MAX_MESSAGE_BYTES
 from footfall.schemas.keys import RedisKeys
 
 __all__ = ["ENV_VARIABLES", "STATE_SHAPING", "Settings", "SettingsError", "state_shape_changes"]
@@ -36,6 +37,11 @@ __all__ = ["ENV_VARIABLES", "STATE_SHAPING", "Settings", "SettingsError", "state
 class SettingsError(ValueError):
     """A `FOOTFALL_*` variable holds a value footfall cannot use."""
 
+
+#: Bounds of `FOOTFALL_MAX_MESSAGE_BYTES`: below, a store's state has too little room; above, a broker with
+#: Kafka's default `message.max.bytes` (1,048,588 per batch, overhead included) would refuse what is sent.
+MIN_MESSAGE_BYTES = 65_536
+MAX_MESSAGE_BYTES = 1_048_576
 
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 _APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
@@ -73,6 +79,7 @@ class Settings:
     pseudonym_secret: str = field(default="", repr=False)
     min_event_time: str = "2000-01-01T00:00:00Z"
     max_future_s: int = 3600
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     history_maxlen: int = 10_000
     bucket_retention_days: int = 8
     session_timeout_s: float = 6.0
@@ -86,6 +93,7 @@ class Settings:
     web_host: str = "127.0.0.1"
     health_max_checkpoint_age_s: float = 60.0
     startup_timeout_s: float = 30.0
+    max_pending_records: int = 100_000
     data_dir: str = ""
 
     def __post_init__(self) -> None:
@@ -333,6 +341,10 @@ def _validate(s: Settings) -> None:
         _fail("min_event_time", s.min_event_time, "must be ISO-8601 with a UTC offset, e.g. 2000-01-01T00:00:00Z")
     if not 0 <= s.max_future_s <= 7 * 86_400:
         _fail("max_future_s", s.max_future_s, "must be between 0 and 604800")
+    if not MIN_MESSAGE_BYTES <= s.max_message_bytes <= MAX_MESSAGE_BYTES:
+        _fail("max_message_bytes", s.max_message_bytes,
+              f"must be between {MIN_MESSAGE_BYTES} and {MAX_MESSAGE_BYTES} (Kafka's default message.max.bytes is "
+              "1048588; footfall's topics and changelogs are made with the broker's defaults)")
     if not 10 <= s.history_maxlen <= 10_000_000:
         _fail("history_maxlen", s.history_maxlen, "must be between 10 and 10000000")
     if not 1 <= s.bucket_retention_days <= 400:
@@ -362,6 +374,8 @@ def _validate(s: Settings) -> None:
             _fail("extra_stages", s.extra_stages, f"{path!r} is not module.path:ClassName")
     if not 1 <= s.web_port <= 65_535:
         _fail("web_port", s.web_port, "must be a TCP port")
+    if s.max_pending_records < 1:
+        _fail("max_pending_records", s.max_pending_records, "must be at least 1")
     if not s.startup_timeout_s > 0:
         _fail("startup_timeout_s", s.startup_timeout_s, "must be a positive number of seconds")
     if not s.health_max_checkpoint_age_s > 0:
@@ -427,6 +441,12 @@ ENV_VARIABLES: dict[str, str] = {
     ),
     "FOOTFALL_MIN_EVENT_TIME": "Earliest believable event time (ISO-8601). Default 2000-01-01T00:00:00Z.",
     "FOOTFALL_MAX_FUTURE_S": "How far ahead of the worker's clock an event may be. Default 3600.",
+    "FOOTFALL_MAX_MESSAGE_BYTES": (
+        "Largest Kafka message, one limit end to end: bigger input is dead-lettered as `too_large` (a 4 KiB "
+        "excerpt with the original's size and sha256), it is the producer's max request size, and every store's "
+        "saved state is kept under it (the duplicate memory is bounded to half of it). 65536..1048576. "
+        "Default 1000000."
+    ),
     "FOOTFALL_HISTORY_MAXLEN": "Approximate cap of each Redis history stream. Default 10000.",
     "FOOTFALL_BUCKET_RETENTION_DAYS": "Days a per-store, per-day bucket hash stays in Redis. Default 8.",
     "FOOTFALL_SESSION_TIMEOUT_S": (
@@ -451,6 +471,10 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_WEB_PORT": "Port of the worker's web server when enabled. Default 6066.",
     "FOOTFALL_WEB_HOST": (
         "Address the worker's web server binds (0.0.0.0 for a scraper on another host). Default 127.0.0.1."
+    ),
+    "FOOTFALL_MAX_PENDING_RECORDS": (
+        "While Redis (or the broker) is away, the worker stops consuming once this many records wait for the "
+        "next checkpoint (memory stays bounded; the input waits in Kafka). Default 100000."
     ),
     "FOOTFALL_STARTUP_TIMEOUT_S": (
         "How long the worker waits at start for Redis to answer before refusing to start (it never consumes "

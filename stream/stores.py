@@ -29,6 +29,7 @@ from footfall.operators.pipeline.persistence import (
 from footfall.operators.pipeline.stage import StageFactory
 from footfall.operators.pipeline.store import StoreParams
 from footfall.operators.pipeline.store_pipeline import STAGES, StorePipeline
+from footfall.operators.windows.dedupe import max_ids_for
 from footfall.stream.records import StoreMeta
 from footfall.stream.settings import Settings
 
@@ -154,6 +155,8 @@ class StoreRegistry:
         self._stores: dict[str, HeldStore] = {}
         #: Stores changed since their state was last saved.
         self.dirty: set[str] = set()
+        #: Stores changed since their live outputs were last collected (a subset of `dirty`).
+        self.touched: set[str] = set()
         #: Saved values refused (logged, that part started over) since start.
         self.refused = 0
 
@@ -193,6 +196,10 @@ class StoreRegistry:
         except Exception:  # a saved flow this code cannot rebuild: say so, and count the store anew
             logger.exception("store %s: saved flow state unreadable; the store's counts start over", store_id)
             pipeline = StorePipeline.from_state(store_id, params, self.stages, None, stage_states)
+        # Its duplicate memory bounded so that its saved state fits in one message (FOOTFALL_MAX_MESSAGE_BYTES);
+        # ids beyond are forgotten oldest first, counted by the intake as `dedupe_overflow`.
+        dedupe = pipeline.flow.dedupe
+        dedupe.bound(max_ids_for(self.settings.max_message_bytes, dedupe.horizon_ms, dedupe.slot_ms))
         return HeldStore(pipeline, saved_partition, offset, wm_at_wall_ms=pipeline.watermark_ms, rerouted=rerouted)
 
     def _stage_states(self, store_id: str) -> Mapping[str, Any]:
@@ -215,6 +222,7 @@ class StoreRegistry:
         for store_id in gone:
             del self._stores[store_id]
             self.dirty.discard(store_id)
+            self.touched.discard(store_id)
         return gone
 
     def load_saved(self, partitions: set[int]) -> None:

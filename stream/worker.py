@@ -60,7 +60,9 @@ class FlowWorker:
 
     async def process(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
                       headers: Any = None) -> None:
-        """Handle one message exactly once; never raises."""
+        """Handle one message exactly once; never raises. Waits while the checkpoints fail and work piles up."""
+        if self.backlogged():
+            await self._wait_for_room()
         async with self._lock:
             if await self.checkpoint.admit(topic, partition, offset, self.intake.apply):
                 await self.intake.apply(key, value, topic, partition, offset, headers)
@@ -70,6 +72,24 @@ class FlowWorker:
                 await self.flush()
             except Exception:  # nothing was saved: the next flush tries again
                 logger.exception("flush failed; will retry")
+
+    def backlogged(self) -> bool:
+        """Checkpoints fail and `max_pending_records` wait: no more input until a flush succeeds."""
+        return self.checkpoint.failing and len(self.outbox.records) >= self.settings.max_pending_records
+
+    async def _wait_for_room(self) -> None:
+        # Not consuming while the records waiting for Redis (or the broker) pass the bound: memory stays
+        # bounded, and the input waits in Kafka. The flush timer keeps trying; heartbeats go on.
+        logger.warning("%d records wait for the next checkpoint (limit %d, FOOTFALL_MAX_PENDING_RECORDS): "
+                       "consumption paused until a flush succeeds", len(self.outbox.records),
+                       self.settings.max_pending_records)
+        self.outbox.totals["consumption_paused"] += 1
+        while True:
+            await asyncio.sleep(0.25)
+            async with self._lock:  # not during a flush, which holds the records it tries to publish
+                if not self.backlogged():
+                    break
+        logger.warning("consumption resumed")
 
     async def flush(self) -> None:
         """Collect open buckets and live states, then publish and save (`stream.checkpoint`)."""
@@ -114,7 +134,12 @@ class FlowWorker:
 
     async def catch_up(self, topic: str, partitions: list[int], stall_s: float,
                        still_assigned: Callable[[int], bool] = lambda p: True) -> int:
-        """Apply what waits in partitions the consumer stopped delivering from (`Checkpoint.catch_up`)."""
+        """Apply what waits in partitions the consumer stopped delivering from (`Checkpoint.catch_up`).
+
+        Not while backlogged: the consumer is held back on purpose then, not stalled.
+        """
+        if self.backlogged():
+            return 0
         applied = await self.checkpoint.catch_up(topic, partitions, stall_s, self._lock, self.intake.apply,
                                                  still_assigned)
         if applied:

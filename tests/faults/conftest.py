@@ -25,6 +25,7 @@ class OwnRedis:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> OwnRedis:
+        """Start it (again: on the same port, empty)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

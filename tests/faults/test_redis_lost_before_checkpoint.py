@@ -80,6 +80,12 @@ def test_events_consumed_before_any_checkpoint_are_counted_after_a_restart(servi
     assert worker.stop() is not None
 
     worker_factory(redis_url=services.redis_url).start()
+    # Traffic goes on: the restarted worker's first messages come after what it never checkpointed.
+    later = door_events(t0 + 400 * 5_000, 100, stores=6)
+    for e in later:
+        e["event_id"] = "later-" + e["event_id"]
+    send_all(services.bootstrap, topic, [(e["store_id"].encode(), orjson.dumps(e)) for e in later])
+    events += later
     client = redis.Redis.from_url(services.redis_url)
     expected = Counter((e["store_id"], e["ts"] // 900_000 * 900_000) for e in events)
 

@@ -75,12 +75,29 @@ class FakeRedis:
     async def count_dead_letter(self, reason):
         return None
 
+    async def ping(self, timeout_s=0.5):
+        return self.ok
+
+    async def lost_data(self):
+        return False
+
+
+class FakeRangeReader:
+    """The input topic as far as these tests need it: every partition starts at offset 0, and holds no gap."""
+
+    async def beginning_offsets(self, topic, partitions):
+        return {p: 0 for p in partitions}
+
+    async def read(self, topic, partition, start, end, timeout_s=30.0):
+        return []
+
 
 def make_counter() -> tuple[FlowWorker, dict[str, FakeTopic], FakeTable, FakeRedis]:
     settings = Settings(pseudonym_secret="0123456789abcdef-secret", idle_timeout_s=0)
     topics = {name: FakeTopic(name) for name in ("events", "aggregates", "dead-letter")}
     table, redis = FakeTable(), FakeRedis()
     counter = FlowWorker(settings, table, topics["events"], topics["aggregates"], topics["dead-letter"], redis)
+    counter.checkpoint.range_reader = FakeRangeReader()
     return counter, topics, table, redis
 
 
@@ -126,6 +143,33 @@ def test_a_failed_redis_write_keeps_the_records_and_the_marker_waits():
         assert buckets and buckets[-1]["events"] == 4, "the kept record was replaced by the newer one"
         assert redis.stats["events"] == 4, "counters of the failed flush were kept, not lost"
         assert read_marker_value(table.data[marker_key(2)]) == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_redis_outage_sends_each_record_to_kafka_once_and_probes_only():
+    async def scenario():
+        counter, topics, table, redis = make_counter()
+        pings = []
+
+        async def ping(timeout_s=0.5):
+            pings.append(timeout_s)
+            return redis.ok
+
+        redis.ping = ping
+        redis.ok = False
+        await counter.process(b"s1", event(0), "t.events", 1, 0)
+        for _ in range(5):  # five flushes with Redis away: the records go to Kafka once
+            await counter.flush()
+        sent = [value for _, value in topics["aggregates"].sent]
+        assert sent and len(sent) == len(set(sent)), "a record sent twice to the output topic"
+        assert len(pings) == 4 and max(pings) <= 0.5, "after the first failure, a short probe per flush"
+        assert markers(table) == []
+        redis.ok = True
+        await counter.flush()
+        assert [value for _, value in topics["aggregates"].sent] == sent, "nothing resent once Redis is back"
+        assert {orjson.dumps(r) for r in redis.published} == set(sent), "Redis has what Kafka has"
+        assert read_marker_value(table.data[marker_key(1)]) == 0
 
     asyncio.run(scenario())
 

@@ -9,7 +9,7 @@ import orjson
 from footfall.stream.intake import TICK_HEADER
 from footfall.stream.settings import Settings
 from footfall.stream.worker import FlowWorker
-from tests.unit.test_flush_failures import FakeRedis, FakeTable, FakeTopic, event
+from tests.unit.test_flush_failures import FakeRangeReader, FakeRedis, FakeTable, FakeTopic, event
 
 
 def test_a_tick_is_due_until_it_is_delivered_then_not_before_the_next_close():
@@ -18,6 +18,7 @@ def test_a_tick_is_due_until_it_is_delivered_then_not_before_the_next_close():
         topics = {name: FakeTopic(name) for name in ("events", "aggregates", "dead-letter")}
         worker = FlowWorker(settings, FakeTable(), topics["events"], topics["aggregates"], topics["dead-letter"],
                             FakeRedis())
+        worker.checkpoint.range_reader = FakeRangeReader()
         await worker.process(b"s1", event(1), "t.events", 0, 0)  # one event at 1_780_000_001_000
         store = worker.stores["s1"]
         later = store.wall_ms + 70_000  # 70 s of silence: the bucket [1_779_999_960_000, +60 s) is due to close
@@ -39,6 +40,7 @@ def idle_worker() -> tuple[FlowWorker, FakeTopic]:
     topics = {name: FakeTopic(name) for name in ("events", "aggregates", "dead-letter")}
     worker = FlowWorker(settings, FakeTable(), topics["events"], topics["aggregates"], topics["dead-letter"],
                         FakeRedis())
+    worker.checkpoint.range_reader = FakeRangeReader()
     return worker, topics["events"]
 
 

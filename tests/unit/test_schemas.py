@@ -491,3 +491,21 @@ def test_batch_element_that_is_a_list_has_identifiers_pseudonymised() -> None:
     decoded = decode(orjson.dumps([[pos(customer_id="card-raw-nested")]]))
     assert decoded.rejects[0].reason == "not_an_object"
     assert b"card-raw-nested" not in decoded.rejects[0].payload
+
+
+def test_oversize_reject_is_an_excerpt_with_the_size_and_sha256_of_the_message() -> None:
+    from footfall.schemas.messages import EXCERPT_BYTES
+
+    body = orjson.dumps([pos(customer_id="card-raw-big")] * 6_000)
+    raw = body + b" " * (1_040_000 - len(body))  # over the 1,000,000 default, under the old 1 MiB limit
+    reject = decode(raw).rejects[0]
+    assert reject.reason == "too_large" and len(reject.payload) == EXCERPT_BYTES
+    assert (reject.original_bytes, reject.original_sha256) == (len(raw), hashlib.sha256(raw).hexdigest())
+    assert b"card-raw-big" not in reject.payload
+
+
+def test_the_message_limit_comes_from_limits() -> None:
+    raw = orjson.dumps(door())
+    small = Limits(max_message_bytes=len(raw) - 1)
+    assert decode_message(raw, now_ms=NOW_MS, limits=small).rejects[0].reason == "too_large"
+    assert decode_message(raw, now_ms=NOW_MS, limits=LIMITS).events

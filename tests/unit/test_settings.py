@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "pseudonym_secret": "",
     "min_event_time": "2000-01-01T00:00:00Z",
     "max_future_s": 3600,
+    "max_message_bytes": 1_000_000,
     "history_maxlen": 10_000,
     "bucket_retention_days": 8,
     "session_timeout_s": 6.0,
@@ -53,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "web_host": "127.0.0.1",
     "health_max_checkpoint_age_s": 60.0,
     "startup_timeout_s": 30.0,
+    "max_pending_records": 100_000,
     "data_dir": "",
 }
 
