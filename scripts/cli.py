@@ -25,6 +25,7 @@ TOOLS = {
     "evaluate": "evaluate",
     "dashboard": "dashboard",
     "alerts": "alerts",
+    "export": "export",
     "staffing": "staffingcli",
 }
 
