@@ -21,12 +21,14 @@ TOOLS = {
     "simulate": "simulate",
     "replay": "replay",
     "bench": "bench",
+    "scale": "scale",
     "schemas": "schemacli",
     "evaluate": "evaluate",
     "dashboard": "dashboard",
     "alerts": "alerts",
     "export": "export",
     "staffing": "staffingcli",
+    "faults": "faultsuite",
 }
 
 

@@ -5,10 +5,11 @@ header `footfall.tick`) or a message of events:
 
 1. decode (`schemas.decode_message`): bad payloads and bad batch elements become
    dead letters with their reason; identifiers are pseudonymised;
-2. events whose `store_id` is not the message key go back to the events topic under
-   the right key (a store's state lives in one partition only), with a header naming
-   their source partition and offset so that a resend of them is recognised, whenever it
-   comes (`stores.ReroutedSeen`);
+2. events of a store id `FOOTFALL_STORE_IDS` does not let in are dead-lettered with reason
+   `unknown_store` (no state, no Redis keys are made for it); events whose `store_id` is not
+   the message key go back to the events topic under the right key (a store's state lives in
+   one partition only), with a header naming their source partition and offset so that a
+   resend of them is recognised, whenever it comes (`stores.ReroutedSeen`);
 3. per store, its pipeline (`operators.pipeline.store_pipeline.StorePipeline`) takes the events:
    duplicates are dropped and counted, late ones dead-lettered with reason `late`,
    the rest counted;
@@ -145,6 +146,15 @@ class Intake:
             by_store.setdefault(event.store_id, []).append((event, original))
         stats: Counter[str] = Counter(messages=1, rejected=len(decoded.rejects))
         for store_id, items in by_store.items():
+            if not self.settings.store_allowed(store_id):
+                # Not an id FOOTFALL_STORE_IDS lets in: no state, no re-route, no Redis keys for it.
+                for _, original in items:
+                    await self.dead_letter(
+                        orjson.dumps(scrub_identifiers(original, self.pseudonymize)), "unknown_store",
+                        f"UnknownStore: store_id {store_id!r} matches none of FOOTFALL_STORE_IDS",
+                        topic, partition, offset, None)
+                stats["rejected"] += len(items)
+                continue
             if store_id != key_str:
                 # Mis-keyed: its state lives in another partition. Send it back, keyed right;
                 # the original (raw) bytes go only to the input topic they came from.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fnmatch
 import math
 import re
 import zoneinfo
@@ -68,6 +69,8 @@ class Settings:
     dedupe_horizon_s: int = 1200
     target_wait_s: float = 600.0
     idle_timeout_s: float = 300.0
+    store_idle_evict_s: float = 21_600.0
+    store_ids: str = ""
     stall_s: float = 15.0
     forecast_horizon_h: float = 24.0
     holidays: str = ""
@@ -152,6 +155,16 @@ class Settings:
     def forecast_horizon(self) -> int:
         """Buckets ahead to forecast (0: forecasts off)."""
         return round(self.forecast_horizon_h * 3600 / self.bucket_s)
+
+    @property
+    def store_id_patterns(self) -> tuple[str, ...]:
+        """`FOOTFALL_STORE_IDS` as fnmatch globs (none: every store id is allowed)."""
+        return _store_id_patterns(self.store_ids)
+
+    def store_allowed(self, store_id: str) -> bool:
+        """Whether `FOOTFALL_STORE_IDS` lets `store_id` in (case-sensitive globs; unset: every id)."""
+        patterns = self.store_id_patterns
+        return not patterns or any(fnmatch.fnmatchcase(store_id, p) for p in patterns)
 
     def store_timezone(self, store_id: str) -> str:
         return self.timezone_of_store.get(store_id, self.timezone)
@@ -273,6 +286,15 @@ def _store_capacities(raw: str) -> dict[str, float]:
     return out
 
 
+def _store_id_patterns(raw: str) -> tuple[str, ...]:
+    """`bank-*,retail-0??` -> ("bank-*", "retail-0??"); ValueError naming a pattern with a space."""
+    patterns = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for pattern in patterns:
+        if any(c.isspace() for c in pattern):
+            raise ValueError(f"{pattern!r} holds a space")
+    return patterns
+
+
 def _holidays(path: str) -> tuple[dt.date, ...]:
     """ISO dates from a file, one per line ('#' starts a comment); () for no path."""
     if not path:
@@ -319,6 +341,12 @@ def _validate(s: Settings) -> None:
         _fail("stall_s", s.stall_s, "must be 0 (off) or at least 1 second")
     if not (math.isfinite(s.idle_timeout_s) and (s.idle_timeout_s == 0 or s.idle_timeout_s >= 1)):
         _fail("idle_timeout_s", s.idle_timeout_s, "must be 0 (off) or at least 1 second")
+    if not (math.isfinite(s.store_idle_evict_s) and (s.store_idle_evict_s == 0 or s.store_idle_evict_s >= 1)):
+        _fail("store_idle_evict_s", s.store_idle_evict_s, "must be 0 (never) or at least 1 second")
+    try:
+        _store_id_patterns(s.store_ids)
+    except ValueError as exc:
+        _fail("store_ids", s.store_ids, f"must be store id patterns (fnmatch globs) separated by commas ({exc})")
     if not (math.isfinite(s.forecast_horizon_h) and 0 <= s.forecast_horizon_h <= 14 * 24
             and (s.forecast_horizon_h == 0 or s.forecast_horizon_h * 3600 >= s.bucket_s)):
         _fail("forecast_horizon_h", s.forecast_horizon_h,
@@ -412,6 +440,15 @@ ENV_VARIABLES: dict[str, str] = {
         "A store silent this long (wall clock) has its event time moved on by the time elapsed, so its "
         "buckets close (as zeros) without events; 0 = off (set 0 when replaying old data). Default 300."
     ),
+    "FOOTFALL_STORE_IDLE_EVICT_S": (
+        "A store without events for this long (wall clock), its state saved and no bucket left to close, leaves "
+        "the worker's memory (and gets no more idle ticks); its next event brings it back from the table, its "
+        "counts continuing. 0 = never. Default 21600 (6 h)."
+    ),
+    "FOOTFALL_STORE_IDS": (
+        "Store ids the worker accepts, as fnmatch globs separated by commas (`bank-*,retail-0??`, case-sensitive); "
+        "events of other ids are dead-lettered as `unknown_store`. Default empty: every id."
+    ),
     "FOOTFALL_FORECAST_HORIZON_H": (
         "Hours ahead each store's forecasts reach (rounded to whole buckets); 0 = no forecasts. Default 24."
     ),
@@ -448,7 +485,10 @@ ENV_VARIABLES: dict[str, str] = {
         "Default 1000000."
     ),
     "FOOTFALL_HISTORY_MAXLEN": "Approximate cap of each Redis history stream. Default 10000.",
-    "FOOTFALL_BUCKET_RETENTION_DAYS": "Days a per-store, per-day bucket hash stays in Redis. Default 8.",
+    "FOOTFALL_BUCKET_RETENTION_DAYS": (
+        "Days a per-store, per-day bucket hash stays in Redis, and a store's current-state keys (`latest`, "
+        "`live`, `forecast`, `alerts`, the latest record of a stage's kind) after their last write. Default 8."
+    ),
     "FOOTFALL_SESSION_TIMEOUT_S": (
         "Kafka consumer session and rebalance timeout (s). Default 6 (fast rejoin); raise in production."
     ),

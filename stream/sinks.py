@@ -7,6 +7,9 @@ Redis layout (`<p>` is `FOOTFALL_TOPIC_PREFIX`; `schemas.keys.RedisKeys` names e
   bucket (late data within the restate horizon) does not replace a newer bucket there.
 - `<p>:store:<store_id>:live` (hash): the store's live record (windows, occupancy, today,
   queues), one field per record field, replaced whole on each update.
+- A store's current-state keys (`latest`, `live`, `forecast`, `alerts`, the latest record of a
+  stage's kind) expire `FOOTFALL_BUCKET_RETENTION_DAYS` after their last write (each write sets
+  the expiry again): a store that vanished leaves Redis with its day hashes.
 - `<p>:store:<store_id>:history` (stream, capped near `FOOTFALL_HISTORY_MAXLEN`): every record
   published, field `record` = the JSON record.
 - `<p>:store:<store_id>:buckets:<YYYY-MM-DD>` (hash, expires after
@@ -201,6 +204,7 @@ class RedisSink:
                 flat = [x for kv in _flat(record).items() for x in kv]
                 await self._set_bucket_latest(keys=[self.keys.store_latest(record["store_id"])],
                                               args=[record["bucket_start_ms"], *flat], client=pipe)
+                pipe.expire(self.keys.store_latest(record["store_id"]), self._retention_s)
         await pipe.execute()
 
     def _write_alert(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
@@ -211,6 +215,7 @@ class RedisSink:
             pipe.hdel(open_key, record["alert_id"])
         else:
             pipe.hset(open_key, record["alert_id"], body)
+        pipe.expire(open_key, self._retention_s)  # current state: a store gone silent leaves with it
         pipe.xadd(k.alerts_history, {"record": body}, maxlen=self.settings.history_maxlen, approximate=True)
         pipe.publish(k.alerts_channel, body)
 
@@ -218,6 +223,7 @@ class RedisSink:
         # Latest per series (a hash field each), a capped history, and a push to dashboards.
         k, store = self.keys, record["store_id"]
         pipe.hset(k.store_forecast(store), record["series"], body)
+        pipe.expire(k.store_forecast(store), self._retention_s)
         pipe.xadd(k.store_forecast_history(store), {"record": body}, maxlen=self.settings.history_maxlen,
                   approximate=True)
         pipe.publish(k.forecast_channel(store), body)
@@ -227,6 +233,7 @@ class RedisSink:
         k, store = self.keys, record["store_id"]
         pipe.delete(k.store_live(store))
         pipe.hset(k.store_live(store), mapping=_flat(record))
+        pipe.expire(k.store_live(store), self._retention_s)
         pipe.publish(k.live_channel(store), body)
 
     def _write_bucket(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
@@ -234,6 +241,7 @@ class RedisSink:
         k, store = self.keys, record["store_id"]
         if not record.get("restated"):
             pipe.hset(k.store_latest(store), mapping=_flat(record))
+            pipe.expire(k.store_latest(store), self._retention_s)
         pipe.xadd(k.store_history(store), {"record": body}, maxlen=self.settings.history_maxlen, approximate=True)
         day = record.get("day") or _day_of(record["bucket_start_ms"], self._tz)
         day_key = k.store_day(store, day)
@@ -246,7 +254,7 @@ class RedisSink:
         # The latest is one JSON string: a hash flattened field by field cannot tell a text field from
         # JSON (a text "null" from a null), and the reader of a new kind knows none of its fields.
         k, store, kind = self.keys, record["store_id"], record["type"]
-        pipe.set(k.store_record(store, kind), body)
+        pipe.set(k.store_record(store, kind), body, ex=self._retention_s)
         pipe.xadd(k.store_record_history(store, kind), {"record": body}, maxlen=self.settings.history_maxlen,
                   approximate=True)
         pipe.publish(k.record_channel(kind, store), body)

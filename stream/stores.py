@@ -2,12 +2,31 @@
 
 A store comes into memory on its first message (or when its partition is assigned:
 `load_saved`), from what the `stores` table holds (`operators.pipeline.persistence`), and
-leaves when its partition goes. The pipeline's configuration (bucket length, time
-zone, stages) comes from the settings (`pipeline_params`, `stage_factories`).
+leaves when its partition goes, or when it has been idle long enough (eviction, below). The
+pipeline's configuration (bucket length, time zone, stages) comes from the settings
+(`pipeline_params`, `stage_factories`).
 
 Idle stores. A silent store's event time is taken to run on with the wall clock:
 its watermark at its last event plus the wall time since. `idle_ticks` says which
 stores have a bucket due to close that way.
+
+Eviction (`FOOTFALL_STORE_IDLE_EVICT_S`, 0 = never). A store leaves memory (`evict_idle`) once
+it has had no event for that long (wall clock, counted from its last event or from when it came
+into memory; idle ticks do not count, or a silent store would be ticked every bucket forever),
+and nothing of it would be lost or is still to come: it is not `dirty`, the table holds its state
+at the offset it stands at (a store left unsaved, `state_too_large`, or one whose saved value was
+refused, stays), and, with idle ticks on, no bucket with events is still open (the ticks close it
+first) and no tick sent for it is still on its way back. Its saved value stays in the table and
+its changelog; its next message (an event, or a late tick) reloads it through `_load`, exactly as
+after a rebalance, and its counts continue. Only then: like any store loaded from the table, its
+saved watermark is where the ticks left it, so events hours ahead of it move it only once
+corroborated (`StoreParams.watermark_corroboration`), while they count in their buckets at once.
+A sweep runs at most every `sweep_every_ms`, from `load_saved` (the idle-tick timer, every second)
+and from `get` (so it runs with idle ticks off as well, as messages come). `evicted` counts them.
+
+`load_saved` brings a partition's saved stores into memory once per assignment (`forget` of the
+partition, on every rebalance, makes it due again), not at every round: an evicted store stays
+out until its next message, so memory stays flat however many ids were ever seen.
 """
 
 from __future__ import annotations
@@ -15,7 +34,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +151,8 @@ class HeldStore:
     pipeline: StorePipeline
     partition: int
     offset: int  # last input offset applied to it
-    wall_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # when it last had an event
+    # When it last had an event (or came into memory): its idle clock, and its eviction clock.
+    wall_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     wm_at_wall_ms: int | None = None  # its watermark then
     ticked_to_ms: int = -1  # the newest idle tick sent for it
     # Re-routed messages applied, by source partition and offset: one sent again (its source re-applied
@@ -159,6 +179,14 @@ class StoreRegistry:
         self.touched: set[str] = set()
         #: Saved values refused (logged, that part started over) since start.
         self.refused = 0
+        #: Stores evicted from memory since start (`evict_idle`).
+        self.evicted = 0
+        self.evict_after_ms = int(settings.store_idle_evict_s * 1000)
+        #: How often at most `evict_idle` sweeps (from `get` and `load_saved`).
+        self.sweep_every_ms = max(250, min(self.evict_after_ms // 4, 60_000))
+        self._swept_at_ms = 0
+        #: Partitions whose saved stores `load_saved` brought in since they were (re)assigned.
+        self._loaded: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._stores)
@@ -172,6 +200,7 @@ class StoreRegistry:
 
     def get(self, store_id: str, partition: int) -> HeldStore:
         """The store, from memory or from the table (a new one when neither has it)."""
+        self.maybe_evict()
         store = self._stores.get(store_id)
         if store is None:
             store = self._stores[store_id] = self._load(store_id, partition)
@@ -223,15 +252,26 @@ class StoreRegistry:
             del self._stores[store_id]
             self.dirty.discard(store_id)
             self.touched.discard(store_id)
+        self._loaded.difference_update(partitions)
         return gone
 
     def load_saved(self, partitions: set[int]) -> None:
-        """Bring the stores the table holds for `partitions` (this worker's) into memory, so silent ones get ticks."""
+        """Bring the stores the table holds for `partitions` (this worker's) into memory, so silent ones get ticks.
+
+        Once per assignment of a partition (see the module docstring: evicted stores stay out), and not
+        the stores `FOOTFALL_STORE_IDS` no longer lets in. Then evicts what is due (`maybe_evict`).
+        """
+        self.maybe_evict()
+        due = set(partitions) - self._loaded
+        if not due:
+            return
+        self._loaded.update(due)
+        allowed = self.settings.store_allowed
         for key, saved in list(self.table.data.items()):
-            if key in self._stores or key.startswith("~") or not isinstance(saved, dict):
+            if key in self._stores or key.startswith("~") or not isinstance(saved, dict) or not allowed(key):
                 continue
             partition = saved.get("partition", saved.get("p"))
-            if partition in partitions:
+            if partition in due:
                 try:
                     self.get(key, partition)
                 except Exception:  # one store that cannot load must not keep the others from their ticks
@@ -265,3 +305,56 @@ class StoreRegistry:
         store = self._stores.get(store_id)
         if store is not None:
             store.ticked_to_ms = max(store.ticked_to_ms, advance_to_ms)
+
+    # -- eviction ------------------------------------------------------------------------------
+
+    def maybe_evict(self, now_ms: int | None = None) -> list[str]:
+        """`evict_idle`, when on and its last sweep is `sweep_every_ms` old."""
+        if self.evict_after_ms <= 0:
+            return []
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if now_ms - self._swept_at_ms < self.sweep_every_ms:
+            return []
+        return self.evict_idle(now_ms)
+
+    def evictable(self, store_id: str, store: HeldStore, now_ms: int) -> bool:
+        """Whether the store may leave memory now (the rule in the module docstring)."""
+        if self.evict_after_ms <= 0 or now_ms - store.wall_ms < self.evict_after_ms or store_id in self.dirty:
+            return False
+        if self.settings.idle_timeout_s > 0:  # idle ticks on: they still have to close its buckets
+            pipeline = store.pipeline
+            if pipeline.flow.buckets.open_buckets():
+                return False
+            watermark = pipeline.watermark_ms
+            if store.ticked_to_ms > (watermark if watermark is not None else -1):
+                return False  # a tick is on its way back to it
+        return self._saved_as_is(store_id, store)
+
+    def _saved_as_is(self, store_id: str, store: HeldStore) -> bool:
+        """The table holds the store's state at the partition and offset it stands at."""
+        saved = self.table.data.get(store_id)
+        if not isinstance(saved, Mapping):
+            return False
+        partition = saved.get("partition", saved.get("p"))
+        offset = saved.get("offset", saved.get("o"))
+        return partition == store.partition and offset == store.offset
+
+    def evict_idle(self, now_ms: int | None = None) -> list[str]:
+        """Drop the stores `evictable` now from memory (their saved state stays in the table); their ids."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self._swept_at_ms = now_ms
+        if self.evict_after_ms <= 0:
+            return []
+        gone = [store_id for store_id, store in self._stores.items()
+                if now_ms - store.wall_ms >= self.evict_after_ms and self.evictable(store_id, store, now_ms)]
+        self._drop(gone)
+        if gone:
+            self.evicted += len(gone)
+            logger.info("evicted %d idle stores from memory (%d left, %d since start)", len(gone),
+                        len(self._stores), self.evicted)
+        return gone
+
+    def _drop(self, store_ids: Iterable[str]) -> None:
+        for store_id in store_ids:
+            del self._stores[store_id]
+            self.touched.discard(store_id)

@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "dedupe_horizon_s": 1200,
     "target_wait_s": 600.0,
     "idle_timeout_s": 300.0,
+    "store_idle_evict_s": 21_600.0,
+    "store_ids": "",
     "stall_s": 15.0,
     "forecast_horizon_h": 24.0,
     "holidays": "",

@@ -1,0 +1,241 @@
+"""What the fault-suite scenarios share: paced traffic with malformed messages in it, and the tally.
+
+A scenario sends door events (each one arrival in its store's 15-minute bucket) and a few malformed
+messages through a `Traffic` sender thread, breaks something mid-stream, then `Tally.take` compares
+every bucket record in Redis with a brute-force count of what was sent: `lost` is what is missing,
+summed per bucket, `double` what is counted beyond what was sent. Dead letters are read back from
+`<prefix>.dead-letter` (one per source offset; repeats are reported apart). `recovery_s` runs from
+the fault to the first moment every event sent before the fault is counted. The row goes to
+`$FOOTFALL_FAULT_REPORT` (see `footfall.scripts.faultsuite`) before the test asserts anything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+from kafka import KafkaProducer
+
+from footfall.scripts.faultsuite import append_row
+from tests.integration.test_pipeline import read_topic, redis_buckets
+
+BUCKET_MS = 900_000
+HOUR_MS = 3_600_000
+
+#: Malformed messages and the reason each must be dead-lettered with.
+MALFORMED: list[tuple[bytes, str]] = [
+    (b"\xff\xfe\xfa not utf-8", "not_utf8"),
+    (b'{"event_id": "cut', "not_json"),
+    (b"42", "not_an_object"),
+    (orjson.dumps({"event_id": "no-ts", "store_id": "fault-0", "kind": "door", "schema_version": 1,
+                   "door_id": "main", "sensor_id": "cnt-1", "direction": "in"}), "missing_field"),
+]
+
+
+def door(event_id: str, store: str, ts_ms: int) -> dict:
+    return {"event_id": event_id, "store_id": store, "kind": "door", "ts": ts_ms, "schema_version": 1,
+            "door_id": "main", "sensor_id": "cnt-1", "direction": "in"}
+
+
+@dataclass
+class Traffic:
+    """`n` door events over `stores` stores, 5 s apart from about four hours ago, keyed by store; a
+    malformed message (cycling through `MALFORMED`) after every `bad_every` of them."""
+
+    bootstrap: str
+    topic: str
+    name: str
+    n: int = 2000
+    stores: int = 6
+    bad_every: int = 250
+    chunk: int = 20
+    pause_s: float = 0.1
+    messages: list[tuple[bytes, bytes, dict | None]] = field(default_factory=list)
+    sent_n: int = 0  # messages flushed to the broker so far
+    error: BaseException | None = None
+    _thread: threading.Thread | None = None
+    _go: threading.Event = field(default_factory=threading.Event)
+    _parked: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        t0 = (int(time.time() * 1000) - 4 * HOUR_MS) // BUCKET_MS * BUCKET_MS
+        bad = 0
+        for i in range(self.n):
+            event = door(f"{self.name}-{i}", f"fault-{i % self.stores}", t0 + i * 5_000)
+            self.messages.append((event["store_id"].encode(), orjson.dumps(event), event))
+            if i % self.bad_every == self.bad_every // 2:
+                payload, _ = MALFORMED[bad % len(MALFORMED)]
+                self.messages.append((b"bad", payload, None))
+                bad += 1
+        self._go.set()
+
+    @property
+    def events(self) -> list[dict]:
+        return [e for _, _, e in self.messages if e is not None]
+
+    @property
+    def expected_reasons(self) -> Counter:
+        reason = dict(MALFORMED)
+        return Counter(reason[v] for _, v, e in self.messages if e is None)
+
+    def sent_events(self) -> list[dict]:
+        """The valid events surely on the broker by now."""
+        return [e for _, _, e in self.messages[:self.sent_n] if e is not None]
+
+    def send(self, start: int = 0, stop: int | None = None) -> None:
+        """Send messages[start:stop] in paced, flushed chunks (in the calling thread)."""
+        stop = len(self.messages) if stop is None else stop
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, retries=100, retry_backoff_ms=500)
+        try:
+            for at in range(start, stop, self.chunk):
+                if not self._go.is_set():
+                    self._parked.set()
+                    self._go.wait()
+                    self._parked.clear()
+                for key, value, _ in self.messages[at:min(at + self.chunk, stop)]:
+                    producer.send(self.topic, key=key, value=value)
+                producer.flush(timeout=60)
+                self.sent_n = min(at + self.chunk, stop)
+                time.sleep(self.pause_s)
+        finally:
+            producer.close()
+
+    def pause(self, timeout_s: float = 60.0) -> None:
+        """Hold the sender between chunks (all it sent is on the broker) until `resume`."""
+        self._go.clear()
+        deadline = time.monotonic() + timeout_s
+        while self.sending and not self._parked.is_set():
+            assert time.monotonic() < deadline, "the sender did not pause"
+            time.sleep(0.05)
+
+    def resume(self) -> None:
+        self._go.set()
+
+    def start(self) -> Traffic:
+        def target() -> None:
+            try:
+                self.send()
+            except BaseException as exc:
+                self.error = exc
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout_s: float = 120.0) -> None:
+        assert self._thread is not None
+        self._thread.join(timeout=timeout_s)
+        assert not self._thread.is_alive(), "the sender did not finish"
+        if self.error is not None:
+            raise AssertionError(f"the sender failed: {self.error!r}") from self.error
+
+    @property
+    def sending(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def brute(events: list[dict]) -> Counter:
+    return Counter((e["store_id"], e["ts"] // BUCKET_MS * BUCKET_MS) for e in events)
+
+
+def counted(client: redis.Redis, prefix: str) -> Counter:
+    return Counter({key: int(r["arrivals"]) for key, r in redis_buckets(client, prefix).items() if r["arrivals"]})
+
+
+def covers(found: Counter, want: Counter) -> bool:
+    return all(found[key] >= n for key, n in want.items())
+
+
+def dead_letters(bootstrap: str, prefix: str) -> tuple[Counter, int]:
+    """Dead letters by reason, one per source message; and how many records repeated one."""
+    seen: dict[tuple[int, int], str] = {}
+    records = read_topic(bootstrap, f"{prefix}.dead-letter")
+    for record in records:
+        headers = dict(record.headers)
+        source = (int(headers["footfall.source.partition"]), int(headers["footfall.source.offset"]))
+        seen[source] = headers["footfall.reason"].decode()
+    return Counter(seen.values()), len(records) - len(seen)
+
+
+@dataclass
+class Tally:
+    """A scenario's clock and numbers: `fault()` when it breaks something, `take()` at the end."""
+
+    scenario: str
+    prefix: str
+    redis_url: str
+    bootstrap: str
+    traffic: Traffic
+    fault_at: float | None = None
+    before_fault: Counter = field(default_factory=Counter)
+    counted_at_fault: int = 0
+    recovered_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = redis.Redis.from_url(self.redis_url)
+
+    def counted(self) -> Counter:
+        return counted(self.client, self.prefix)
+
+    def fault(self) -> None:
+        """Call right before breaking something: what is surely sent by then must come back."""
+        self.before_fault = brute(self.traffic.sent_events())
+        self.counted_at_fault = sum(self.counted().values())
+        self.fault_at = time.monotonic()
+
+    def wait_recovered(self, timeout_s: float = 120.0) -> float | None:
+        """Seconds from the fault until everything sent before it is counted (None: not within `timeout_s`)."""
+        assert self.fault_at is not None
+        deadline = self.fault_at + timeout_s
+        while time.monotonic() < deadline:
+            if covers(self.counted(), self.before_fault):
+                self.recovered_at = time.monotonic()
+                return self.recovered_at - self.fault_at
+            time.sleep(0.2)
+        return None
+
+    def take(self, settle_timeout_s: float = 120.0, quiet_s: float = 3.0) -> dict[str, Any]:
+        """Wait (up to `settle_timeout_s`) for exact counts and every dead letter, then record the row."""
+        want = brute(self.traffic.events)
+        deadline = time.monotonic() + settle_timeout_s
+        exact_at = None
+        while time.monotonic() < deadline:
+            if self.counted() == want:
+                exact_at = time.monotonic()
+                break
+            time.sleep(0.25)
+        time.sleep(quiet_s)  # nothing more arrives: nothing counted twice late
+        found = self.counted()
+        keys = set(want) | set(found)
+        lost = sum(max(0, want[k] - found[k]) for k in keys)
+        double = sum(max(0, found[k] - want[k]) for k in keys)
+        expected_reasons = self.traffic.expected_reasons
+        reasons, repeats = dead_letters(self.bootstrap, self.prefix)
+        while reasons != expected_reasons and time.monotonic() < deadline:
+            time.sleep(0.5)
+            reasons, repeats = dead_letters(self.bootstrap, self.prefix)
+        row = {
+            "scenario": self.scenario,
+            "sent": len(self.traffic.messages),
+            "valid": len(self.traffic.events),
+            "counted": sum(found.values()),
+            "dead_letters": dict(sorted(reasons.items())),
+            "dead_letters_expected": dict(sorted(expected_reasons.items())),
+            "dead_letter_repeats": repeats,
+            "lost": lost,
+            "double": double,
+            "counted_at_fault": self.counted_at_fault,
+            "recovery_s": None if self.recovered_at is None or self.fault_at is None
+            else round(self.recovered_at - self.fault_at, 2),
+            "exact_s": None if exact_at is None or self.fault_at is None else round(exact_at - self.fault_at, 2),
+            "exact": lost == 0 and double == 0 and reasons == expected_reasons,
+            **self.extra,
+        }
+        append_row(row)
+        return row
