@@ -45,7 +45,12 @@ PER_MESSAGE = 100  # events per Kafka message
 
 def series_events(starts: list[int], values: list[float | None], bucket_ms: int, store_id: str,
                   vertical: str | None, grace_ms: int) -> list[dict[str, Any]]:
-    """One door interval report per bucket with data, then one empty report that closes the last bucket."""
+    """One door interval report per bucket with data, then empty reports that close the last bucket.
+
+    Two: one at the end of the last bucket, one a grace later. A watermark moves by at most a
+    bucket (or the grace) per event on its own (`windows.buckets`), so one report a bucket and a
+    grace past the last would not close it.
+    """
     events = []
     for start, value in zip(starts, values, strict=True):
         if value is None:
@@ -53,8 +58,8 @@ def series_events(starts: list[int], values: list[float | None], bucket_ms: int,
         if value != int(value) or value < 0:
             raise ValueError(f"the stack counts people: {value} at {start} is not a whole count")
         events.append(_door(store_id, start, int(value), bucket_ms, vertical, f"{store_id}-{start}"))
-    closing = starts[-1] + bucket_ms + grace_ms
-    events.append(_door(store_id, closing, 0, bucket_ms, vertical, f"{store_id}-close-{closing}"))
+    for closing in (starts[-1] + bucket_ms, starts[-1] + bucket_ms + grace_ms):
+        events.append(_door(store_id, closing, 0, bucket_ms, vertical, f"{store_id}-close-{closing}"))
     return events
 
 
