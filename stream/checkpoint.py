@@ -70,6 +70,8 @@ Apply = Callable[[bytes | None, bytes | None, str, int, int, Any], Awaitable[Non
 
 #: Offsets read back at once when filling a gap.
 GAP_CHUNK = 5_000
+#: Seconds between looks for a Redis that lost its data while every write succeeded.
+LOST_DATA_CHECK_S = 5.0
 
 
 class Checkpoint:
@@ -91,6 +93,7 @@ class Checkpoint:
         self.broker = broker
         self._in_kafka: dict[tuple[str, int | str], dict[str, Any]] = {}  # sent, waiting for Redis
         self._redis_away = False
+        self._check_lost_at = 0.0  # monotonic time of the next look for a Redis that lost its data
         self._rebuild: asyncio.Task | None = None
         self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
 
@@ -229,15 +232,22 @@ class Checkpoint:
 
     async def _to_redis(self, records: list[dict[str, Any]], counts: Any) -> bool:
         """Write to Redis; while it is known to be away, only a short probe (the lock is held meanwhile)."""
-        if self._redis_away and not await self.redis.ping():
-            return False
+        if self._redis_away:
+            if not await self.redis.ping():
+                return False
+            self._check_lost_at = 0.0  # back: did it come back empty?
         ok = await self.redis.publish(records, counts)
         self._redis_away = not ok
-        if ok and self._rebuild is None:
+        now = time.monotonic()
+        # Whether Redis lost its data: at the first write, after a failure, and at most every
+        # LOST_DATA_CHECK_S between (a Redis restarted between two flushes shows no failure).
+        if ok and self._rebuild is None and now >= self._check_lost_at:
+            self._check_lost_at = now + LOST_DATA_CHECK_S
             try:
                 lost = await self.redis.lost_data()
             except Exception:  # the check itself failed: look again at the next flush
                 logger.exception("could not check whether Redis kept its data")
+                self._check_lost_at = 0.0
                 lost = False
             if lost:
                 self._rebuild = asyncio.create_task(self._rebuild_redis())

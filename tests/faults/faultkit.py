@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import orjson
 import redis
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from footfall.scripts.faultsuite import append_row
 from tests.integration.test_pipeline import read_topic, redis_buckets
@@ -40,6 +43,40 @@ MALFORMED: list[tuple[bytes, str]] = [
 def door(event_id: str, store: str, ts_ms: int) -> dict:
     return {"event_id": event_id, "store_id": store, "kind": "door", "ts": ts_ms, "schema_version": 1,
             "door_id": "main", "sensor_id": "cnt-1", "direction": "in"}
+
+
+def door_events(t0: int, n: int, stores: int, prefix: str = "fault", id_prefix: str = "f") -> list[dict]:
+    """`n` arrivals 5 s apart from `t0`, over `stores` stores (`<prefix>-0`, ...) in turn."""
+    return [door(f"{id_prefix}-{i}", f"{prefix}-{i % stores}", t0 + i * 5_000) for i in range(n)]
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET; (0, "") when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def health(port: int) -> int:
+    """The status of a worker's `/health` on `port` (0: not answering)."""
+    return http_get(f"http://127.0.0.1:{port}/health")[0]
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text, read by Prometheus' own parser: (name, sorted labels) -> value."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric(port: int, name: str) -> float:
+    """A worker's `/metrics` figure `name`, summed over its labels."""
+    status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, status
+    return sum(v for (n, _), v in metric_samples(text).items() if n == name)
 
 
 @dataclass

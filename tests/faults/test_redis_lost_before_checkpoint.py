@@ -12,8 +12,6 @@ does not answer at start refuses to start and consumes nothing.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import orjson
@@ -24,27 +22,13 @@ from kafka import KafkaAdminClient
 from footfall.scripts.stack import free_port
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
+from tests.faults.faultkit import door_events, health
 from tests.integration.conftest import wait_until
 from tests.integration.test_pipeline import redis_buckets, send_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 MINUTE_MS = 60_000
-
-
-def door_events(t0: int, n: int, stores: int) -> list[dict]:
-    return [{"event_id": f"f-{i}", "store_id": f"fault-{i % stores}", "kind": "door", "ts": t0 + i * 5_000,
-             "schema_version": 1, "door_id": "main", "sensor_id": "cnt-1", "direction": "in"} for i in range(n)]
-
-
-def health(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def committed(bootstrap: str, group: str, topic: str) -> int:

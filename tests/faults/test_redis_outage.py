@@ -4,31 +4,23 @@ bound, and Redis rebuilt from the topics so that every bucket equals a brute-for
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections import Counter
 
 import orjson
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from footfall.scripts.stack import free_port
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
-from tests.faults.test_redis_lost_before_checkpoint import door_events, health
+from tests.faults.faultkit import brute, counted, door_events, health, metric
 from tests.integration.conftest import wait_until
-from tests.integration.test_pipeline import read_topic, redis_buckets, send_all
+from tests.integration.test_pipeline import read_topic, send_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 MINUTE_MS = 60_000
 BUCKET_MS = 900_000
-
-
-def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples if s.name == name)
 
 
 def test_a_redis_outage_repeats_nothing_and_redis_comes_back_whole(services, worker_factory, unique_prefix,
@@ -46,13 +38,7 @@ def test_a_redis_outage_repeats_nothing_and_redis_comes_back_whole(services, wor
     send_all(services.bootstrap, topic, [(e["store_id"].encode(), orjson.dumps(e)) for e in first])
     client = redis.Redis.from_url(own_redis.url)
 
-    def counted(c: redis.Redis) -> Counter:
-        return Counter({key: int(r["arrivals"]) for key, r in redis_buckets(c, unique_prefix).items() if r["arrivals"]})
-
-    def brute(sent: list[dict]) -> Counter:
-        return Counter((e["store_id"], e["ts"] // BUCKET_MS * BUCKET_MS) for e in sent)
-
-    wait_until(lambda: counted(client) == brute(first), 60, "the first half counted")
+    wait_until(lambda: counted(client, unique_prefix) == brute(first), 60, "the first half counted")
 
     own_redis.kill()  # down: the second half arrives meanwhile
     outage_started = time.monotonic()
@@ -67,7 +53,8 @@ def test_a_redis_outage_repeats_nothing_and_redis_comes_back_whole(services, wor
 
     own_redis.start()  # back, empty (no persistence)
     client = redis.Redis.from_url(own_redis.url)
-    wait_until(lambda: counted(client) == brute(events), 120, "every bucket, before and during the outage, in Redis")
+    wait_until(lambda: counted(client, unique_prefix) == brute(events), 120,
+               "every bucket, before and during the outage, in Redis")
     assert client.exists(f"{unique_prefix}:meta:written")
 
     # Each record reached the output topic once: no two identical records.

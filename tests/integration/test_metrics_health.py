@@ -6,16 +6,16 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from footfall.scripts.stack import free_port
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
+from tests.faults.faultkit import door_events as kit_door_events
+from tests.faults.faultkit import http_get as get
+from tests.faults.faultkit import metric_samples as samples
 from tests.integration.conftest import wait_until
 from tests.integration.test_pipeline import send_all
 
@@ -25,28 +25,7 @@ MINUTE_MS = 60_000
 
 
 def door_events(t0: int, n: int, stores: int) -> list[tuple[bytes, bytes]]:
-    out = []
-    for i in range(n):
-        store = f"metrics-{i % stores}"
-        event = {"event_id": f"m-{i}", "store_id": store, "kind": "door", "ts": t0 + i * 1_000, "schema_version": 1,
-                 "door_id": "main", "sensor_id": "cnt-1", "direction": "in"}
-        out.append((store.encode(), orjson.dumps(event)))
-    return out
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return [(e["store_id"].encode(), orjson.dumps(e)) for e in kit_door_events(t0, n, stores, "metrics", "m")]
 
 
 def test_metrics_count_what_was_sent_and_health_is_ok(services, worker_factory, unique_prefix):
