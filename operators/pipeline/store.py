@@ -230,7 +230,7 @@ class StoreFlow:
         buckets, ts = self.buckets, event.ts_ms
         start = buckets.bucket_of(ts)
         restating = buckets.handed_out(start)
-        if restating and not buckets.restatable(start):
+        if (not buckets.restatable(start)) if restating else buckets.too_old(start):
             self.late += 1
             return "late"
         wm = buckets.watermark_ms

@@ -202,6 +202,12 @@ class TumblingBuckets:
         return (bucket_start_ms in self._closed
                 and self.late_by_ms(bucket_start_ms) < self.restate_horizon_ms)
 
+    def too_old(self, bucket_start_ms: int) -> bool:
+        """Whether a bucket never opened nor handed out closed the horizon or more ago (before the
+        store's first bucket, say): too old to open now, as a handed-out one would be to restate."""
+        return (bucket_start_ms not in self._open and not self.handed_out(bucket_start_ms)
+                and 0 < self.restate_horizon_ms <= self.late_by_ms(bucket_start_ms))
+
     def update(self, event: Event) -> int | None:
         """Count `event`; return its bucket's start, or None when it is late and was not counted.
 
@@ -216,6 +222,8 @@ class TumblingBuckets:
             entry[1] = self._agg.agg(entry[1] if entry[1] is not None else self._agg.initialize(), event)
             self._restated.add(start)
             return start
+        if self.too_old(start):
+            return None
         state = self._open.get(start)
         if state is None:
             state = self._agg.initialize()

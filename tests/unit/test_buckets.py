@@ -142,7 +142,8 @@ class Model:
     the pending times, and once `corroboration` of them are past the watermark it moves to
     the `corroboration`-th newest. An event in a bucket handed out restates it while the
     watermark is less than the horizon past the bucket's close, else it is late (so is one
-    before the first bucket handed out, once buckets were handed out: never kept).
+    before the first bucket handed out, once buckets were handed out: never kept). An event in a
+    bucket never opened nor handed out that closed the horizon or more ago is late too.
     """
 
     bucket_ms: int
@@ -189,6 +190,8 @@ class Model:
             if start not in self.emitted or self.late_by(start) >= self.horizon_ms:
                 return None
             self.restated.add(start)
+        elif start not in self.counted and self.watermark_ms is not None and 0 < self.horizon_ms <= self.late_by(start):
+            return None  # closed the horizon or more ago, never opened nor handed out: too old to open
         else:
             self.observe(event.ts_ms)
         self.counted.setdefault(start, []).append(event)
