@@ -95,6 +95,10 @@ def brute_force(params: StoreParams, events: list[Event]) -> dict[str, Any]:
                           >= params.restate_horizon_ms):
             fates.append("late")
             continue
+        if (not restating and start not in opened and watermark is not None
+                and 0 < params.restate_horizon_ms <= watermark - (start + params.bucket_ms + params.grace_ms)):
+            fates.append("late")  # never opened nor handed out, and closed the horizon or more ago
+            continue
         if e.event_id in seen:
             fates.append("duplicate")
             continue
@@ -143,7 +147,7 @@ def brute_force(params: StoreParams, events: list[Event]) -> dict[str, Any]:
         drift += max(0, -inside)
         occupancy = max(0, inside)
     return {"fates": fates, "counted": counted, "at": at, "watermark": watermark, "buckets": buckets, "days": days,
-            "occupancy": occupancy, "drift": drift}
+            "occupancy": occupancy, "drift": drift, "first_out": first_out}
 
 
 def run(params: StoreParams, events: list[Event], split_at: set[int] = frozenset()) -> tuple[StoreFlow, list, dict]:
@@ -182,7 +186,9 @@ def test_every_count_equals_the_brute_force_model(history, split_at):
     assert sorted(closed) == list(range(first, last_closed + 1, params.bucket_ms))
     open_starts = set(store.buckets.open_buckets())
     assert not open_starts & set(closed)
-    assert all(fate != "late" or e.ts_ms < T0 for fate, e in zip(fates, events, strict=True))  # only too_old ones
+    # Late: only the too old ones, and those in a bucket before the store's first handed out.
+    assert all(fate != "late" or e.ts_ms < T0 or e.ts_ms < (want["first_out"] or 0)
+               for fate, e in zip(fates, events, strict=True))
     for start in set(want["buckets"]) | set(closed):
         got = closed.get(start) or store.bucket(start)
         expected = want["buckets"].get(start, Counter())
