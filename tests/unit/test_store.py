@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from footfall.operators.pipeline.store import StoreFlow, StoreParams
@@ -26,7 +26,7 @@ from footfall.schemas.events import DoorEvent, Event, PosEvent, QueueEvent, Visi
 MIN = 60_000
 HOUR = 3_600_000
 # 2026-06-01T05:00:00Z, an hour after the 04:00 UTC reset: a run of at most 120 events 10 minutes apart
-# (20 hours) ends before the next one, and no event is drawn before the last (see `histories`).
+# (20 hours) ends before the next one; events drawn earlier may cross the last (see `histories`).
 T0 = 1_780_290_000_000
 
 
@@ -65,9 +65,7 @@ def histories(draw: st.DrawFn) -> tuple[StoreParams, list[Event]]:
         if shape == "earlier":
             ts = clock - draw(st.integers(0, grace_ms + bucket_ms))
         elif shape == "much_earlier":
-            # Up to 3 hours back, but never across the 04:00 reset an hour before T0: the brute-force
-            # occupancy below has no reset (test_occupancy.py checks resets).
-            ts = max(clock - draw(st.integers(0, 3 * HOUR)), T0 - HOUR + 1)
+            ts = clock - draw(st.integers(0, 3 * HOUR))  # up to 3 hours back, across the 04:00 reset too
         elif shape == "ahead":  # a skewed clock, up to an hour ahead
             ts = clock + draw(st.integers(0, HOUR))
         elif shape == "too_old" and clock >= T0 + 2 * HOUR:  # beyond the 24-hour restate horizon: late
@@ -75,6 +73,13 @@ def histories(draw: st.DrawFn) -> tuple[StoreParams, list[Event]]:
         kind = draw(st.sampled_from(["door", "door", "visit", "pos", "queue"]))
         events.append(make_event(kind, f"e{n}", ts, n))
     return params, events
+
+
+def _reset_after(ts_ms: int) -> int:
+    """The first 04:00 UTC strictly after `ts_ms` (the store's daily reset in these histories)."""
+    day_ms = 24 * HOUR
+    instant = ts_ms - ts_ms % day_ms + 4 * HOUR
+    return instant if instant > ts_ms else instant + day_ms
 
 
 def brute_force(params: StoreParams, events: list[Event]) -> dict[str, Any]:
@@ -139,8 +144,20 @@ def brute_force(params: StoreParams, events: list[Event]) -> dict[str, Any]:
                 target["cents"] += round(e.amount * 100)
             elif isinstance(e, QueueEvent):
                 target["tickets_issued"] += 1
+    # Occupancy counts each event at its time in the store's clocks (`at`: an event ahead of the
+    # watermark counts at the watermark) and empties at 04:00 UTC once a door or visit event's time reaches
+    # it; an event before the latest reset applied is not counted in it.
     occupancy = drift = 0
-    for e in counted:  # every counted event is after T0 and before the next 04:00 UTC reset
+    next_reset = last_reset = None
+    for e, t in zip(counted, at, strict=True):
+        if not isinstance(e, DoorEvent | VisitEvent):
+            continue  # only people at doors move occupancy and its clock
+        if next_reset is None:
+            next_reset = _reset_after(t)
+        elif t >= next_reset:
+            occupancy, last_reset, next_reset = 0, _reset_after(t) - 24 * HOUR, _reset_after(t)
+        if last_reset is not None and t < last_reset:
+            continue
         delta_in = e.count_in if isinstance(e, DoorEvent) else int(isinstance(e, VisitEvent) and e.action == "arrive")
         delta_out = e.count_out if isinstance(e, DoorEvent) else int(isinstance(e, VisitEvent) and e.action == "leave")
         inside = occupancy + delta_in - delta_out
@@ -166,8 +183,18 @@ def run(params: StoreParams, events: list[Event], split_at: set[int] = frozenset
 COUNTED = ("arrivals", "departures", "transactions", "tickets_issued", "events")
 
 
+def _doors(*events: tuple[int, int, int]) -> list[Event]:
+    return [DoorEvent(event_id=f"e{i}", store_id="s", ts_ms=ts, region=None, zone=None, vertical=None, door_id="d",
+                      sensor_id="c", count_in=count_in, count_out=count_out, interval_s=0)
+            for i, (ts, count_in, count_out) in enumerate(events)]
+
+
 @settings(max_examples=150, deadline=None)
 @given(histories(), st.sets(st.integers(0, 119), max_size=5))
+# The first event a moment before the 04:00 reset, then people at 05:00, ahead of the watermark until three agree:
+# the first two count at the watermark, before the reset, which empties the store once the watermark passes it.
+@example((StoreParams(bucket_ms=HOUR, grace_ms=MIN), _doors((T0 - HOUR - 1, 0, 0), (T0, 1, 0), (T0, 2, 0),
+                                                              (T0, 3, 0), (T0, 0, 1))), set())
 def test_every_count_equals_the_brute_force_model(history, split_at):
     params, events = history
     want = brute_force(params, events)
