@@ -50,12 +50,18 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
         # Publish and save what changed before another worker restores these partitions from the changelog.
         await worker.flush()
         await app.producer.flush()
-        worker.forget_partitions({tp.partition for tp in revoked if tp.topic == events_name})
+        partitions = {tp.partition for tp in revoked if tp.topic == events_name}
+        worker.forget_partitions(partitions)  # and what failed to get out: the new owner publishes it again
+        worker.owners.revoked(partitions)
 
     @app.on_partitions_assigned.connect
     async def _forget_assigned(app: faust.App, assigned: set, **kwargs: object) -> None:
         # The table is the truth for a partition after recovery; re-read it on the partition's next message.
-        worker.forget_partitions({tp.partition for tp in assigned if tp.topic == events_name})
+        partitions = {tp.partition for tp in assigned if tp.topic == events_name}
+        worker.forget_partitions(partitions)
+        # Claimed at the group's generation: a worker frozen past its session timeout that still holds
+        # them has an older one, and its writes are refused (`stream.ownership`).
+        worker.owners.assigned(partitions, getattr(app, "consumer_generation_id", None))
 
     @app.agent(events_topic, concurrency=1)
     async def count_flow(stream: faust.StreamT[bytes]) -> None:

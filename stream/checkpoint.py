@@ -57,7 +57,7 @@ from footfall.operators.pipeline.persistence import (
 from footfall.stream.offsets import OffsetLedger
 from footfall.stream.outbox import Outbox, Send
 from footfall.stream.refetch import RangeReader
-from footfall.stream.sinks import RedisSink
+from footfall.stream.sinks import PROBE_TIMEOUT_S, RedisSink
 from footfall.stream.stores import StoreRegistry
 
 __all__ = ["Checkpoint"]
@@ -202,6 +202,9 @@ class Checkpoint:
     async def flush(self) -> None:
         """Publish what waits, then save the state it came from (see the module docstring). Call under the lock."""
         records, counts, sends = self.outbox.take()
+        partitions = {store_id: self.stores[store_id].partition for store_id, _ in records
+                      if store_id in self.stores}
+        records = await self._owned(records, partitions)
         # Each record goes to Kafka once: one already there (Redis failed after it) waits for Redis only.
         record_sends = {key: Send(self.record_topics.get(r["type"], self.default_topic), r["store_id"].encode(),
                                   orjson.dumps(r))
@@ -213,7 +216,8 @@ class Checkpoint:
                 self._in_kafka[key] = records[key]
         redis_ok = True
         if not failed and (records or counts):
-            redis_ok = await self._to_redis(list(records.values()), counts)
+            redis_ok = await self._to_redis(list(records.values()), counts, partitions)
+            self._leave_lost()
         if failed or not redis_ok:
             # Keep what is not known to be out: re-routes and dead letters to resend, records and
             # counters to write again (unless a newer record of the same bucket came meanwhile).
@@ -230,13 +234,47 @@ class Checkpoint:
         self.failing = False
         await self._save_states()
 
-    async def _to_redis(self, records: list[dict[str, Any]], counts: Any) -> bool:
+    async def _owned(self, records: dict[tuple[str, int | str], dict[str, Any]],
+                     partitions: dict[str, int]) -> dict[tuple[str, int | str], dict[str, Any]]:
+        """The records of partitions this worker still owns (`stream.ownership`); those lost are dropped.
+
+        Asked before anything goes to Kafka: a worker that was frozen while another took its
+        partitions over must not publish what it held of them. A Redis that does not answer
+        cannot say: the records go on, and their Redis write (fenced) waits for it.
+        """
+        owners = self.redis.owners
+        if records and owners.fenced(set(partitions.values())) and not self._redis_away:
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_S * 4):
+                    await owners.check(self.redis.client, set(partitions.values()))
+            except Exception as exc:
+                logger.warning("could not check partition owners in Redis: %r", exc)
+        if owners.lost:
+            kept = {key: r for key, r in records.items() if partitions.get(key[0]) not in owners.lost}
+            self.outbox.totals["fenced_records"] += len(records) - len(kept)
+            records = kept
+        self._leave_lost()
+        return records
+
+    def _leave_lost(self) -> None:
+        """Partitions another worker claimed: their stores leave memory, their markers are not written."""
+        lost = self.redis.owners.drain_newly_lost()
+        if lost:
+            logger.warning("partitions %s were claimed by another worker: dropping what this worker held of them",
+                           sorted(lost))
+            self.outbox.totals["partitions_lost"] += len(lost)
+            self.forget_partitions(lost)
+            self.stores.forget(lost)
+            for key in [k for k in self._in_kafka if k[0] not in self.stores]:
+                del self._in_kafka[key]
+
+    async def _to_redis(self, records: list[dict[str, Any]], counts: Any, partitions: dict[str, int]) -> bool:
         """Write to Redis; while it is known to be away, only a short probe (the lock is held meanwhile)."""
         if self._redis_away:
             if not await self.redis.ping():
                 return False
             self._check_lost_at = 0.0  # back: did it come back empty?
-        ok = await self.redis.publish(records, counts)
+        ok = await self.redis.publish(records, counts, partitions)
         self._redis_away = not ok
         now = time.monotonic()
         # Whether Redis lost its data: at the first write, after a failure, and at most every
@@ -295,7 +333,9 @@ class Checkpoint:
         stages ahead of their store learn nothing twice (a bucket at or before the last one
         learned changes nothing).
         """
-        dirty = [(store_id, self.stores[store_id]) for store_id in self.stores.dirty]
+        lost = self.redis.owners.lost
+        dirty = [(store_id, self.stores[store_id]) for store_id in self.stores.dirty
+                 if self.stores[store_id].partition not in lost]
         stage_saves, saved_stages = [], []
         for store_id, store in dirty:
             for name, state in store.pipeline.stage_states(changed_only=True).items():
@@ -321,7 +361,8 @@ class Checkpoint:
             logger.error("saving %d store states failed: offset markers wait for the next flush", len(failed))
             return
         for partition, offset in self._applied.items():
-            self._save(partition, marker_key(partition), marker_value(partition, offset))
+            if partition not in lost:
+                self._save(partition, marker_key(partition), marker_value(partition, offset))
         self._applied.clear()
         self.saved_at = time.monotonic()
 

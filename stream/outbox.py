@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,14 @@ class Outbox:
         except Exception as exc:  # kept: the next checkpoint tries again before it saves anything
             logger.error("send to %s failed: %r", topic.get_topic_name(), exc)
         self.sends.append(item)
+
+    def drop_stores(self, store_ids: Iterable[str]) -> int:
+        """Forget the records of these stores (their partition went to another worker); how many."""
+        gone = set(store_ids)
+        keys = [key for key in self.records if key[0] in gone]
+        for key in keys:
+            del self.records[key]
+        return len(keys)
 
     def take(self) -> tuple[dict[tuple[str, int | str], dict[str, Any]], Counter[str], list[Send]]:
         records, counts, sends = self.records, self.counts, self.sends

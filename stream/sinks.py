@@ -34,7 +34,7 @@ import logging
 import time
 import zoneinfo
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -42,11 +42,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, compact, compact_live
 from footfall.schemas.keys import CHAIN
+from footfall.stream.ownership import PartitionOwners
 from footfall.stream.records import live_rollup_record, rollup_record
 from footfall.stream.settings import Settings
 
@@ -61,6 +62,8 @@ _CALL_TIMEOUT_S = 10.0
 CHUNK = 1000
 #: A probe of a Redis known to be away waits this long at most (flushes must not hold the lock for 10 s).
 PROBE_TIMEOUT_S = 0.5
+#: Tries of a fenced write whose owner keys changed under it (each try checks them again).
+FENCE_TRIES = 5
 
 # Replace one member's row of a roll-up and keep the totals its sum (operators.kpis.rollup.RollUp's rule),
 # then the same for the region's row in the chain, atomically: stores of every partition and worker
@@ -161,9 +164,17 @@ class RedisSink:
         self._set_bucket_latest = self.client.register_script(_SET_BUCKET_LATEST_LUA)
         self._writers = {"alert": self._write_alert, "forecast": self._write_forecast, "live": self._write_live,
                          "bucket": self._write_bucket}
+        #: The input partitions this worker owns (`stream.ownership`): its writes are fenced by them.
+        self.owners = PartitionOwners(self.keys)
+        #: Records not written because their partition was lost to another worker, since start.
+        self.fenced_records = 0
 
-    async def publish(self, records: Iterable[dict[str, Any]], stats: Counter[str] | None = None) -> bool:
+    async def publish(self, records: Iterable[dict[str, Any]], stats: Counter[str] | None = None,
+                      partitions: Mapping[str, int] | None = None) -> bool:
         """Write `records` and their roll-ups, then add `stats` to `<p>:stats`. False when Redis failed.
+
+        `partitions` (store id -> input partition) fences the writes (`stream.ownership`): records of a
+        partition another worker claimed since are dropped (counted in `fenced_records`), never written.
 
         Records go in pipelines of at most `CHUNK` (a replay can hand over tens of thousands at
         once; one pipeline of them measured over the 10 s bound), each bounded in time. The
@@ -178,7 +189,7 @@ class RedisSink:
             for i in range(0, len(records), CHUNK):
                 chunk = records[i:i + CHUNK]
                 async with asyncio.timeout(_CALL_TIMEOUT_S):
-                    await self._write_records(chunk)
+                    chunk = await self._write_records(chunk, partitions or {})
                     await self._publish_rollups([r for r in chunk if r.get("type") in ("bucket", "live")])
                 done += len(chunk)
             if stats:
@@ -194,8 +205,46 @@ class RedisSink:
                          done, len(records), self.failures, exc)
             return False
 
-    async def _write_records(self, records: list[dict[str, Any]]) -> None:
-        pipe = self.client.pipeline(transaction=False)
+    async def _write_records(self, records: list[dict[str, Any]],
+                             partitions: Mapping[str, int]) -> list[dict[str, Any]]:
+        """Write the records of partitions this worker still owns, atomically with that check; return them."""
+        owners = self.owners
+        for _ in range(FENCE_TRIES):
+            records = self._drop_lost(records, partitions)
+            fenced = owners.fenced({partitions[r["store_id"]] for r in records if r["store_id"] in partitions})
+            if not fenced:
+                pipe = self.client.pipeline(transaction=False)
+                await self._queue_records(pipe, records)
+                await pipe.execute()
+                return records
+            order = sorted(fenced)
+            owner_keys = [owners.key(p) for p in order]
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*owner_keys)
+                    current = dict(zip(order, await pipe.mget(owner_keys), strict=True))
+                    if owners.judge(current):
+                        continue  # another worker claimed some: drop their records, try the rest
+                    if any(value is None or int(value) < fenced[p] for p, value in current.items()):
+                        await owners.check(self.client, order)  # Redis lost the keys: claim them again
+                        continue
+                    pipe.multi()
+                    await self._queue_records(pipe, records)
+                    await pipe.execute()
+                    return records
+                except WatchError:
+                    continue  # an owner key changed between the check and the write: nothing was written
+        raise RedisError(f"owner keys of partitions {sorted(fenced)} kept changing over {FENCE_TRIES} tries")
+
+    def _drop_lost(self, records: list[dict[str, Any]], partitions: Mapping[str, int]) -> list[dict[str, Any]]:
+        lost = self.owners.lost
+        if not lost:
+            return records
+        kept = [r for r in records if partitions.get(r["store_id"]) not in lost]
+        self.fenced_records += len(records) - len(kept)
+        return kept
+
+    async def _queue_records(self, pipe: Any, records: list[dict[str, Any]]) -> None:
         for record in records:
             write = self._writers.get(record.get("type"), self._write_other)
             body = orjson.dumps(record)
@@ -205,7 +254,6 @@ class RedisSink:
                 await self._set_bucket_latest(keys=[self.keys.store_latest(record["store_id"])],
                                               args=[record["bucket_start_ms"], *flat], client=pipe)
                 pipe.expire(self.keys.store_latest(record["store_id"]), self._retention_s)
-        await pipe.execute()
 
     def _write_alert(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:
         # Open alerts per store (a resolved one leaves), every change in one history, one channel.

@@ -194,6 +194,9 @@ class StoreRegistry:
     def __getitem__(self, store_id: str) -> HeldStore:
         return self._stores[store_id]
 
+    def __contains__(self, store_id: object) -> bool:
+        return store_id in self._stores
+
     def known(self, store_id: str) -> bool:
         """In memory, or saved in the table."""
         return store_id in self._stores or self.table.get(store_id) is not None

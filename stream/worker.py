@@ -49,6 +49,8 @@ class FlowWorker:
         self.intake = Intake(settings, self.stores, self.outbox, events_topic, dead_letter_topic, redis_sink)
         self.checkpoint = Checkpoint(table, self.stores, self.outbox, redis_sink, dict(record_topics or {}),
                                      aggregates_topic, settings.broker)
+        #: The input partitions this worker owns in Redis' eyes (`stream.ownership`).
+        self.owners = redis_sink.owners
         self._lock = asyncio.Lock()  # one message at a time, whether the agent or the catch-up reader applies it
         self._last_flush = time.monotonic()
         self.flush_count, self.flush_s_sum, self.last_flush_s = 0, 0.0, None  # for /metrics
@@ -149,7 +151,9 @@ class FlowWorker:
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop what memory holds of these partitions (after a rebalance the table is the truth)."""
         self.checkpoint.forget_partitions(partitions)
-        self.stores.forget(partitions)
+        dropped = self.outbox.drop_stores(self.stores.forget(partitions))
+        if dropped:  # their new owner publishes them again from its checkpoint
+            self.outbox.totals["revoked_records_dropped"] += dropped
 
     def snapshot(self, end_offsets: Mapping[int, int | None]) -> WorkerSnapshot:
         """The worker now, for `/metrics` and `/health`; `end_offsets`: the input partitions' log ends."""

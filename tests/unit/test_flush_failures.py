@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 from footfall.operators.pipeline.persistence import marker_key, read_marker_value, read_store_value
+from footfall.schemas.keys import RedisKeys
+from footfall.stream.ownership import PartitionOwners
 from footfall.stream.settings import Settings
 from footfall.stream.worker import FlowWorker
 
@@ -64,8 +66,9 @@ class FakeRedis:
         self.ok = True
         self.published: list[dict] = []
         self.stats: Counter[str] = Counter()
+        self.owners = PartitionOwners(RedisKeys("test"))  # no assignment: every write unfenced
 
-    async def publish(self, records, stats=None):
+    async def publish(self, records, stats=None, partitions=None):
         if not self.ok:
             return False
         self.published.extend(records)
