@@ -52,8 +52,12 @@ __all__ = [
     "BucketRecord",
     "Compare",
     "Comparison",
+    "DailyCorrelation",
+    "DayVersus",
     "ForecastPoint",
     "ForecastRecord",
+    "HeatmapSeries",
+    "InsightsRecord",
     "Kpis",
     "LiveRecord",
     "OccupancySummary",
@@ -62,10 +66,16 @@ __all__ = [
     "RecordKind",
     "RollupLiveRecord",
     "RollupRecord",
+    "Segment",
+    "SegmentCentre",
+    "SegmentSet",
+    "SegmentsRecord",
     "ServiceStaffing",
     "StaffingPoint",
     "StaffingRecord",
     "Versus",
+    "WeekSummary",
+    "WeekVersus",
     "WindowCounts",
     "Windows",
     "record_schema",
@@ -382,6 +392,142 @@ class StaffingRecord(TypedDict):
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 
+class SegmentCentre(TypedDict):
+    """A segment's centre in the original units; the other kind's fields are null."""
+
+    items: Annotated[float | None, "till: mean items per transaction; null for visits"]
+    amount: Annotated[float | None, "till: expm1 of the mean log1p(amount), currency units; null for visits"]
+    dwell_s: Annotated[float | None, "visit: expm1 of the mean log1p(dwell), seconds; null for tills"]
+    spend: Annotated[float | None, "visit: expm1 of the mean log1p(spend linked to the visit), currency units "
+                                   "(0: none linked); null for tills"]
+    hour: Annotated[float, "circular mean of the local hour of day, 0-24"]
+    weekend: Annotated[float, "share of the segment's events on a Saturday or Sunday (local)"]
+
+
+class Segment(TypedDict):
+    """One segment: its stable id, its centre in words and units, its events in the bucket and the day."""
+
+    segment_id: Annotated[int, "stable id, 0..k-1: kept while the centre drifts and across restarts"]
+    description: Annotated[str, "the centre in words, e.g. 'single item, weekday morning'"]
+    centre: Annotated[SegmentCentre, "the centre in the original units"]
+    bucket_count: Annotated[int, "events of the closed bucket given this segment"]
+    day_count: Annotated[int, "events of the local day's closed buckets so far given this segment"]
+    bucket_share: Annotated[float | None, "bucket_count / bucket_events; null: no events in the bucket"]
+    day_share: Annotated[float | None, "day_count / day_events; null: no events that day yet"]
+
+
+class SegmentSet(TypedDict):
+    """One kind of segments of a store (till transactions or ended visits)."""
+
+    kind: Annotated[Literal["till", "visit"], "till: transactions; visit: ended visits"]
+    k: Annotated[int, "segments"]
+    events_learned: Annotated[int, "events of this kind the model has learned, warm-up included"]
+    bucket_events: Annotated[int, "events of the closed bucket given a segment"]
+    day_events: Annotated[int, "events of the local day's closed buckets so far given a segment"]
+    segments: Annotated[list[Segment], "by segment id"]
+
+
+class SegmentsRecord(TypedDict):
+    """A store's customer segments at a closed bucket, learned online, with their shares.
+
+    Topic `<p>.segments` (key: the store id). Only stores with a kind past its warm-up get one.
+    """
+
+    type: Literal["segments"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    made_at_ms: Annotated[int, "start of the closed bucket"]
+    bucket_ms: Annotated[int, "bucket length"]
+    day: Annotated[str, "the bucket's local day, ISO 8601", _DATE]
+    kinds: Annotated[list[SegmentSet], "each kind past its warm-up: till, then visit"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+class HeatmapSeries(TypedDict):
+    """One series' weekday × hour heatmap: 7 rows (Monday first) of 24 local hours."""
+
+    mean: Annotated[list[list[float | None]], "mean count per weekday × local hour over the days that had the "
+                                              "hour, to 3 decimals; null: no such day in the window"]
+    weeks: Annotated[list[list[int]], "days each mean is over (0-4)"]
+
+
+class DayVersus(TypedDict):
+    """One series' total of the day against the same weekday last week and last year (364 days back)."""
+
+    total: Annotated[int | None, "the day's total"]
+    last_week: Annotated[int | None, "the same weekday 7 days before; null: no data that day"]
+    last_week_change: Annotated[int | None, "total - last_week; null without last_week"]
+    last_week_change_pct: Annotated[float | None, "100 × change / last_week; null without it or when it is 0"]
+    last_year: Annotated[int | None, "the same weekday 364 days before; null: no data that day"]
+    last_year_change: Annotated[int | None, "total - last_year; null without last_year"]
+    last_year_change_pct: Annotated[float | None, "100 × change / last_year; null without it or when it is 0"]
+
+
+class WeekVersus(TypedDict):
+    """One series' week (its days with data) against the week before, with Welch's t-test of the daily totals."""
+
+    total: Annotated[int | None, "the week's total; null: no day with data"]
+    last_total: Annotated[int | None, "the week before's total; null: no day with data"]
+    change: Annotated[int | None, "total - last_total"]
+    change_pct: Annotated[float | None, "100 × change / last_total; null without it or when it is 0"]
+    days: Annotated[int, "days of the week with data"]
+    last_days: Annotated[int, "days of the week before with data"]
+    mean: Annotated[float | None, "mean daily total"]
+    sd: Annotated[float | None, "sample standard deviation of the daily totals; null below 2 days"]
+    last_mean: Annotated[float | None, "the week before's mean daily total"]
+    last_sd: Annotated[float | None, "the week before's sample standard deviation"]
+    t: Annotated[float | None, "Welch's t of this week's daily totals against the week before's; null below 2 "
+                               "days a side or with no spread"]
+    df: Annotated[float | None, "Welch–Satterthwaite degrees of freedom"]
+    p: Annotated[float | None, "two-sided p-value"]
+    significant: Annotated[bool | None, "p < 0.05"]
+
+
+class DailyCorrelation(TypedDict):
+    """Pearson's r of daily arrivals with daily transactions (retail) or tickets issued (queues)."""
+
+    x: Annotated[str, "arrivals"]
+    y: Annotated[str | None, "transactions or tickets_issued"]
+    r: Annotated[float | None, "Pearson's r; null below 3 days or with a constant side"]
+    days: Annotated[int, "days of the last 28 (to the week's end) with both totals"]
+
+
+class WeekSummary(TypedDict):
+    """A local ISO week (Monday to Sunday) against the week before, given at its Sunday's close."""
+
+    week_start: Annotated[str, "the week's Monday, ISO 8601", _DATE]
+    week_end: Annotated[str, "the week's Sunday, ISO 8601", _DATE]
+    series: Annotated[dict[str, WeekVersus], "per series"]
+    correlation: Annotated[DailyCorrelation, "daily arrivals against sales or tickets over 4 weeks"]
+
+
+class InsightsRecord(TypedDict):
+    """A store's local day in perspective, given at the closed bucket that ends the day.
+
+    Topic `<p>.insights` (key: the store id); Redis `store:<id>:insights` (the latest, JSON),
+    `store:<id>:insights-history` (stream) and the channel `insights:<id>`.
+    """
+
+    type: Literal["insights"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    day: Annotated[str, "the local day, ISO 8601", _DATE]
+    day_start_ms: Annotated[int, "the day's first instant (local midnight)"]
+    day_end_ms: Annotated[int, "the next day's first instant: 23 to 25 hours later"]
+    made_at_ms: Annotated[int, "end of the closed bucket that ended the day (or start of a later day's first)"]
+    series: Annotated[list[str], "series shown: arrivals and transactions (retail) or tickets_issued (bank, "
+                                 "telecom); all three while the vertical is unknown"]
+    heatmap_from: Annotated[str, "first day of the heatmap's 28-day window, ISO 8601", _DATE]
+    heatmap: Annotated[dict[str, HeatmapSeries], "per series: mean per weekday × local hour, 28 days to `day`"]
+    today: Annotated[dict[str, DayVersus], "per series: the day against last week and last year"]
+    week: Annotated[WeekSummary | None, "on a Sunday: the week against the week before; else null"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
 class AlertRecord(TypedDict):
     """One change of an alert (opened, updated, resolved): one incident of one store is one alert.
 
@@ -559,6 +705,11 @@ for _kind in (
     RecordKind("alert", AlertRecord, "alerts", "One change (opened, updated, resolved) of a store's alert."),
     RecordKind("staffing", StaffingRecord, "staffing",
                "Counters a store with a queue needs for each forecast interval, and an advice line for now."),
+    RecordKind("segments", SegmentsRecord, "segments",
+               "A store's customer segments (till transactions, visits) at a closed bucket, with their shares."),
+    RecordKind("insights", InsightsRecord, "insights",
+               "A store's local day: weekday × hour heatmap, the day against last week and last year, "
+               "the week against the week before."),
     RecordKind("rollup", RollupRecord, None, "A region's or the chain's bucket: its stores' sums."),
     RecordKind("rollup_live", RollupLiveRecord, None,
                "A region's or the chain's stores now: their live records' sums."),

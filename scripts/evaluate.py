@@ -90,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from footfall.scripts.staffingeval import register as register_staffing
 
     register_staffing(what)
+    from footfall.scripts.segmentseval import register as register_segments
+
+    register_segments(what)
 
 
 def run(args: argparse.Namespace) -> int:

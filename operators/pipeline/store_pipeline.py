@@ -59,6 +59,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
+from footfall.operators.pipeline.insights_stage import Insights
+from footfall.operators.pipeline.segments_stage import CustomerSegments
 from footfall.operators.pipeline.staffing_stage import StaffingAdvice
 from footfall.operators.pipeline.stage import (
     BucketOutput,
@@ -82,6 +84,8 @@ Fate = Literal["counted", "restated", "duplicate", "late"]
 STAGES: tuple[type[Any], ...] = (
     ForecastsAndAlerts,
     StaffingAdvice,
+    CustomerSegments,
+    Insights,
 )
 
 

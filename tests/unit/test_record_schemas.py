@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from footfall.operators.alerting.alerts import AlertBook
 from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, RollUp, compact, compact_live
+from footfall.operators.pipeline.insights_stage import Insights
+from footfall.operators.pipeline.segments_stage import CustomerSegments
 from footfall.operators.pipeline.staffing_stage import StaffingAdvice
 from footfall.operators.pipeline.stage import ClosedBucket, ForecastOutput, StoreContext
 from footfall.operators.pipeline.store import StoreFlow, StoreParams
@@ -31,7 +33,7 @@ from footfall.schemas.jsonschema import SCHEMA_DIR, record_schema_path
 from footfall.schemas.records import RECORD_KINDS, RecordKind, record_schema, register_record_kind, type_schema
 from footfall.stream.records import StoreMeta, record_of
 
-BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "rollup", "rollup_live")
+BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "segments", "insights", "rollup", "rollup_live")
 FILES = {t: record_schema_path(t) for t in BUILT_IN}
 VALIDATORS = {
     t: jsonschema.Draft202012Validator(json.loads(path.read_text()),
@@ -97,7 +99,8 @@ def test_every_record_field_is_described(record_type: str) -> None:
 def test_topics_are_the_worker_topics() -> None:
     assert {t: RECORD_KINDS[t].topic for t in BUILT_IN} == {
         "bucket": "aggregates", "live": "aggregates", "forecast": "predictions", "alert": "alerts",
-        "staffing": "staffing", "rollup": None, "rollup_live": None,  # written to Redis only
+        "staffing": "staffing", "segments": "segments", "insights": "insights",
+        "rollup": None, "rollup_live": None,  # written to Redis only
     }
 
 
@@ -350,9 +353,11 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
         models = StoreModels(store_id, BUCKET_MS, horizon=8, tz=tz, vertical=vertical, capacity=50.0,
                              queue_target_s=60.0)
         staffing = StaffingAdvice(answer_s=60.0).build(StoreContext(store_id, BUCKET_MS, tz), None)
+        segments = CustomerSegments(min_events=20, min_days=0).build(StoreContext(store_id, BUCKET_MS, tz), None)
         for i, event in enumerate(_events(store_id, vertical, region, seed)):
             if flow.update(event) == "counted":
                 staffing.on_event(event, StoreContext(store_id, BUCKET_MS, tz))
+                segments.on_event(event, StoreContext(store_id, BUCKET_MS, tz))
             for start, kpis in flow.pop_closed():
                 out["bucket"].append(bucket_record(store_id, meta, start, BUCKET_MS, kpis, "closed",
                                                    flow.watermark_ms, None, tz))
@@ -368,6 +373,8 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
                 closed = ClosedBucket(start, BUCKET_MS, kpis, tuple(ForecastOutput(p) for p in outcome.forecasts))
                 out["staffing"] += [record_of(StoreMeta(store_id, region, vertical, tz), o, BUCKET_MS)
                                     for o in staffing.on_bucket_closed(closed, context)]
+                out["segments"] += [record_of(StoreMeta(store_id, region, vertical, tz), o, BUCKET_MS)
+                                    for o in segments.on_bucket_closed(closed, context)]
             if i % 50 == 0:
                 for start, kpis, event_id in flow.pop_touched():
                     out["bucket"].append(bucket_record(store_id, meta, start, BUCKET_MS, kpis, "open",
@@ -375,6 +382,14 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
                     roll_up(out["bucket"][-1])
                 out["live"].append(live_record(store_id, meta, tz, flow.live()))
                 roll_up(out["live"][-1])
+    # Fifteen local days of hourly buckets (a DST change inside): an insights record a day, a week's on Sundays.
+    context = StoreContext("retail-001", 3_600_000, "Europe/London", "north", "retail")
+    insights = Insights().build(context, None)
+    for h in range(15 * 24 + 1):
+        start = 1_774_220_400_000 + h * 3_600_000  # from Monday 2026-03-23 00:00 GMT
+        closed = ClosedBucket(start, 3_600_000, {"arrivals": (h * 7) % 23, "transactions": (h * 5) % 7})
+        out["insights"] += [record_of(StoreMeta("retail-001", "north", "retail", "Europe/London"), o, 3_600_000)
+                            for o in insights.on_bucket_closed(closed, context)]
     # An alert book's whole lifecycle, resolution included, whatever the models raised above.
     book = AlertBook("retail-001", cooldown_ms=0, resolve_after_ms=0)
     changes = book.raise_alert("arrivals_high", "warning", bucket_start_ms=T0, bucket_end_ms=T0 + BUCKET_MS,
@@ -400,6 +415,7 @@ def test_the_operators_gave_every_kind_and_shape(built: dict[str, list[dict[str,
     assert any(r["kind"] == "over_capacity" for r in built["alert"])
     assert {r["level"] for r in built["rollup"]} == {"region", "chain"}
     assert all(len(r["points"]) == 8 for r in built["staffing"])  # one per forecast interval
+    assert any(r["week"] is not None for r in built["insights"])  # a Sunday's, with its week
 
 
 @pytest.mark.parametrize("record_type", BUILT_IN)
