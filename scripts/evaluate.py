@@ -93,6 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from footfall.scripts.segmentseval import register as register_segments
 
     register_segments(what)
+    from footfall.scripts.peerseval import register as register_peers
+
+    register_peers(what)
 
 
 def run(args: argparse.Namespace) -> int:

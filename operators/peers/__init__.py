@@ -1,0 +1,19 @@
+"""Comparable stores: hour-of-week profiles, peer groups by their shape, and each store's day against its peers."""
+
+from footfall.operators.peers import (
+    agreement,
+    compare,
+    describe,
+    grouping,
+    peer_groups,
+    profile,
+)
+
+__all__ = [
+    "agreement",
+    "compare",
+    "describe",
+    "grouping",
+    "peer_groups",
+    "profile",
+]
