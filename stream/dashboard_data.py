@@ -19,7 +19,9 @@ import redis.asyncio as aioredis
 
 from footfall.schemas.keys import CHAIN
 from footfall.stream.dashboard_views import (
+    INSIGHTS,
     ROW_FIELDS,
+    SEGMENTS,
     SERIES,
     alert_order,
     bucket_point,
@@ -32,6 +34,8 @@ from footfall.stream.dashboard_views import (
     number_or_none,
     parse_alert,
     parse_forecast,
+    parse_insights,
+    parse_segments,
     staffing_view,
     store_row,
     text_or_none,
@@ -132,10 +136,13 @@ class DashboardData:
         return out
 
     async def store(self, store_id: str) -> dict[str, Any] | None:
-        """One store's page: its row (tiles), today's buckets, forecasts, open alerts and staffing; None if unknown.
+        """One store's page: its row (tiles), today's buckets, forecasts, open alerts, staffing, insights and
+        segments; None if unknown.
 
         `staffing` (None when the store has no staffing record): the latest record (`latest`, see
         `parse_staffing`) and, from the newest `_MAX_STAFFING` of its history, the day's points (`today`).
+        `insights` and `segments` (None when the store has no usable such record): the latest record of
+        each, see `parse_insights` and `parse_segments`.
         """
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.store_live(store_id))
@@ -143,7 +150,9 @@ class DashboardData:
         pipe.hgetall(self.keys.store_forecast(store_id))
         pipe.hvals(self.keys.store_alerts(store_id))
         pipe.get(self.keys.store_record(store_id, STAFFING))
-        raw_live, raw_latest, raw_forecasts, raw_alerts, raw_staffing = await pipe.execute()
+        pipe.get(self.keys.store_record(store_id, INSIGHTS))
+        pipe.get(self.keys.store_record(store_id, SEGMENTS))
+        raw_live, raw_latest, raw_forecasts, raw_alerts, raw_staffing, raw_insights, raw_segments = await pipe.execute()
         live, latest = decode_hash(raw_live), decode_hash(raw_latest)
         if not live and not latest:
             return None
@@ -190,6 +199,8 @@ class DashboardData:
             "forecasts": forecasts,
             "alerts": alerts[:_MAX_ALERTS],
             "staffing": staffing,
+            "insights": parse_insights(json_or_none(raw_insights)),
+            "segments": parse_segments(json_or_none(raw_segments)),
         }
 
 

@@ -1,8 +1,9 @@
 """Live updates: the process's one Redis pub/sub subscription, fanned out to the pages as server-sent events.
 
-One `Hub` per process subscribes to every store's live, forecast and staffing channels, the roll-ups'
-and the alerts' channel, coalesces what arrives (the newest record per store, bucket, forecast
-series, alert and region; a store's newest staffing record and each one's chart point) and pushes
+One `Hub` per process subscribes to every store's live, forecast, staffing, insights and segments
+channels, the roll-ups' and the alerts' channel, coalesces what arrives (the newest record per store,
+bucket, forecast series, alert and region; a store's newest staffing record and each one's chart
+point; a store's newest insights and segments record) and pushes
 it to every connected page (a `Listener`) at most once per `push_interval_s`, serialised once per
 view. When it gets Redis back after losing it, it tells every page to `resync` (messages may have
 been missed).
@@ -22,12 +23,16 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from footfall.stream.dashboard_views import (
+    INSIGHTS,
+    SEGMENTS,
     bucket_point,
     is_store_id,
     json_or_none,
     number_or_none,
     parse_alert,
     parse_forecast,
+    parse_insights,
+    parse_segments,
     parse_staffing,
     store_row,
 )
@@ -72,11 +77,15 @@ class _Pending:
     forecasts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: store -> the newest staffing record parsed, and every record's chart point by made_at_ms.
     staffing: dict[str, tuple[dict[str, Any], dict[int, dict[str, Any]]]] = field(default_factory=dict)
+    #: store -> its newest insights record parsed; the same for segments.
+    insights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     regions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.buckets or self.forecasts or self.staffing or self.alerts or self.regions)
+        return bool(self.rows or self.buckets or self.forecasts or self.staffing or self.insights or self.segments
+                    or self.alerts or self.regions)
 
 
 class Hub:
@@ -114,11 +123,13 @@ class Hub:
         self._pusher: asyncio.Task[None] | None = None
         keys = settings.redis_keys
         self._patterns = (keys.live_channel("*"), keys.forecast_channel("*"), keys.record_channel("staffing", "*"),
+                          keys.record_channel(INSIGHTS, "*"), keys.record_channel(SEGMENTS, "*"),
                           keys.rollup_channel_pattern)
         self._alerts_channel = keys.alerts_channel
         # A store's channel is this head and its id.
         self._live, self._forecast = keys.live_channel(""), keys.forecast_channel("")
         self._staffing = keys.record_channel("staffing", "")
+        self._insights, self._segments = keys.record_channel(INSIGHTS, ""), keys.record_channel(SEGMENTS, "")
 
     async def start(self) -> None:
         self._closing = False
@@ -229,6 +240,10 @@ class Hub:
                 if staffing["now"] is not None:
                     points[staffing["now"]["made_at_ms"]] = staffing["now"]
                 pending.staffing[store_id] = (newest, points)
+        elif name.startswith(self._insights):
+            _keep_newest(pending.insights, name[len(self._insights):], parse_insights(record))
+        elif name.startswith(self._segments):
+            _keep_newest(pending.segments, name[len(self._segments):], parse_segments(record))
         elif record.get("type") == "rollup_live" and record.get("level") in ("region", "chain"):
             ident = (str(record["level"]), str(record.get("key")))
             old = pending.regions.get(ident)
@@ -277,6 +292,10 @@ class Hub:
                     if store_id in pending.staffing:
                         newest, points = pending.staffing[store_id]
                         chunk += sse("staffing", {"latest": newest, "points": [points[k] for k in sorted(points)]})
+                    if store_id in pending.insights:
+                        chunk += sse("insights", pending.insights[store_id])
+                    if store_id in pending.segments:
+                        chunk += sse("segments", pending.segments[store_id])
                     mine = [a for a in alerts if a["store_id"] == store_id]
                     if mine:
                         chunk += sse("alerts", mine)
@@ -285,3 +304,13 @@ class Hub:
             if chunk:
                 listener.offer(chunk)
                 self.pushed += 1
+
+
+def _keep_newest(pending: dict[str, dict[str, Any]], store_id: str, parsed: dict[str, Any] | None) -> None:
+    """Keep `parsed` as the store's pending record unless one made later is there already (of two made at the
+    same time, the later received wins). Nothing for an unusable record or a channel that names no store."""
+    if parsed is None or not is_store_id(store_id):
+        return
+    kept = pending.get(store_id)
+    if kept is None or (parsed["made_at_ms"] or 0) >= (kept["made_at_ms"] or 0):
+        pending[store_id] = parsed

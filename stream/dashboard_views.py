@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -20,9 +20,11 @@ import orjson
 from footfall.schemas.events import STORE_ID_PATTERN, VERTICALS
 
 __all__ = [
+    "INSIGHTS",
     "NO_SALES_VERTICALS",
     "QUEUE_VERTICALS",
     "ROW_FIELDS",
+    "SEGMENTS",
     "SERIES",
     "SORT_KEYS",
     "BadInput",
@@ -38,6 +40,9 @@ __all__ = [
     "number_or_none",
     "parse_alert",
     "parse_forecast",
+    "parse_heatmap",
+    "parse_insights",
+    "parse_segments",
     "parse_staffing",
     "staffing_point",
     "staffing_view",
@@ -77,6 +82,22 @@ _MAX_POINTS = 1000
 QUEUE_VERTICALS = frozenset({"bank", "telecom"})
 #: Verticals without tills: no transactions, so no conversion rate to show (a bank's would read 0 %).
 NO_SALES_VERTICALS = frozenset({"bank"})
+
+#: Record kinds of newer stages the store page shows (keys `RedisKeys.store_record(store, kind)`, channel
+#: `RedisKeys.record_channel(kind, store)`: the sink's generic placement).
+INSIGHTS = "insights"
+SEGMENTS = "segments"
+#: A series name as a key of an insights record: a bare identifier (it becomes a label and a lookup key).
+_SERIES_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: Most series of an insights record kept (the stage gives two or three).
+_MAX_SERIES = 8
+#: The heatmap's shape: 7 weekdays (Monday first) of 24 local hours.
+_WEEKDAYS, _HOURS = 7, 24
+#: Kinds of segments, in the order the page lists them.
+_SEGMENT_KINDS = ("till", "visit")
+#: Most segments per kind kept (the stage's k is a handful), and most kinds of a record looked at.
+_MAX_SEGMENTS = 50
+_MAX_SEGMENT_SETS = 8
 
 
 class BadInput(ValueError):
@@ -457,6 +478,219 @@ def staffing_view(latest: Any, history: Iterable[Any], day_start_ms: int, day_en
     if parsed is None and not today:
         return None
     return {"latest": parsed, "today": [today[k] for k in sorted(today)]}
+
+
+# -- insights and segments: records of newer stages -----------------------------------------------------
+
+#: Fields of one series' day against last week and last year (`schemas.records.DayVersus`).
+_DAY_FIELDS = ("total", "last_week", "last_week_change", "last_week_change_pct", "last_year", "last_year_change",
+               "last_year_change_pct")
+#: Numeric fields of one series' week against the week before (`schemas.records.WeekVersus`).
+_WEEK_FIELDS = ("total", "last_total", "change", "change_pct", "days", "last_days", "mean", "sd", "last_mean",
+                "last_sd", "t", "df")
+#: Counts of one kind of segments (`schemas.records.SegmentSet`).
+_SET_COUNTS = ("k", "events_learned", "bucket_events", "day_events")
+
+
+#: Largest count kept: a whole number a browser holds exactly (a bigger float made an int would not serialise).
+_MAX_COUNT = 2**53
+
+
+def _count_or_none(value: Any) -> int | None:
+    """`value` as an int if it is a whole number in [0, 2**53] (not a bool), else None.
+
+    Examples
+    --------
+    >>> _count_or_none(4), _count_or_none(4.0), _count_or_none(4.5), _count_or_none(1e30), _count_or_none(True)
+    (4, 4, None, None, None)
+
+    """
+    n = number_or_none(value)
+    return int(n) if n is not None and 0 <= n <= _MAX_COUNT and n == int(n) else None
+
+
+def _within_or_none(value: Any, lo: float, hi: float) -> float | int | None:
+    """`value` if it is a finite number within [lo, hi] (a share, a p-value, a correlation), else None."""
+    n = number_or_none(value)
+    return n if n is not None and lo <= n <= hi else None
+
+
+def _series_names(value: Any) -> list[str]:
+    """The series names of a list that are bare identifiers, in order, each once, at most `_MAX_SERIES`."""
+    if not isinstance(value, list):
+        return []
+    names: list[str] = []
+    for name in value:
+        if isinstance(name, str) and _SERIES_NAME.fullmatch(name) and name not in names:
+            names.append(name)
+    return names[:_MAX_SERIES]
+
+
+def _grid(value: Any, cell: Callable[[Any], Any]) -> list[list[Any]] | None:
+    """A weekday × hour grid (7 rows of 24), each cell checked by `cell`; None when it is not that shape."""
+    if not isinstance(value, list) or len(value) != _WEEKDAYS:
+        return None
+    if not all(isinstance(row, list) and len(row) == _HOURS for row in value):
+        return None
+    return [[cell(v) for v in row] for row in value]
+
+
+def parse_heatmap(obj: Any) -> dict[str, Any] | None:
+    """One series' weekday × hour heatmap, or None when its `mean` is not 7 rows (Monday first) of 24 hours.
+
+    A cell that is not a finite number reads None (drawn blank); `weeks` (the days each mean is over) is
+    all None when it is missing or not that shape, since the means alone are worth showing.
+
+    Examples
+    --------
+    >>> blank = [None] * 24
+    >>> monday = [*blank[:10], 42.0, "x", *blank[12:]]
+    >>> cells = parse_heatmap({"mean": [monday] + [blank] * 6, "weeks": "?"})
+    >>> cells["mean"][0][10], cells["mean"][0][11], cells["weeks"][0][10]
+    (42.0, None, None)
+    >>> parse_heatmap({"mean": [blank] * 6}) is None, parse_heatmap(None) is None
+    (True, True)
+
+    """
+    obj = dict_or_empty(obj)
+    mean = _grid(obj.get("mean"), number_or_none)
+    if mean is None:
+        return None
+    weeks = _grid(obj.get("weeks"), _count_or_none) or [[None] * _HOURS for _ in range(_WEEKDAYS)]
+    return {"mean": mean, "weeks": weeks}
+
+
+def _week_versus(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """One series' week against the week before: numbers (else None), the p-value and whether it is significant."""
+    significant = obj.get("significant")
+    return {**{k: number_or_none(obj.get(k)) for k in _WEEK_FIELDS}, "p": _within_or_none(obj.get("p"), 0, 1),
+            "significant": significant if isinstance(significant, bool) else None}
+
+
+def _week_summary(obj: Any, series: list[str]) -> dict[str, Any] | None:
+    """A Sunday's week summary: its bounds, each of `series` against the week before, and the correlation.
+
+    None when there is none (any other day) or its bounds are not days.
+    """
+    if not isinstance(obj, dict) or not is_day(obj.get("week_start")) or not is_day(obj.get("week_end")):
+        return None
+    per_series, correlation = dict_or_empty(obj.get("series")), dict_or_empty(obj.get("correlation"))
+    x, y = correlation.get("x"), correlation.get("y")
+    return {
+        "week_start": obj["week_start"],
+        "week_end": obj["week_end"],
+        "series": {name: _week_versus(per_series[name]) for name in series if isinstance(per_series.get(name), dict)},
+        "correlation": {"x": x if _series_names([x]) else None, "y": y if _series_names([y]) else None,
+                        "r": _within_or_none(correlation.get("r"), -1, 1),
+                        "days": _count_or_none(correlation.get("days"))},
+    }
+
+
+def parse_insights(obj: Any) -> dict[str, Any] | None:
+    """An insights record reduced to what the store's insights panel shows, or None when it has nothing to show.
+
+    Kept: the local day (required), the series (bare names, in the record's order; its heatmap's and
+    totals' keys when it lists none), per series the heatmap (`parse_heatmap`) and the day against last
+    week and last year (numbers, else None), and the week's summary on a Sunday (`week`, else None).
+    A series with neither a heatmap nor the day's totals is dropped.
+
+    Examples
+    --------
+    >>> blank = [None] * 24
+    >>> record = {"day": "2026-11-29", "series": ["arrivals", "<b>"], "made_at_ms": 1,
+    ...           "heatmap": {"arrivals": {"mean": [blank] * 7, "weeks": [[0] * 24] * 7}},
+    ...           "today": {"arrivals": {"total": 412, "last_week": 400, "last_week_change_pct": 3.0}}, "week": None}
+    >>> view = parse_insights(record)
+    >>> view["series"], view["today"]["arrivals"]["last_week_change_pct"], view["today"]["arrivals"]["last_year"]
+    (['arrivals'], 3.0, None)
+    >>> parse_insights({**record, "day": "yesterday"}) is None, parse_insights({"day": "2026-11-29"}) is None
+    (True, True)
+
+    """
+    if not isinstance(obj, dict) or not is_day(obj.get("day")):
+        return None
+    heatmaps, totals = dict_or_empty(obj.get("heatmap")), dict_or_empty(obj.get("today"))
+    series = _series_names(obj.get("series")) or _series_names([*heatmaps, *totals])
+    heatmap = {name: cells for name in series if (cells := parse_heatmap(heatmaps.get(name))) is not None}
+    today = {name: {k: number_or_none(totals[name].get(k)) for k in _DAY_FIELDS}
+             for name in series if isinstance(totals.get(name), dict)}
+    shown = [name for name in series if name in heatmap or name in today]
+    if not shown:
+        return None
+    return {
+        "store_id": text_or_none(obj.get("store_id"), 64),
+        "tz": text_or_none(obj.get("tz"), 64),
+        "day": obj["day"],
+        "heatmap_from": obj["heatmap_from"] if is_day(obj.get("heatmap_from")) else None,
+        "made_at_ms": number_or_none(obj.get("made_at_ms")),
+        "emitted_at_ms": number_or_none(obj.get("emitted_at_ms")),
+        "series": shown,
+        "heatmap": heatmap,
+        "today": today,
+        "week": _week_summary(obj.get("week"), shown),
+    }
+
+
+def _segment(obj: Any) -> dict[str, Any] | None:
+    """One segment: its id, description, counts and shares; None without a whole id or a description."""
+    if not isinstance(obj, dict):
+        return None
+    segment_id, description = _count_or_none(obj.get("segment_id")), text_or_none(obj.get("description"), 200)
+    if segment_id is None or not description:
+        return None
+    return {"segment_id": segment_id, "description": description,
+            "bucket_count": _count_or_none(obj.get("bucket_count")), "day_count": _count_or_none(obj.get("day_count")),
+            "bucket_share": _within_or_none(obj.get("bucket_share"), 0, 1),
+            "day_share": _within_or_none(obj.get("day_share"), 0, 1)}
+
+
+def _segment_set(obj: Any) -> dict[str, Any] | None:
+    """One kind's segments (`till` or `visit`), by segment id; None for another kind or without a usable one."""
+    if not isinstance(obj, dict) or obj.get("kind") not in _SEGMENT_KINDS or not isinstance(obj.get("segments"), list):
+        return None
+    segments = [s for s in map(_segment, obj["segments"][:_MAX_SEGMENTS]) if s is not None]
+    if not segments:
+        return None
+    segments.sort(key=lambda s: s["segment_id"])
+    return {"kind": obj["kind"], **{k: _count_or_none(obj.get(k)) for k in _SET_COUNTS}, "segments": segments}
+
+
+def parse_segments(obj: Any) -> dict[str, Any] | None:
+    """A segments record reduced to what the store's segments panel shows, or None when it has no usable kind.
+
+    `kinds`: till then visit, each at most once (the first given), with its segments by id; a segment
+    needs a whole id and a description, and a share outside [0, 1] reads None.
+
+    Examples
+    --------
+    >>> def seg(i, text, day, bucket):
+    ...     return {"segment_id": i, "description": text, "day_share": day, "bucket_share": bucket}
+    >>> view = parse_segments({"day": "2026-12-04", "made_at_ms": 9, "kinds": [
+    ...     {"kind": "till", "segments": [seg(1, "basket, evening", 0.25, 2.0), seg(0, "single item", 0.75, 1.0)]},
+    ...     {"kind": "other", "segments": [seg(0, "?", 1, 1)]}]})
+    >>> [(s["description"], s["day_share"], s["bucket_share"]) for s in view["kinds"][0]["segments"]]
+    [('single item', 0.75, 1.0), ('basket, evening', 0.25, None)]
+    >>> len(view["kinds"]), parse_segments({"kinds": [{"kind": "till", "segments": [seg(0, "", 1, 1)]}]})
+    (1, None)
+
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("kinds"), list):
+        return None
+    kinds: dict[str, dict[str, Any]] = {}
+    for item in obj["kinds"][:_MAX_SEGMENT_SETS]:
+        parsed = _segment_set(item)
+        if parsed is not None:
+            kinds.setdefault(parsed["kind"], parsed)
+    if not kinds:
+        return None
+    return {
+        "store_id": text_or_none(obj.get("store_id"), 64),
+        "day": obj["day"] if is_day(obj.get("day")) else None,
+        "made_at_ms": number_or_none(obj.get("made_at_ms")),
+        "bucket_ms": number_or_none(obj.get("bucket_ms")),
+        "emitted_at_ms": number_or_none(obj.get("emitted_at_ms")),
+        "kinds": [kinds[k] for k in _SEGMENT_KINDS if k in kinds],
+    }
 
 
 def parse_alert(obj: Any) -> dict[str, Any] | None:

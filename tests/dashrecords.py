@@ -1,8 +1,9 @@
-"""Records in the worker's shapes (live, bucket, forecast, alert) for the dashboard's tests.
+"""Records in the worker's shapes (live, bucket, forecast, alert, insights, segments) for the dashboard's tests.
 
 Live and bucket records go to Redis through the worker's own `RedisSink`, so the keys, hashes,
 roll-ups and pub/sub messages are exactly the worker's; forecasts and alerts are written in the
-layout their stages publish (a hash per store, a pub/sub channel).
+layout their stages publish (a hash per store, a pub/sub channel). Insights and segments records
+(built here checked against their committed JSON Schema, `validated`) go through the sink too.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import json
 import random
 from typing import Any
 
+import jsonschema
 import orjson
 import redis
 
+from footfall.schemas.jsonschema import record_schema_path
 from footfall.schemas.keys import RedisKeys
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink
@@ -123,3 +127,92 @@ def put_alert(client: redis.Redis, prefix: str, alert: dict[str, Any]) -> None:
         client.hset(key, alert["alert_id"], body)
     client.xadd(keys.alerts_history, {"record": body}, maxlen=1000, approximate=True)
     client.publish(keys.alerts_channel, body)
+
+
+# -- insights and segments: checked against their JSON Schema ------------------------------------------------
+
+
+def validated(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` itself, once it validates against the committed schema of its type (formats checked too)."""
+    schema = json.loads(record_schema_path(record["type"]).read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    validator.validate(orjson.loads(orjson.dumps(record)))  # as on the wire
+    return record
+
+
+def _change_pct(total: int | None, before: int | None) -> float | None:
+    return round(100 * (total - before) / before, 2) if total is not None and before else None
+
+
+def day_versus(total: int | None, last_week: int | None, last_year: int | None) -> dict[str, Any]:
+    """One series' day against the same weekday last week and last year, as the insights stage gives it."""
+    return {"total": total, "last_week": last_week,
+            "last_week_change": None if total is None or last_week is None else total - last_week,
+            "last_week_change_pct": _change_pct(total, last_week), "last_year": last_year,
+            "last_year_change": None if total is None or last_year is None else total - last_year,
+            "last_year_change_pct": _change_pct(total, last_year)}
+
+
+def week_versus(mean: float, last_mean: float, p: float | None, days: int = 7) -> dict[str, Any]:
+    """One series' week against the week before (daily means given; spreads made up but plausible)."""
+    total, last_total = round(mean * days), round(last_mean * days)
+    return {"total": total, "last_total": last_total, "change": total - last_total,
+            "change_pct": _change_pct(total, last_total), "days": days, "last_days": days, "mean": mean, "sd": 12.5,
+            "last_mean": last_mean, "last_sd": 11.0, "t": None if p is None else 2.4, "df": None if p is None else 11.8,
+            "p": p, "significant": None if p is None else p < 0.05}
+
+
+def insights_record(store_id: str, day: str, *, cells: dict[tuple[int, int], float] | None = None,
+                    today: dict[str, dict[str, Any]] | None = None, made_at_ms: int | None = None,
+                    vertical: str = "retail") -> dict[str, Any]:
+    """A UTC store's insights record for `day` (validated): arrivals and transactions, open 09:00-18:00 every day.
+
+    `cells` set heatmap means of arrivals by (weekday, hour), Monday 0; on a Sunday the record has its
+    week's summary, else `week` is null.
+    """
+    first = dt.date.fromisoformat(day)
+    start_ms = int(dt.datetime.combine(first, dt.time(), dt.UTC).timestamp() * 1000)
+    series = ["arrivals", "transactions"]
+    heatmap = {}
+    for scale, name in ((1.0, "arrivals"), (0.25, "transactions")):
+        mean = [[round(scale * (10 + 2 * d + h), 3) if 9 <= h < 18 else None for h in range(24)] for d in range(7)]
+        if name == "arrivals":
+            for (d, h), value in (cells or {}).items():
+                mean[d][h] = value
+        heatmap[name] = {"mean": mean, "weeks": [[0 if v is None else 4 for v in row] for row in mean]}
+    week = None
+    if first.weekday() == 6:
+        week = {"week_start": (first - dt.timedelta(days=6)).isoformat(), "week_end": day,
+                "series": {"arrivals": week_versus(212.4, 190.1, 0.031), "transactions": week_versus(52.3, 51.0, 0.62)},
+                "correlation": {"x": "arrivals", "y": "transactions", "r": 0.87, "days": 28}}
+    return validated({
+        "type": "insights", "store_id": store_id, "region": "north", "vertical": vertical, "tz": "UTC", "day": day,
+        "day_start_ms": start_ms, "day_end_ms": start_ms + 86_400_000,
+        "made_at_ms": made_at_ms if made_at_ms is not None else start_ms + 86_400_000, "series": series,
+        "heatmap_from": (first - dt.timedelta(days=27)).isoformat(), "heatmap": heatmap,
+        "today": today or {"arrivals": day_versus(412, 400, 380), "transactions": day_versus(95, 100, None)},
+        "week": week, "emitted_at_ms": start_ms + 86_400_000 + 5,
+    })
+
+
+def segment_set(kind: str, counts: list[tuple[str, int, int]]) -> dict[str, Any]:
+    """One kind's segments from (description, day count, bucket count), ids in order, shares from the counts."""
+    day_events, bucket_events = sum(c[1] for c in counts), sum(c[2] for c in counts)
+    till = kind == "till"
+    segments = [{"segment_id": i, "description": text,
+                 "centre": {"items": 1.0 + i if till else None, "amount": 9.5 * (i + 1) if till else None,
+                            "dwell_s": None if till else 300.0 * (i + 1), "spend": None if till else 4.0 * i,
+                            "hour": 10.5 + 2 * i, "weekend": 0.2},
+                 "bucket_count": bucket, "day_count": day,
+                 "bucket_share": bucket / bucket_events if bucket_events else None,
+                 "day_share": day / day_events if day_events else None}
+                for i, (text, day, bucket) in enumerate(counts)]
+    return {"kind": kind, "k": len(segments), "events_learned": 500 + day_events, "bucket_events": bucket_events,
+            "day_events": day_events, "segments": segments}
+
+
+def segments_record(store_id: str, made_at_ms: int, kinds: list[dict[str, Any]]) -> dict[str, Any]:
+    """A UTC store's segments record at the closed bucket starting `made_at_ms` (validated)."""
+    return validated({"type": "segments", "store_id": store_id, "region": "north", "vertical": "retail", "tz": "UTC",
+                      "made_at_ms": made_at_ms, "bucket_ms": BUCKET_MS, "day": day_of(made_at_ms), "kinds": kinds,
+                      "emitted_at_ms": made_at_ms + BUCKET_MS + 5})

@@ -1,8 +1,9 @@
-/* footfall dashboard: one store now, today's arrivals per bucket with the forecast, staffing, open alerts. */
+/* footfall dashboard: one store now, today's arrivals per bucket with the forecast, staffing, insights,
+ * customer segments, open alerts. */
 "use strict";
 
 (() => {
-  const { el, svg, int, pct, pctValue, change, duration, hhmm, dayTime, setTile, isNum } = FF;
+  const { el, svg, int, pct, pctValue, change, duration, hhmm, dayTime, setTile, isNum, DASH } = FF;
   const QUEUE_VERTICALS = new Set(["bank", "telecom"]);
   const NO_SALES_VERTICALS = new Set(["bank"]); // no tills: no transactions, no conversion to show
 
@@ -21,6 +22,8 @@
   const forecasts = {}; // series -> forecast
   const alerts = new Map(); // alert_id -> alert
   const staffing = { latest: null, today: new Map() }; // the latest staffing record; made_at_ms -> chart point
+  let insights = null; // the latest insights record (as the server parsed it)
+  let segments = null; // the latest segments record (as the server parsed it)
   let missing = false; // the store has no data yet
 
   function tz() { return (snap && snap.tz) || (row && row.tz) || "UTC"; }
@@ -328,6 +331,150 @@
     }
   }
 
+  // -- insights -------------------------------------------------------------------------------------------
+
+  const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]; // the heatmap's rows, as the stage gives them
+  const SHADES = 8; // heatmap shading steps: classes hm-1 .. hm-8 (the CSP allows no inline style)
+
+  /** A series name in words: "tickets_issued" -> "tickets issued". */
+  function words(name) { return String(name).replaceAll("_", " "); }
+
+  /** A mean count, one decimal: 42 -> "42.0". */
+  function mean1(v) { return isNum(v) ? v.toFixed(1) : DASH; }
+
+  /** A change already in percent, signed: 3.04 -> "+3.0 %". */
+  function signedPct(v) { return isNum(v) ? `${v > 0 ? "+" : ""}${v.toFixed(1)} %` : DASH; }
+
+  /** "10:00–11:00" of a local hour 0-23. */
+  function hourSpan(h) { return `${String(h).padStart(2, "0")}:00–${String(h + 1).padStart(2, "0")}:00`; }
+
+  /** One heatmap cell: shaded by its share of the busiest cell, blank when the 4 weeks had no such hour. */
+  function heatCell(v, days, d, h, top, name) {
+    const where = `${WEEKDAYS[d]} ${hourSpan(h)}`;
+    if (!isNum(v)) return el("td", { class: "hm-none", "data-day": d, "data-hour": h, title: `${where}: no data` });
+    const shade = v > 0 && top > 0 ? Math.max(1, Math.ceil((v / top) * SHADES)) : 0;
+    return el("td", { class: `hm-${shade}`, "data-day": d, "data-hour": h, "data-value": v,
+      title: `${where}: ${mean1(v)} ${words(name)}` + (isNum(days) ? ` (mean of ${days} days)` : "") });
+  }
+
+  /** The weekday × hour grid of the first series with one (arrivals: the stage lists it first). */
+  function renderHeatmap(I) {
+    const name = I.series.find((s) => I.heatmap[s]);
+    document.getElementById("heatmap").classList.toggle("hidden", !name);
+    document.getElementById("heatmap-legend").classList.toggle("hidden", !name);
+    if (!name) return;
+    const { mean, weeks } = I.heatmap[name];
+    let top = 0;
+    for (const row of mean) for (const v of row) if (isNum(v)) top = Math.max(top, v);
+    const table = document.getElementById("heatmap");
+    table.tHead.replaceChildren(el("tr", {}, el("th", {}),
+      ...mean[0].map((_, h) => el("th", { scope: "col", text: String(h).padStart(2, "0") }))));
+    table.tBodies[0].replaceChildren(...mean.map((row, d) => el("tr", {}, el("th", { scope: "row", text: WEEKDAYS[d] }),
+      ...row.map((v, h) => heatCell(v, weeks[d][h], d, h, top, name)))));
+    document.getElementById("heatmap-title").textContent =
+      `${words(name)} per hour, mean over the last 4 weeks (to ${I.day})`;
+    document.getElementById("heatmap-legend").replaceChildren(
+      el("li", { class: "sw-hm-low", text: "fewer" }),
+      el("li", { class: "sw-hm-high", text: `${mean1(top)} per hour (the busiest)` }),
+      el("li", { class: "sw-hm-none", text: "blank: no such hour in the 4 weeks" }));
+  }
+
+  /** A table cell of the day-against table: a number, or a signed change coloured by its direction. */
+  function versusCell(col, text, changePct) {
+    const dir = isNum(changePct) && changePct !== 0 ? (changePct > 0 ? " up" : " down") : "";
+    return el("td", { class: `num${dir}`, "data-col": col, text });
+  }
+
+  function renderVersus(I) {
+    document.getElementById("insights-today-title").textContent = `${I.day} against last week / last year`;
+    const rows = I.series.filter((s) => I.today[s]).map((s) => {
+      const t = I.today[s];
+      return el("tr", { "data-series": s }, el("td", { text: words(s) }),
+        versusCell("total", int(t.total)),
+        versusCell("last_week", int(t.last_week)),
+        versusCell("last_week_change_pct", signedPct(t.last_week_change_pct), t.last_week_change_pct),
+        versusCell("last_year", int(t.last_year)),
+        versusCell("last_year_change_pct", signedPct(t.last_year_change_pct), t.last_year_change_pct));
+    });
+    document.getElementById("insights-today").classList.toggle("hidden", !rows.length);
+    document.querySelector("#insights-today tbody").replaceChildren(...rows);
+  }
+
+  /** One series' week in a line: mean daily total against the week before's, and Welch's test of them. */
+  function weekLine(s, v) {
+    let test = "no test (too few days or no spread)";
+    if (typeof v.significant === "boolean") {
+      const p = isNum(v.p) ? (v.p < 0.001 ? "p < 0.001" : `p = ${v.p.toFixed(3)}`) : "p –";
+      test = `${p}, ${v.significant ? "significant" : "not significant"}`;
+    }
+    return `${words(s)}: ${mean1(v.mean)} a day against ${mean1(v.last_mean)} the week before`
+      + ` (${signedPct(v.change_pct)}); ${test}`;
+  }
+
+  function renderWeek(I) {
+    const wk = I.week;
+    document.getElementById("insights-week").classList.toggle("hidden", !wk);
+    if (!wk) return;
+    document.getElementById("insights-week-title").textContent = `Week ${wk.week_start} to ${wk.week_end} against the week before`;
+    document.getElementById("insights-week-lines").replaceChildren(...I.series.filter((s) => wk.series[s])
+      .map((s) => el("li", { "data-series": s, text: weekLine(s, wk.series[s]) })));
+    const c = wk.correlation;
+    const pair = `Daily ${words(c.x || "arrivals")} against ${c.y ? words(c.y) : "nothing"}`;
+    document.getElementById("insights-correlation").textContent = isNum(c.r)
+      ? `${pair}: correlation r = ${c.r.toFixed(2)} over ${int(c.days)} days of the last 4 weeks.`
+      : `${pair}: too few days for a correlation (${int(c.days)}).`;
+  }
+
+  function renderInsights() {
+    const panel = document.getElementById("insights-panel");
+    const I = insights;
+    if (!I || !I.series.length) { panel.classList.add("hidden"); return; }
+    panel.classList.remove("hidden");
+    document.getElementById("insights-title").textContent = `Insights, ${I.day}`;
+    renderHeatmap(I);
+    renderVersus(I);
+    renderWeek(I);
+  }
+
+  /** Keep `I` unless the record kept was made later (a snapshot read from the cache may be older than a push). */
+  function putInsights(I) {
+    if (I && Array.isArray(I.series) && (!insights || (insights.made_at_ms || 0) <= (I.made_at_ms || 0))) insights = I;
+  }
+
+  // -- segments -------------------------------------------------------------------------------------------
+
+  const SEGMENT_KINDS = { till: "Till transactions", visit: "Visits" };
+
+  /** One kind's segments as a table: description, share of the day so far, share of the closed bucket. */
+  function segmentTable(k, bucket) {
+    const head = el("tr", {}, el("th", { text: "segment" }), el("th", { class: "num", text: "share today" }),
+      el("th", { class: "num", text: `share ${bucket}` }));
+    const rows = k.segments.map((s) => el("tr", { "data-segment-id": s.segment_id },
+      el("td", { "data-col": "description", text: s.description }),
+      el("td", { class: "num", "data-col": "day_share", text: pct(s.day_share),
+        title: `${int(s.day_count)} of ${int(k.day_events)} today` }),
+      el("td", { class: "num", "data-col": "bucket_share", text: pct(s.bucket_share),
+        title: `${int(s.bucket_count)} of ${int(k.bucket_events)} ${bucket}` })));
+    return el("div", { class: "segment-kind", "data-kind": k.kind },
+      el("h3", { text: `${SEGMENT_KINDS[k.kind] || words(k.kind)} (${int(k.day_events)} today)` }),
+      el("table", { class: "grid" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+  }
+
+  function renderSegments() {
+    const panel = document.getElementById("segments-panel");
+    const S = segments;
+    if (!S || !S.kinds.length) { panel.classList.add("hidden"); return; }
+    panel.classList.remove("hidden");
+    const bucket = isNum(S.made_at_ms) && isNum(S.bucket_ms)
+      ? `${hhmm(S.made_at_ms, tz())}–${hhmm(S.made_at_ms + S.bucket_ms, tz())}` : "of the last bucket";
+    document.getElementById("segments-title").textContent = `Customer segments${S.day ? `, ${S.day}` : ""}`;
+    document.getElementById("segments").replaceChildren(...S.kinds.map((k) => segmentTable(k, bucket)));
+  }
+
+  function putSegments(S) {
+    if (S && Array.isArray(S.kinds) && (!segments || (segments.made_at_ms || 0) <= (S.made_at_ms || 0))) segments = S;
+  }
+
   // -- alerts ---------------------------------------------------------------------------------------------
 
   function renderAlerts() {
@@ -340,16 +487,22 @@
 
   // -- data in -----------------------------------------------------------------------------------------------
 
-  let dirty = { tiles: false, chart: false, staffing: false, alerts: false };
+  const CLEAN = { tiles: false, chart: false, staffing: false, insights: false, segments: false, alerts: false };
+  let dirty = { ...CLEAN };
   const render = FF.throttled(() => {
     const d = dirty;
-    dirty = { tiles: false, chart: false, staffing: false, alerts: false };
+    dirty = { ...CLEAN };
     if (d.tiles) renderTiles();
     if (d.chart) renderChart();
     if (d.staffing) renderStaffing();
+    if (d.insights) renderInsights();
+    if (d.segments) renderSegments();
     if (d.alerts) renderAlerts();
   });
-  function scheduleAll() { dirty = { tiles: true, chart: true, staffing: true, alerts: true }; render(); }
+  function scheduleAll() {
+    dirty = { tiles: true, chart: true, staffing: true, insights: true, segments: true, alerts: true };
+    render();
+  }
 
   function putAlert(a) {
     if (!a || typeof a.alert_id !== "string" || a.store_id !== storeId) return;
@@ -383,6 +536,10 @@
         staffing.latest = null;
         staffing.today.clear();
         if (data.staffing) putStaffing(data.staffing.latest, data.staffing.today);
+        insights = null;
+        putInsights(data.insights);
+        segments = null;
+        putSegments(data.segments);
         document.body.dataset.loadedAt = String(data.now_ms);
         scheduleAll();
       } catch (e) {
@@ -429,6 +586,8 @@
       dirty.chart = true; // the time axis they share may stretch
       render();
     },
+    insights: (I) => { putInsights(I); dirty.insights = true; render(); },
+    segments: (S) => { putSegments(S); dirty.segments = true; render(); },
     alerts: (list) => { for (const a of list) putAlert(a); dirty.alerts = true; render(); },
   }, loadSnapshot);
 })();

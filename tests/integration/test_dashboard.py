@@ -40,11 +40,15 @@ from footfall.stream.topics import ensure_topics
 from tests.dashrecords import (
     BUCKET_MS,
     alert_record,
+    day_versus,
     forecast_record,
+    insights_record,
     live_record,
     publish,
     put_alert,
     put_forecast,
+    segment_set,
+    segments_record,
 )
 from tests.integration.conftest import wait_until
 
@@ -453,6 +457,118 @@ def test_pages_show_redis_live_alerts_and_survive_a_dashboard_restart(
     assert page.get_attribute("#conn", "data-state") == "live"
     assert alert["alert_id"] in page.inner_text("#alerts") or page.locator(
         f"#alerts li[data-alert-id='{alert['alert_id']}']").count() == 1, "the snapshot read again keeps the alert"
+    assert not dialogs, f"a page ran a dialog: {dialogs}"
+    context.close()
+
+
+# -- insights and segments ------------------------------------------------------------------------------------
+
+
+def heat_cell(page: Any, day: int, hour: int) -> dict[str, str | None]:
+    """The heatmap cell of a weekday (Monday 0) and local hour: its title and class."""
+    selector = f"#heatmap td[data-day='{day}'][data-hour='{hour}']"
+    return {"title": page.get_attribute(selector, "title"), "class": page.get_attribute(selector, "class")}
+
+
+def segment_rows(page: Any, kind: str) -> list[list[str]]:
+    """A kind's segments as shown: description, share today, share of the bucket."""
+    return page.eval_on_selector_all(f"#segments [data-kind='{kind}'] tbody tr",
+                                     "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+
+
+def snapshot(dashboard: DashboardProcess, store_id: str) -> dict[str, Any]:
+    """A store's snapshot from the dashboard's API (run without a token)."""
+    with urllib.request.urlopen(f"{dashboard.url}/api/stores/{store_id}", timeout=5) as response:
+        return orjson.loads(response.read())
+
+
+def test_store_page_shows_insights_and_segments_and_follows_new_ones(
+    services, dashboard_factory, unique_prefix, browser,
+):
+    settings = Settings(redis_url=services.redis_url, topic_prefix=unique_prefix)
+    now_ms = int(time.time() * 1000)
+    today = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date()
+    sunday = today - dt.timedelta(days=today.weekday() + 1)  # the last Sunday before today: a week summary
+    bucket = now_ms - now_ms % BUCKET_MS - BUCKET_MS
+    rng = random.Random(11)
+    hostile = "<img src=x onerror=alert(1)> after hours"
+    insights = insights_record("retail-050", sunday.isoformat(), cells={(0, 10): 42.0})
+    segments = segments_record("retail-050", bucket, [
+        segment_set("till", [("single item, weekday morning", 30, 3), ("full basket, weekend afternoon", 10, 1)]),
+        segment_set("visit", [("quick look, no purchase", 12, 2), (hostile, 4, 0)])])
+    # Written with the worker's own sink: the latest of each kind, its history and its channel.
+    publish(settings, [live_record(sid, region="north", vertical="retail", as_of_ms=now_ms, rng=rng)
+                       for sid in ("retail-050", "retail-051")] + [insights, segments])
+    dashboard = dashboard_factory().start()
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    dialogs: list[str] = []
+    context.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page = context.new_page()
+    page.goto(f"{dashboard.url}/stores/retail-050")
+
+    # The heatmap: 7 × 24 cells of the first series, arrivals; Monday 10:00 the busiest; hours never open blank.
+    page.wait_for_selector("#insights-panel:not(.hidden) #heatmap td[data-day='0'][data-hour='10']", timeout=10_000)
+    assert page.inner_text("#heatmap caption") == (
+        f"arrivals per hour, mean over the last 4 weeks (to {sunday.isoformat()})")
+    assert page.locator("#heatmap tbody td").count() == 7 * 24
+    assert page.eval_on_selector_all("#heatmap tbody th", "hs => hs.map(h => h.textContent)") == [
+        "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    cells = insights["heatmap"]["arrivals"]["mean"]
+    assert page.locator("#heatmap td.hm-none").count() == sum(v is None for row in cells for v in row)
+    assert heat_cell(page, 0, 10) == {"title": "Mon 10:00–11:00: 42.0 arrivals (mean of 4 days)", "class": "hm-8"}
+    assert heat_cell(page, 6, 3) == {"title": "Sun 03:00–04:00: no data", "class": "hm-none"}
+    assert heat_cell(page, 6, 9)["title"] == f"Sun 09:00–10:00: {cells[6][9]:.1f} arrivals (mean of 4 days)"
+
+    # The day against last week and last year, per series.
+    assert page.inner_text("#insights-today caption") == f"{sunday.isoformat()} against last week / last year"
+    versus = page.eval_on_selector_all("#insights-today tbody tr", """rows => Object.fromEntries(rows.map(r =>
+        [r.dataset.series, [...r.cells].map(c => c.textContent)]))""")
+    assert versus == {"arrivals": ["arrivals", "412", "400", "+3.0 %", "380", "+8.4 %"],
+                      "transactions": ["transactions", "95", "100", "-5.0 %", DASH, DASH]}
+    # The week (a Sunday's record): each series' mean daily total against the week before, and the test.
+    assert not page.locator("#insights-week").is_hidden()
+    lines = page.eval_on_selector_all("#insights-week-lines li", "ls => ls.map(l => l.textContent)")
+    assert lines == ["arrivals: 212.4 a day against 190.1 the week before (+11.7 %); p = 0.031, significant",
+                     "transactions: 52.3 a day against 51.0 the week before (+2.5 %); p = 0.620, not significant"]
+    assert "r = 0.87 over 28 days" in page.inner_text("#insights-correlation")
+
+    # The segments: per kind, each description with its share today and in the closed bucket; text, never markup.
+    page.wait_for_selector("#segments-panel:not(.hidden) #segments [data-kind='visit']", timeout=5_000)
+    assert segment_rows(page, "till") == [["single item, weekday morning", "75.0 %", "75.0 %"],
+                                          ["full basket, weekend afternoon", "25.0 %", "25.0 %"]]
+    assert segment_rows(page, "visit") == [["quick look, no purchase", "75.0 %", "100.0 %"],
+                                           [hostile, "25.0 %", "0.0 %"]]
+    assert page.locator("#segments img").count() == 0
+
+    # A new insights record (Monday's: no week) and a new segments record reach the open page live.
+    monday = sunday + dt.timedelta(days=1)
+    newer = insights_record("retail-050", monday.isoformat(), cells={(0, 10): 55.5},
+                            today={"arrivals": day_versus(480, 400, None), "transactions": day_versus(90, 90, 80)})
+    published = time.monotonic()
+    publish(settings, [newer, segments_record("retail-050", bucket + BUCKET_MS, [
+        segment_set("till", [("single item, weekday morning", 31, 1), ("full basket, weekend afternoon", 19, 9)])])])
+    page.wait_for_selector("#heatmap td[data-day='0'][data-hour='10'][title*='55.5 arrivals']", timeout=5_000)
+    assert time.monotonic() - published < 5
+    assert page.inner_text("#heatmap caption").endswith(f"(to {monday.isoformat()})")
+    assert page.eval_on_selector("#insights-today tr[data-series='arrivals']",
+                                 "r => [...r.cells].map(c => c.textContent)") == [
+        "arrivals", "480", "400", "+20.0 %", DASH, DASH]
+    assert page.locator("#insights-week").is_hidden()
+    wait_for(page, lambda: segment_rows(page, "till") == [["single item, weekday morning", "62.0 %", "10.0 %"],
+                                                          ["full basket, weekend afternoon", "38.0 %", "90.0 %"]],
+             5, "the new segments")
+    assert page.locator("#segments [data-kind='visit']").count() == 0
+    # The page read again shows the same, once the snapshot API serves it (its answers are kept for a second).
+    wait_until(lambda: snapshot(dashboard, "retail-050")["insights"]["day"] == monday.isoformat(), 5,
+               "the snapshot to hold the new insights")
+    page.reload()
+    page.wait_for_selector("#heatmap td[data-day='0'][data-hour='10'][title*='55.5 arrivals']", timeout=10_000)
+
+    # A store without such records: neither panel.
+    other = context.new_page()
+    other.goto(f"{dashboard.url}/stores/retail-051")
+    wait_for(other, lambda: other.inner_text("#tiles [data-tile='occupancy'] .value") != DASH, 10, "its snapshot")
+    assert other.locator("#insights-panel").is_hidden() and other.locator("#segments-panel").is_hidden()
     assert not dialogs, f"a page ran a dialog: {dialogs}"
     context.close()
 

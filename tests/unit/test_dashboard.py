@@ -7,6 +7,7 @@ records are written with the worker's own `RedisSink`, so the layout read is the
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import socket
 import subprocess
@@ -42,10 +43,13 @@ from tests.dashrecords import (
     alert_record,
     bucket_record,
     forecast_record,
+    insights_record,
     live_record,
     publish,
     put_alert,
     put_forecast,
+    segment_set,
+    segments_record,
 )
 
 HOSTILE = "<script>alert(1)</script>"
@@ -470,6 +474,41 @@ def test_a_staffing_record_reaches_its_stores_page(redis_url: str, prefix: str):
         assert "staffing" not in names(got)
         for stream in (mine, other):
             stream.close()
+
+    run(settings, body)
+
+
+def test_insights_and_segments_reach_the_store_page_by_snapshot_and_stream(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    seed(settings)
+    start = NOW_MS - NOW_MS % BUCKET_MS
+    yesterday = dt.datetime.fromtimestamp(NOW_MS / 1000 - 86_400, dt.UTC).date().isoformat()
+    # With the worker's sink: the generic placement of a newer stage's kinds (latest, history, channel).
+    publish(settings, [insights_record("retail-001", yesterday, cells={(0, 10): 42.0}),
+                       segments_record("retail-001", start - BUCKET_MS, [
+                           segment_set("till", [("single item, weekday morning", 30, 3)])])])
+    client = redis.Redis.from_url(redis_url)
+    client.set(RedisKeys(prefix).store_record("bank-002", "insights"), b'{"day": "<b>", "series": 7}')
+
+    async def body(http: TestClient) -> None:
+        data = await (await http.get("/api/stores/retail-001")).json()
+        assert data["insights"]["day"] == yesterday and data["insights"]["heatmap"]["arrivals"]["mean"][0][10] == 42.0
+        assert data["segments"]["kinds"][0]["segments"][0]["description"] == "single item, weekday morning"
+        # A store without such records, or with a broken one: none, and no error.
+        data = await (await http.get("/api/stores/bank-002")).json()
+        assert data["insights"] is None and data["segments"] is None
+        await subscribed(http)
+        mine = await http.get("/api/events?store=retail-001")
+        await read_events(mine, lambda e: "hello" in names(e))
+        newer = insights_record("retail-001", yesterday, cells={(0, 10): 43.5}, made_at_ms=NOW_MS)
+        await asyncio.to_thread(publish, settings, [newer, segments_record("retail-001", start, [
+            segment_set("visit", [("quick look, no purchase", 12, 2)])])])
+        got = await read_events(mine, lambda e: {"insights", "segments"} <= set(names(e)))
+        [insights] = [d for n, d in got if n == "insights"]
+        [segments] = [d for n, d in got if n == "segments"]
+        assert insights["heatmap"]["arrivals"]["mean"][0][10] == 43.5 and insights["made_at_ms"] == NOW_MS
+        assert [k["kind"] for k in segments["kinds"]] == ["visit"]
+        mine.close()
 
     run(settings, body)
 
