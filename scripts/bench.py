@@ -111,7 +111,12 @@ PIPELINES: dict[str, tuple[str, str]] = {
     "c": ("footfall worker", "`footfall worker`: decode + validate + pseudonymise, duplicates, store pipeline and "
                              "stages, table + changelog, offset ledger; every flush: bucket and live records to "
                              "Kafka and Redis (with roll-ups), then the changelog"),
+    "e": ("worker, exactly_once", "c with FOOTFALL_PROCESSING_GUARANTEE=exactly_once: Faust's Kafka transactions "
+                                  "(a transactional producer per partition, sends and changelog committed with the "
+                                  "offsets); not run unless asked (--only a,b,c,e)"),
 }
+#: Pipelines run unless `--only` names others.
+DEFAULT_PIPELINES = ("a", "b", "c")
 #: Message shape -> events per message.
 MODES: dict[str, int] = {"single": 1, "batch": 100}
 
@@ -178,7 +183,7 @@ class BenchConfig:
     stores: int = DEFAULT_STORES
     pace: float = DEFAULT_PACE
     paced_s: float = DEFAULT_PACED_S
-    pipelines: tuple[str, ...] = tuple(PIPELINES)
+    pipelines: tuple[str, ...] = DEFAULT_PIPELINES
     modes: tuple[str, ...] = tuple(MODES)
     partitions: int = 4
     stall_timeout_s: float = 90.0
@@ -277,6 +282,9 @@ class BenchReport:
                       for p in PIPELINES}
             c = values.get("c")
             out[mode] = {f"c/{p}": (c / values[p] if c and values.get(p) else None) for p in ("a", "b")}
+            if "e" in self.config.pipelines:
+                e = values.get("e")
+                out[mode]["e/c"] = e / c if e and c else None
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -489,12 +497,12 @@ class PipelineProcess:
 def pipeline_process(
     pipeline: str, settings: Settings, log_path: Path, profile_path: Path | None = None,
 ) -> PipelineProcess:
-    """The subprocess that runs `pipeline` ("a", "b" or "c") with `settings`, under cProfile if asked."""
+    """The subprocess that runs `pipeline` ("a", "b", "c" or "e") with `settings`, under cProfile if asked."""
     env = dict(os.environ)  # PATH, HOME... for the child; its configuration comes from `settings`
     python = [sys.executable]
     if profile_path is not None:
         python += ["-m", "cProfile", "-o", str(profile_path)]
-    if pipeline == "c":
+    if pipeline in ("c", "e"):
         env.update(settings.to_env())
         cmd = [*python, "-m", "footfall.scripts.cli", "--log-level", settings.log_level, "worker"]
     else:
@@ -885,6 +893,7 @@ async def run_one(
         broker=broker, redis_url=redis_url, topic_prefix=prefix, app_id=f"{prefix}-app",
         partitions=config.partitions, pseudonym_secret=secrets.token_hex(16),
         data_dir=str(run_dir / prefix / "data"), log_level="warning", live_interval_s=FLUSH_S,
+        processing_guarantee="exactly_once" if pipeline == "e" else "at_least_once",
     )
     result = PipelineResult(pipeline, mode, prefix, log=str(run_dir / prefix / "pipeline.log"))
     factory = EventFactory(config.stores)  # same seed, same backlog time: the same bytes for every pipeline
@@ -1185,7 +1194,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default {DEFAULT_PACE:g})")
     parser.add_argument("--paced-s", type=float, default=DEFAULT_PACED_S,
                         help=f"seconds of the latency phase (default {DEFAULT_PACED_S:g})")
-    parser.add_argument("--only", default=",".join(PIPELINES), help="pipelines to run, e.g. a,c (default a,b,c)")
+    parser.add_argument("--only", default=",".join(DEFAULT_PIPELINES),
+                        help="pipelines to run, e.g. a,c (default a,b,c; e: the worker under exactly_once)")
     parser.add_argument("--modes", default=",".join(MODES), help="single,batch (default both)")
     parser.add_argument("--broker", help="use this Kafka (host:port) instead of starting one")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")

@@ -493,7 +493,8 @@ ENV_VARIABLES: dict[str, str] = {
         "Kafka consumer session and rebalance timeout (s). Default 6 (fast rejoin); raise in production."
     ),
     "FOOTFALL_HEARTBEAT_S": "Kafka consumer heartbeat interval (s). Default 1.",
-    "FOOTFALL_PROCESSING_GUARANTEE": "at_least_once or exactly_once (Kafka transactions). Default at_least_once.",
+    "FOOTFALL_PROCESSING_GUARANTEE": "at_least_once or exactly_once (Faust's Kafka transactions: not supported, "
+                                     "it lost events in the fault suite; see Performance). Default at_least_once.",
     "FOOTFALL_DEAD_LETTER_LOG_EVERY_S": "At most one dead-letter log line per reason this often (s). Default 10.",
     "FOOTFALL_LIVE_INTERVAL_S": (
         "Live records are coalesced: at most one per store and bucket this often (s); 0 = every message. Default 1."

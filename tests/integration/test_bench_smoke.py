@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from footfall.scripts import bench, cli
-from footfall.scripts.bench import FLUSH_S, MODES, PIPELINES, BenchConfig, format_report, run_bench
+from footfall.scripts.bench import DEFAULT_PIPELINES, FLUSH_S, MODES, BenchConfig, format_report, run_bench
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def test_tiny_bench_runs_every_pipeline_and_counts_every_event(services, tmp_pat
     report = run_bench(config, broker=services.bootstrap, redis_url=services.redis_url, run_dir=tmp_path / "bench")
     shown = format_report(report)
 
-    assert {(r.pipeline, r.mode) for r in report.results} == {(p, m) for p in PIPELINES for m in MODES}, shown
+    assert {(r.pipeline, r.mode) for r in report.results} == {(p, m) for p in DEFAULT_PIPELINES for m in MODES}, shown
     for r in report.results:
         where = f"{r.pipeline} {r.mode}\n{shown}"
         assert r.error is None, where
@@ -60,7 +60,7 @@ def test_tiny_bench_runs_every_pipeline_and_counts_every_event(services, tmp_pat
     header = next(line for line in lines if line.startswith("pipeline "))
     for column in ("events/s", "CPU us/ev", "paced ev/s", "p50 ms", "p99 ms", "lat n", "counted"):
         assert column in header, shown
-    rows = [line for line in lines if line[:2] in {f"{p} " for p in PIPELINES}]
+    rows = [line for line in lines if line[:2] in {f"{p} " for p in DEFAULT_PIPELINES}]
     assert len(rows) == len(report.results) and all(row.endswith(" ok") for row in rows), shown
     for mode in MODES:
         assert any(line.startswith(f"{mode}: events/s c/a = ") and "CPU per event c/a = " in line
