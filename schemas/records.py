@@ -61,6 +61,9 @@ __all__ = [
     "Kpis",
     "LiveRecord",
     "OccupancySummary",
+    "QualityRecord",
+    "QualitySensor",
+    "QualityUptime",
     "QueueKpis",
     "QueueSummary",
     "RecordKind",
@@ -528,6 +531,60 @@ class InsightsRecord(TypedDict):
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 
+class QualitySensor(TypedDict):
+    """One known sensor in a closed bucket: the share of the bucket its reports covered."""
+
+    sensor_id: Annotated[str, "the sensor, as its events name it"]
+    coverage: Annotated[float, "share of the bucket covered by its door interval reports and heartbeats (not "
+                               "down), 0-1, to 4 decimals"]
+    reported: Annotated[bool, "a door event or heartbeat (any status) of it is timed in the bucket"]
+    last_seen_ms: Annotated[int, "time of its latest event, as of the bucket's close"]
+
+
+class QualityUptime(TypedDict):
+    """Each sensor's covered share of a local day, given with the day's last closed bucket."""
+
+    day: Annotated[str, "the local day, ISO 8601", _DATE]
+    day_start_ms: Annotated[int, "the day's first instant (local midnight)"]
+    day_end_ms: Annotated[int, "the next day's first instant: 23 to 25 hours later"]
+    hours: Annotated[float, "the day's length, hours (23 or 25 when clocks change)"]
+    sensors: Annotated[dict[str, float], "per sensor known that day: covered time / the day's length, 0-1, "
+                                         "to 4 decimals"]
+
+
+class QualityRecord(TypedDict):
+    """A store's data quality in a closed bucket: how much of it each door sensor's reports covered.
+
+    Topic `<p>.quality` (key: the store id); Redis `store:<id>:quality` (the latest, JSON),
+    `store:<id>:quality-history` (stream) and the channel `quality:<id>`. Stores that never sent a
+    door event or heartbeat get none.
+    """
+
+    type: Literal["quality"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its events; null until one gives it"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its events; null until one gives it"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    bucket_start_ms: Annotated[int, "start of the closed bucket"]
+    bucket_ms: Annotated[int, "bucket length"]
+    quality: Annotated[Literal["ok", "partial", "missing", "no_sensors"],
+                       "ok: every known sensor covered >= ok_coverage of the bucket; missing: the mean coverage "
+                       "is <= missing_coverage; partial: between; no_sensors: no sensor known"]
+    coverage: Annotated[float | None, "the store's coverage: mean over its known sensors, 0-1; null: none known"]
+    sensors_known: Annotated[int, "sensors heard from within the last 7 days (of event time)"]
+    sensors: Annotated[list[QualitySensor], "each known sensor, by id"]
+    silent_sensors: Annotated[list[str], "known sensors whose reports covered none of the bucket"]
+    sensors_dropped: Annotated[int, "sensors dropped so far because the store had more than it can follow (64)"]
+    door_in: Annotated[int, "people in, from the bucket's door counts"]
+    door_out: Annotated[int, "people out, from the bucket's door counts"]
+    imbalance: Annotated[int, "door_in - door_out"]
+    imbalance_ratio: Annotated[float, "(door_in - door_out) / max(door_in, 1)"]
+    uptime: Annotated[QualityUptime | None, "with the closed bucket that ends a local day: each sensor's "
+                                            "covered share of that day; else null"]
+    thresholds: Annotated[dict[str, float], "the coverage thresholds graded by: ok_coverage, missing_coverage"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
 class AlertRecord(TypedDict):
     """One change of an alert (opened, updated, resolved): one incident of one store is one alert.
 
@@ -710,6 +767,9 @@ for _kind in (
     RecordKind("insights", InsightsRecord, "insights",
                "A store's local day: weekday × hour heatmap, the day against last week and last year, "
                "the week against the week before."),
+    RecordKind("quality", QualityRecord, "quality",
+               "A store's data quality in a closed bucket: each door sensor's coverage, ok / partial / missing, "
+               "the door imbalance, and at a local day's end each sensor's uptime."),
     RecordKind("rollup", RollupRecord, None, "A region's or the chain's bucket: its stores' sums."),
     RecordKind("rollup_live", RollupLiveRecord, None,
                "A region's or the chain's stores now: their live records' sums."),

@@ -60,6 +60,7 @@ from typing import Any, Literal
 
 from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
 from footfall.operators.pipeline.insights_stage import Insights
+from footfall.operators.pipeline.quality_stage import DataQuality
 from footfall.operators.pipeline.segments_stage import CustomerSegments
 from footfall.operators.pipeline.staffing_stage import StaffingAdvice
 from footfall.operators.pipeline.stage import (
@@ -83,6 +84,7 @@ Fate = Literal["counted", "restated", "duplicate", "late"]
 #: The built-in stages, in the order they run: each a `StageFactory` class with `from_settings`.
 STAGES: tuple[type[Any], ...] = (
     ForecastsAndAlerts,
+    DataQuality,
     StaffingAdvice,
     CustomerSegments,
     Insights,

@@ -110,7 +110,8 @@ def event(i: int, store: str = "s1") -> bytes:
 
 
 def markers(table: FakeTable) -> list[str]:
-    return [key for _, key in table.changelog if key.startswith("~")]
+    """The offset markers written (`~partition-<n>`), not the stage states (`~<stage>:<store>`)."""
+    return [key for _, key in table.changelog if key.startswith("~partition-")]
 
 
 def test_a_failed_dead_letter_holds_the_marker_back_until_it_is_resent():

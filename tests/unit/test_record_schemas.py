@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from footfall.operators.alerting.alerts import AlertBook
 from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, RollUp, compact, compact_live
 from footfall.operators.pipeline.insights_stage import Insights
+from footfall.operators.pipeline.quality_stage import DataQuality
 from footfall.operators.pipeline.segments_stage import CustomerSegments
 from footfall.operators.pipeline.staffing_stage import StaffingAdvice
 from footfall.operators.pipeline.stage import ClosedBucket, ForecastOutput, StoreContext
@@ -33,7 +34,8 @@ from footfall.schemas.jsonschema import SCHEMA_DIR, record_schema_path
 from footfall.schemas.records import RECORD_KINDS, RecordKind, record_schema, register_record_kind, type_schema
 from footfall.stream.records import StoreMeta, record_of
 
-BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "segments", "insights", "rollup", "rollup_live")
+BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "segments", "insights", "quality", "rollup",
+            "rollup_live")
 FILES = {t: record_schema_path(t) for t in BUILT_IN}
 VALIDATORS = {
     t: jsonschema.Draft202012Validator(json.loads(path.read_text()),
@@ -99,7 +101,7 @@ def test_every_record_field_is_described(record_type: str) -> None:
 def test_topics_are_the_worker_topics() -> None:
     assert {t: RECORD_KINDS[t].topic for t in BUILT_IN} == {
         "bucket": "aggregates", "live": "aggregates", "forecast": "predictions", "alert": "alerts",
-        "staffing": "staffing", "segments": "segments", "insights": "insights",
+        "staffing": "staffing", "segments": "segments", "insights": "insights", "quality": "quality",
         "rollup": None, "rollup_live": None,  # written to Redis only
     }
 
@@ -354,10 +356,12 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
                              queue_target_s=60.0)
         staffing = StaffingAdvice(answer_s=60.0).build(StoreContext(store_id, BUCKET_MS, tz), None)
         segments = CustomerSegments(min_events=20, min_days=0).build(StoreContext(store_id, BUCKET_MS, tz), None)
+        quality = DataQuality().build(StoreContext(store_id, BUCKET_MS, tz), None)
         for i, event in enumerate(_events(store_id, vertical, region, seed)):
             if flow.update(event) == "counted":
                 staffing.on_event(event, StoreContext(store_id, BUCKET_MS, tz))
                 segments.on_event(event, StoreContext(store_id, BUCKET_MS, tz))
+                quality.on_event(event, StoreContext(store_id, BUCKET_MS, tz))
             for start, kpis in flow.pop_closed():
                 out["bucket"].append(bucket_record(store_id, meta, start, BUCKET_MS, kpis, "closed",
                                                    flow.watermark_ms, None, tz))
@@ -375,6 +379,8 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
                                     for o in staffing.on_bucket_closed(closed, context)]
                 out["segments"] += [record_of(StoreMeta(store_id, region, vertical, tz), o, BUCKET_MS)
                                     for o in segments.on_bucket_closed(closed, context)]
+                out["quality"] += [record_of(StoreMeta(store_id, region, vertical, tz), o, BUCKET_MS)
+                                   for o in quality.on_bucket_closed(closed, context)]
             if i % 50 == 0:
                 for start, kpis, event_id in flow.pop_touched():
                     out["bucket"].append(bucket_record(store_id, meta, start, BUCKET_MS, kpis, "open",
@@ -390,6 +396,28 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
         closed = ClosedBucket(start, 3_600_000, {"arrivals": (h * 7) % 23, "transactions": (h * 5) % 7})
         out["insights"] += [record_of(StoreMeta("retail-001", "north", "retail", "Europe/London"), o, 3_600_000)
                             for o in insights.on_bucket_closed(closed, context)]
+    # Two door counters over London's 25-hour day (clocks go back): one stops at 06:00, the other reports every
+    # other quarter hour from noon; heartbeats of a third, one of them down. Every quality, and a day's uptime.
+    context = StoreContext("retail-001", BUCKET_MS, "Europe/London", "north", "retail")
+    quality = DataQuality().build(context, None)
+    env = {"store_id": "retail-001", "region": "north", "zone": None, "vertical": "retail"}
+    day_start = 1_792_882_800_000  # 2026-10-25 00:00 BST
+    for k in range(27 * 4):
+        start = day_start + k * BUCKET_MS
+        for minute in range(15):
+            ts = start + minute * MIN
+            if k < 24:
+                quality.on_event(DoorEvent(**env, event_id=f"q1-{k}-{minute}", ts_ms=ts, door_id="main",
+                                           sensor_id="c1", count_in=1, count_out=0, interval_s=60), context)
+            if k < 48 or k % 2:
+                quality.on_event(DoorEvent(**env, event_id=f"q2-{k}-{minute}", ts_ms=ts, door_id="side",
+                                           sensor_id="c2", count_in=0, count_out=1, interval_s=60), context)
+        if k % 10 == 0:
+            quality.on_event(Heartbeat(**env, event_id=f"qh{k}", ts_ms=start + 7 * MIN, sensor_id="h1",
+                                       status="down" if k % 20 == 0 else "ok", device_id=None), context)
+        closed = ClosedBucket(start, BUCKET_MS, {"door_in": 15 * (k < 24), "door_out": 15})
+        out["quality"] += [record_of(StoreMeta("retail-001", "north", "retail", "Europe/London"), o, BUCKET_MS)
+                           for o in quality.on_bucket_closed(closed, context)]
     # An alert book's whole lifecycle, resolution included, whatever the models raised above.
     book = AlertBook("retail-001", cooldown_ms=0, resolve_after_ms=0)
     changes = book.raise_alert("arrivals_high", "warning", bucket_start_ms=T0, bucket_end_ms=T0 + BUCKET_MS,
@@ -416,6 +444,8 @@ def test_the_operators_gave_every_kind_and_shape(built: dict[str, list[dict[str,
     assert {r["level"] for r in built["rollup"]} == {"region", "chain"}
     assert all(len(r["points"]) == 8 for r in built["staffing"])  # one per forecast interval
     assert any(r["week"] is not None for r in built["insights"])  # a Sunday's, with its week
+    assert {r["quality"] for r in built["quality"]} == {"ok", "partial", "missing"}
+    assert any(r["uptime"] is not None and r["uptime"]["hours"] == 25.0 for r in built["quality"])
 
 
 @pytest.mark.parametrize("record_type", BUILT_IN)
