@@ -147,11 +147,16 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 10,
         for _ in range(max_iter):
             d2 = _sq_distances(points, centres)
             new = d2.argmin(axis=1)
+            served = d2[np.arange(n), new]
             for j in range(k):
                 if not (new == j).any():  # empty: take the point worst served by its centre
-                    far = int(d2[np.arange(n), new].argmax())
+                    # ... among points whose cluster keeps another member (identical points are all at
+                    # distance 0: without this the same point went round the empty clusters).
+                    sizes = np.bincount(new, minlength=k)
+                    allowed = np.where(sizes[new] > 1, served, -np.inf)
+                    far = int(allowed.argmax())
                     new[far] = j
-                    d2[far] = 0.0
+                    served[far] = -np.inf
             if np.array_equal(new, labels):
                 break
             labels = new

@@ -265,3 +265,17 @@ def test_describe_names_a_commute_shape():
 
 def test_kmeans_grouper_is_a_profile_grouper():
     assert isinstance(KMeansGrouper(), ProfileGrouper)
+
+
+def test_kmeans_with_more_clusters_than_distinct_profiles_leaves_none_empty() -> None:
+    """Identical profiles are all at distance 0: each empty cluster must take a point of its own."""
+    import warnings
+
+    from footfall.operators.peers.grouping import kmeans
+
+    points = np.array([[0.0, 1.0]] * 5 + [[1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" fails the test
+        labels, centres, inertia = kmeans(points, k=4)
+    assert sorted(set(labels.tolist())) == [0, 1, 2, 3]
+    assert np.isfinite(centres).all() and inertia == 0.0
