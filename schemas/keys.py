@@ -21,6 +21,10 @@ Chain-wide:
 - `<p>:alerts:history` (stream, capped): every alert change.
 - `<p>:stats` (hash): worker counters; `<p>:dead-letter:counts` (hash): dead letters per reason;
 - `<p>:meta:written`: set once the worker wrote; a Redis without it lost its data (the worker rebuilds it).
+- `<p>:peer-groups` (string, JSON): the chain's peer groups (`footfall peers`), also published on that
+  channel; `<p>:peer-groups:state` (string, JSON): their state, so group ids stay stable across runs
+  (outside `<p>:peers:`, where a store's channel lives, so no store id can clash with them).
+  Each store's peers record is `<p>:store:<id>:peers` (below), its channel `<p>:peers:<id>`.
 - roll-ups per level (`region` or `chain`) and key: `<p>:rollup:<level>:<key>:<slot>:members` and
   `...:totals` (hashes; slot = bucket start ms, or `live`), `<p>:rollup:<level>:<key>:latest` and
   `...:live` (hashes), `<p>:rollup:<level>:<key>:history` (stream).
@@ -149,6 +153,16 @@ class RedisKeys:
     def written_marker(self) -> str:
         """Set by the worker once it wrote here: gone means Redis lost the data (rebuilt from the topics)."""
         return self.key("meta", "written")
+
+    @property
+    def peers_groups(self) -> str:
+        """String key (JSON) and channel of the chain's peer groups (`footfall peers`)."""
+        return self.key("peer-groups")
+
+    @property
+    def peers_state(self) -> str:
+        """String key (JSON) of the peer groups' state (`footfall peers`): stable group ids across runs."""
+        return self.key("peer-groups", "state")
 
     @property
     def every_key_pattern(self) -> str:

@@ -22,7 +22,8 @@ Where they go (`<p>` is `FOOTFALL_TOPIC_PREFIX`; the Redis keys are `schemas.key
   (hashes: strings as they are, other values as JSON), history and day hashes;
 - `forecast`: topic `<p>.predictions`; Redis forecast hash and history;
 - `alert`: topic `<p>.alerts`; Redis open alerts and alert history;
-- `rollup` and `rollup_live`: Redis only (roll-up latest/live hashes, history), no topic.
+- `rollup` and `rollup_live`: Redis only (roll-up latest/live hashes, history), no topic;
+- `peers` and `peer_groups`: Redis only (`store:<id>:peers`, `peer-groups`), written by `footfall peers`.
 
 Examples
 --------
@@ -61,6 +62,9 @@ __all__ = [
     "Kpis",
     "LiveRecord",
     "OccupancySummary",
+    "PeerGroup",
+    "PeerGroupsRecord",
+    "PeersRecord",
     "QualityRecord",
     "QualitySensor",
     "QualityUptime",
@@ -698,6 +702,69 @@ class RollupLiveRecord(TypedDict):
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 
+class PeersRecord(TypedDict):
+    """A store against its peer group: the stores whose hour-of-week shape is like its own, on the same day.
+
+    Redis only (no topic), written by `footfall peers` from the stores' latest insights records:
+    `store:<id>:peers` (the latest, JSON) and the channel `peers:<id>`. Groups are made once a day,
+    their ids stable from one day to the next.
+    """
+
+    type: Literal["peers"]
+    store_id: Annotated[str, "the store"]
+    region: Annotated[str | None, "the store's region, from its insights record"]
+    vertical: Annotated[Vertical | None, "the store's vertical, from its insights record"]
+    tz: Annotated[str, "the store's IANA time zone"]
+    day: Annotated[str, "the local day compared: its latest insights record's day, ISO 8601", _DATE]
+    grouped_on: Annotated[str, "the day the groups were last made, ISO 8601", _DATE]
+    group_id: Annotated[int, "its peer group: stable while the group keeps most of its stores"]
+    group_size: Annotated[int, "stores in the group, itself included"]
+    group_description: Annotated[str, "the group's hour-of-week shape (its centre) in words"]
+    peers: Annotated[list[str], "up to 10 other stores of the group, nearest in shape first"]
+    peers_compared: Annotated[int, "other stores of the group with an arrivals total for the same day"]
+    arrivals: Annotated[int | None, "the store's arrivals that day; null: none known"]
+    peer_median_arrivals: Annotated[float | None, "median of those peers' arrivals that day (the store itself "
+                                                  "left out); null: no peer has the day"]
+    vs_peers_pct: Annotated[float | None, "100 × (arrivals / peer_median_arrivals - 1), to 2 decimals; null "
+                                          "without either or when the median is 0"]
+    level_index: Annotated[float | None, "arrivals over the store's usual total for that weekday (its heatmap "
+                                         "row's sum), to 4 decimals; null: unknown"]
+    peer_median_level_index: Annotated[float | None, "median of the peers' level indices that day; null: none"]
+    vs_peers_level_pct: Annotated[float | None, "100 × (level_index / peer_median_level_index - 1), to 2 "
+                                                "decimals: the day against its usual, against the peers' "
+                                                "days against theirs; null without either"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
+class PeerGroup(TypedDict):
+    """One peer group of the chain."""
+
+    group_id: Annotated[int, "stable id"]
+    size: Annotated[int, "stores in the group"]
+    description: Annotated[str, "the group's hour-of-week shape (its centre) in words"]
+    stores: Annotated[list[str], "its stores, by id"]
+
+
+class PeerGroupsRecord(TypedDict):
+    """The chain's peer groups: which stores share an hour-of-week shape, as of a day.
+
+    Redis only (no topic), written by `footfall peers`: `peer-groups` (the latest, JSON) and the
+    channel `peer-groups`.
+    """
+
+    type: Literal["peer_groups"]
+    day: Annotated[str | None, "the day the groups were made, ISO 8601; null: never", _DATE]
+    k: Annotated[int, "groups"]
+    silhouette: Annotated[float | None, "mean silhouette of the latest grouping (-1 to 1, higher: better "
+                                        "separated), to 4 decimals; null with one group"]
+    stores_read: Annotated[int, "insights records read"]
+    stores_grouped: Annotated[int, "stores given a peers record"]
+    left_out: Annotated[dict[str, str], "store id -> why it was not grouped (too few hours seen, no arrivals, "
+                                        "joined after the day's grouping)"]
+    groups: Annotated[list[PeerGroup], "each group, by id"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
 # -- the registry ---------------------------------------------------------------------------------
 
 
@@ -773,6 +840,11 @@ for _kind in (
     RecordKind("rollup", RollupRecord, None, "A region's or the chain's bucket: its stores' sums."),
     RecordKind("rollup_live", RollupLiveRecord, None,
                "A region's or the chain's stores now: their live records' sums."),
+    RecordKind("peers", PeersRecord, None,
+               "A store's arrivals of its latest day against the median of its peer group (stores of the same "
+               "hour-of-week shape), from the stores' insights records."),
+    RecordKind("peer_groups", PeerGroupsRecord, None,
+               "The chain's peer groups by hour-of-week shape: members, each shape in words, k, silhouette."),
 ):
     register_record_kind(_kind)
 

@@ -29,6 +29,7 @@ TOOLS = {
     "export": "export",
     "staffing": "staffingcli",
     "faults": "faultsuite",
+    "peers": "peers",
 }
 
 

@@ -2,6 +2,7 @@
 
 from footfall.operators.peers import (
     agreement,
+    chain,
     compare,
     describe,
     grouping,
@@ -11,6 +12,7 @@ from footfall.operators.peers import (
 
 __all__ = [
     "agreement",
+    "chain",
     "compare",
     "describe",
     "grouping",

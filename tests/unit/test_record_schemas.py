@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from footfall.operators.alerting.alerts import AlertBook
 from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, RollUp, compact, compact_live
+from footfall.operators.peers.chain import ChainPeers
 from footfall.operators.pipeline.insights_stage import Insights
 from footfall.operators.pipeline.quality_stage import DataQuality
 from footfall.operators.pipeline.segments_stage import CustomerSegments
@@ -35,7 +36,7 @@ from footfall.schemas.records import RECORD_KINDS, RecordKind, record_schema, re
 from footfall.stream.records import StoreMeta, record_of
 
 BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "segments", "insights", "quality", "rollup",
-            "rollup_live")
+            "rollup_live", "peers", "peer_groups")
 FILES = {t: record_schema_path(t) for t in BUILT_IN}
 VALIDATORS = {
     t: jsonschema.Draft202012Validator(json.loads(path.read_text()),
@@ -103,6 +104,7 @@ def test_topics_are_the_worker_topics() -> None:
         "bucket": "aggregates", "live": "aggregates", "forecast": "predictions", "alert": "alerts",
         "staffing": "staffing", "segments": "segments", "insights": "insights", "quality": "quality",
         "rollup": None, "rollup_live": None,  # written to Redis only
+        "peers": None, "peer_groups": None,  # written to Redis only, by `footfall peers`
     }
 
 
@@ -396,6 +398,30 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
         closed = ClosedBucket(start, 3_600_000, {"arrivals": (h * 7) % 23, "transactions": (h * 5) % 7})
         out["insights"] += [record_of(StoreMeta("retail-001", "north", "retail", "Europe/London"), o, 3_600_000)
                             for o in insights.on_bucket_closed(closed, context)]
+    # The chain's peers from those insights, as `footfall peers` makes them: the last record as eight stores,
+    # half with the hours turned by 10 (another shape), one with no total, one on an older day, one too sparse.
+    last = out["insights"][-1]
+    stores: dict[str, dict[str, Any]] = {}
+    for i in range(8):
+        record = orjson.loads(orjson.dumps(last))
+        record["store_id"] = f"retail-{i:03d}"
+        mean = [[None if v is None else v * (1 + 0.01 * i * ((h + d) % 3)) for h, v in enumerate(row)]
+                for d, row in enumerate(record["heatmap"]["arrivals"]["mean"])]  # no two stores alike
+        record["heatmap"]["arrivals"]["mean"] = [row[10:] + row[:10] for row in mean] if i % 2 else mean
+        total = record["today"]["arrivals"]["total"]
+        record["today"]["arrivals"]["total"] = None if i == 5 else (total or 0) * (i + 1)
+        stores[record["store_id"]] = record
+    stores["retail-006"]["day"] = "2026-04-01"
+    sparse = orjson.loads(orjson.dumps(last))
+    sparse["heatmap"]["arrivals"]["mean"] = [[None] * 24 for _ in range(6)] + [sparse["heatmap"]["arrivals"]["mean"][0]]
+    stores["retail-sparse"] = {**sparse, "store_id": "retail-sparse"}
+    chain = ChainPeers(k=None)
+    for day_offset in (0, 1):
+        on_day = {s: {**r, "day": r["day"] if day_offset == 0 else "2026-04-08"} for s, r in stores.items()}
+        peers = chain.update(on_day, emitted_at_ms=T0 + day_offset)
+        out["peers"] += peers.records.values()
+        out["peer_groups"].append(peers.summary)
+    out["peer_groups"].append(ChainPeers().update({}, emitted_at_ms=T0).summary)  # no stores: no groups
     # Two door counters over London's 25-hour day (clocks go back): one stops at 06:00, the other reports every
     # other quarter hour from noon; heartbeats of a third, one of them down. Every quality, and a day's uptime.
     context = StoreContext("retail-001", BUCKET_MS, "Europe/London", "north", "retail")
@@ -446,6 +472,9 @@ def test_the_operators_gave_every_kind_and_shape(built: dict[str, list[dict[str,
     assert any(r["week"] is not None for r in built["insights"])  # a Sunday's, with its week
     assert {r["quality"] for r in built["quality"]} == {"ok", "partial", "missing"}
     assert any(r["uptime"] is not None and r["uptime"]["hours"] == 25.0 for r in built["quality"])
+    assert {r["group_id"] for r in built["peers"]} == {0, 1}
+    assert any(r["vs_peers_pct"] is None for r in built["peers"]) and any(r["vs_peers_pct"] for r in built["peers"])
+    assert any(g["left_out"] for g in built["peer_groups"]) and any(not g["groups"] for g in built["peer_groups"])
 
 
 @pytest.mark.parametrize("record_type", BUILT_IN)
@@ -555,6 +584,11 @@ def _drop(name: str) -> Callable[[dict[str, Any]], None]:
         ("alert", {}, _set(("alert_id",), "not-hex")),  # not 16 hex digits
         ("rollup", {}, _set(("level",), "country")),  # not a level
         ("rollup_live", {}, _set(("bucket_start_ms",), 0)),  # a field of the bucket roll-up, not of this one
+        ("peers", {}, _set(("group_id",), "0")),  # an id as text
+        ("peers", {}, _set(("peers",), "retail-001")),  # peers as one string, not a list
+        ("peers", {}, _drop("vs_peers_pct")),  # a required field missing
+        ("peer_groups", {"stores_read": 9}, _set(("groups", 0, "size"), 1.5)),  # nested: a count with a fraction
+        ("peer_groups", {"stores_read": 9}, _set(("left_out", "x"), 3)),  # a reason as a number
     ],
 )
 def test_a_broken_record_fails(built: dict[str, list[dict[str, Any]]], record_type: str, where: dict[str, Any],
