@@ -5,10 +5,13 @@ Pages (plain HTML, CSS and JavaScript from `dashboard_static/`, charts drawn as 
 - `/`: every store, with the region and chain roll-ups, a sortable and filterable table and the
   open alerts. Query parameters `sort`, `order`, `q`, `region`, `vertical`, `alerts` set the view.
 - `/stores/<store_id>`: one store's tiles (those of its vertical: a shop's conversion, a branch's
-  queue), today's arrivals per bucket with the forecast and its interval band, its staffing (the
-  advice line, counters recommended against active today, and ahead), its insights (the weekday ×
-  hour heatmap of arrivals over 4 weeks, the last day against last week and last year, on a Sunday
-  the week against the week before), its customer segments with their shares, and its open alerts.
+  queue) under a badge of its latest closed bucket's data quality (ok / partial / missing /
+  no_sensors, the coverage, the silent sensors named, at a day's end each sensor's uptime; the
+  tiles counted from door sensors marked while it is partial or missing), today's arrivals per
+  bucket with the forecast and its interval band, its staffing (the advice line, counters
+  recommended against active today, and ahead), its insights (the weekday × hour heatmap of
+  arrivals over 4 weeks, the last day against last week and last year, on a Sunday the week
+  against the week before), its customer segments with their shares, and its open alerts.
 
 Data (JSON): `/api/overview`, `/api/stores/<store_id>`, `/api/alerts`; `/healthz`.
 

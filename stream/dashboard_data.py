@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from footfall.schemas.keys import CHAIN
 from footfall.stream.dashboard_views import (
     INSIGHTS,
+    QUALITY,
     ROW_FIELDS,
     SEGMENTS,
     SERIES,
@@ -35,6 +36,7 @@ from footfall.stream.dashboard_views import (
     parse_alert,
     parse_forecast,
     parse_insights,
+    parse_quality,
     parse_segments,
     staffing_view,
     store_row,
@@ -136,13 +138,14 @@ class DashboardData:
         return out
 
     async def store(self, store_id: str) -> dict[str, Any] | None:
-        """One store's page: its row (tiles), today's buckets, forecasts, open alerts, staffing, insights and
-        segments; None if unknown.
+        """One store's page: its row (tiles), today's buckets, forecasts, open alerts, staffing, insights,
+        segments and data quality; None if unknown.
 
         `staffing` (None when the store has no staffing record): the latest record (`latest`, see
         `parse_staffing`) and, from the newest `_MAX_STAFFING` of its history, the day's points (`today`).
         `insights` and `segments` (None when the store has no usable such record): the latest record of
-        each, see `parse_insights` and `parse_segments`.
+        each, see `parse_insights` and `parse_segments`; `quality` likewise, the latest closed bucket's data
+        quality (`parse_quality`).
         """
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.store_live(store_id))
@@ -152,7 +155,9 @@ class DashboardData:
         pipe.get(self.keys.store_record(store_id, STAFFING))
         pipe.get(self.keys.store_record(store_id, INSIGHTS))
         pipe.get(self.keys.store_record(store_id, SEGMENTS))
-        raw_live, raw_latest, raw_forecasts, raw_alerts, raw_staffing, raw_insights, raw_segments = await pipe.execute()
+        pipe.get(self.keys.store_record(store_id, QUALITY))
+        (raw_live, raw_latest, raw_forecasts, raw_alerts, raw_staffing, raw_insights, raw_segments,
+         raw_quality) = await pipe.execute()
         live, latest = decode_hash(raw_live), decode_hash(raw_latest)
         if not live and not latest:
             return None
@@ -201,6 +206,7 @@ class DashboardData:
             "staffing": staffing,
             "insights": parse_insights(json_or_none(raw_insights)),
             "segments": parse_segments(json_or_none(raw_segments)),
+            "quality": parse_quality(json_or_none(raw_quality)),
         }
 
 

@@ -1,9 +1,9 @@
 """Live updates: the process's one Redis pub/sub subscription, fanned out to the pages as server-sent events.
 
-One `Hub` per process subscribes to every store's live, forecast, staffing, insights and segments
-channels, the roll-ups' and the alerts' channel, coalesces what arrives (the newest record per store,
-bucket, forecast series, alert and region; a store's newest staffing record and each one's chart
-point; a store's newest insights and segments record) and pushes
+One `Hub` per process subscribes to every store's live, forecast, staffing, insights, segments and
+quality channels, the roll-ups' and the alerts' channel, coalesces what arrives (the newest record per
+store, bucket, forecast series, alert and region; a store's newest staffing record and each one's chart
+point; a store's newest insights and segments record, and its latest bucket's quality) and pushes
 it to every connected page (a `Listener`) at most once per `push_interval_s`, serialised once per
 view. When it gets Redis back after losing it, it tells every page to `resync` (messages may have
 been missed).
@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from footfall.stream.dashboard_views import (
     INSIGHTS,
+    QUALITY,
     SEGMENTS,
     bucket_point,
     is_store_id,
@@ -32,6 +33,7 @@ from footfall.stream.dashboard_views import (
     parse_alert,
     parse_forecast,
     parse_insights,
+    parse_quality,
     parse_segments,
     parse_staffing,
     store_row,
@@ -80,12 +82,14 @@ class _Pending:
     #: store -> its newest insights record parsed; the same for segments.
     insights: dict[str, dict[str, Any]] = field(default_factory=dict)
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: store -> the quality record of its latest bucket parsed.
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     regions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.buckets or self.forecasts or self.staffing or self.insights or self.segments
-                    or self.alerts or self.regions)
+                    or self.quality or self.alerts or self.regions)
 
 
 class Hub:
@@ -124,12 +128,14 @@ class Hub:
         keys = settings.redis_keys
         self._patterns = (keys.live_channel("*"), keys.forecast_channel("*"), keys.record_channel("staffing", "*"),
                           keys.record_channel(INSIGHTS, "*"), keys.record_channel(SEGMENTS, "*"),
+                          keys.record_channel(QUALITY, "*"),
                           keys.rollup_channel_pattern)
         self._alerts_channel = keys.alerts_channel
         # A store's channel is this head and its id.
         self._live, self._forecast = keys.live_channel(""), keys.forecast_channel("")
         self._staffing = keys.record_channel("staffing", "")
         self._insights, self._segments = keys.record_channel(INSIGHTS, ""), keys.record_channel(SEGMENTS, "")
+        self._quality = keys.record_channel(QUALITY, "")
 
     async def start(self) -> None:
         self._closing = False
@@ -244,6 +250,8 @@ class Hub:
             _keep_newest(pending.insights, name[len(self._insights):], parse_insights(record))
         elif name.startswith(self._segments):
             _keep_newest(pending.segments, name[len(self._segments):], parse_segments(record))
+        elif name.startswith(self._quality):
+            _keep_newest(pending.quality, name[len(self._quality):], parse_quality(record), "bucket_start_ms")
         elif record.get("type") == "rollup_live" and record.get("level") in ("region", "chain"):
             ident = (str(record["level"]), str(record.get("key")))
             old = pending.regions.get(ident)
@@ -296,6 +304,8 @@ class Hub:
                         chunk += sse("insights", pending.insights[store_id])
                     if store_id in pending.segments:
                         chunk += sse("segments", pending.segments[store_id])
+                    if store_id in pending.quality:
+                        chunk += sse("quality", pending.quality[store_id])
                     mine = [a for a in alerts if a["store_id"] == store_id]
                     if mine:
                         chunk += sse("alerts", mine)
@@ -306,11 +316,13 @@ class Hub:
                 self.pushed += 1
 
 
-def _keep_newest(pending: dict[str, dict[str, Any]], store_id: str, parsed: dict[str, Any] | None) -> None:
-    """Keep `parsed` as the store's pending record unless one made later is there already (of two made at the
-    same time, the later received wins). Nothing for an unusable record or a channel that names no store."""
+def _keep_newest(pending: dict[str, dict[str, Any]], store_id: str, parsed: dict[str, Any] | None,
+                 made: str = "made_at_ms") -> None:
+    """Keep `parsed` as the store's pending record unless one made later (by its field `made`) is there already
+    (of two made at the same time, the later received wins). Nothing for an unusable record or a channel that
+    names no store."""
     if parsed is None or not is_store_id(store_id):
         return
     kept = pending.get(store_id)
-    if kept is None or (parsed["made_at_ms"] or 0) >= (kept["made_at_ms"] or 0):
+    if kept is None or (parsed[made] or 0) >= (kept[made] or 0):
         pending[store_id] = parsed

@@ -22,6 +22,7 @@ from footfall.schemas.events import STORE_ID_PATTERN, VERTICALS
 __all__ = [
     "INSIGHTS",
     "NO_SALES_VERTICALS",
+    "QUALITY",
     "QUEUE_VERTICALS",
     "ROW_FIELDS",
     "SEGMENTS",
@@ -42,6 +43,7 @@ __all__ = [
     "parse_forecast",
     "parse_heatmap",
     "parse_insights",
+    "parse_quality",
     "parse_segments",
     "parse_staffing",
     "staffing_point",
@@ -87,6 +89,7 @@ NO_SALES_VERTICALS = frozenset({"bank"})
 #: `RedisKeys.record_channel(kind, store)`: the sink's generic placement).
 INSIGHTS = "insights"
 SEGMENTS = "segments"
+QUALITY = "quality"
 #: A series name as a key of an insights record: a bare identifier (it becomes a label and a lookup key).
 _SERIES_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: Most series of an insights record kept (the stage gives two or three).
@@ -98,6 +101,11 @@ _SEGMENT_KINDS = ("till", "visit")
 #: Most segments per kind kept (the stage's k is a handful), and most kinds of a record looked at.
 _MAX_SEGMENTS = 50
 _MAX_SEGMENT_SETS = 8
+#: A bucket's quality, as the quality stage grades it (`schemas.records.QualityRecord`).
+_QUALITIES = ("ok", "partial", "missing", "no_sensors")
+#: Most sensors of a quality record kept (the stage follows at most 64 per store), and a sensor id's longest.
+_MAX_SENSORS = 64
+_MAX_SENSOR_ID = 64
 
 
 class BadInput(ValueError):
@@ -690,6 +698,113 @@ def parse_segments(obj: Any) -> dict[str, Any] | None:
         "bucket_ms": number_or_none(obj.get("bucket_ms")),
         "emitted_at_ms": number_or_none(obj.get("emitted_at_ms")),
         "kinds": [kinds[k] for k in _SEGMENT_KINDS if k in kinds],
+    }
+
+
+# -- data quality: the quality stage's record per closed bucket -----------------------------------------------
+
+
+def _sensor_id(value: Any) -> str | None:
+    """A sensor id to show: a non-empty string (any text: the page sets it as text), cut to 64 characters."""
+    text = text_or_none(value, _MAX_SENSOR_ID)
+    return text if text and text.strip() else None
+
+
+def _whole_or_none(value: Any) -> int | None:
+    """`value` as an int if it is a whole number within ±2**53 (not a bool), else None (a door imbalance)."""
+    n = number_or_none(value)
+    return int(n) if n is not None and -_MAX_COUNT <= n <= _MAX_COUNT and n == int(n) else None
+
+
+def _quality_sensor(obj: Any) -> dict[str, Any] | None:
+    """One known sensor's coverage of the bucket; None without a sensor id."""
+    if not isinstance(obj, dict) or (sensor_id := _sensor_id(obj.get("sensor_id"))) is None:
+        return None
+    reported = obj.get("reported")
+    return {"sensor_id": sensor_id, "coverage": _within_or_none(obj.get("coverage"), 0, 1),
+            "reported": reported if isinstance(reported, bool) else None,
+            "last_seen_ms": _count_or_none(obj.get("last_seen_ms"))}
+
+
+def _sensor_ids(value: Any) -> list[str]:
+    """The sensor ids of a list, in order, each once, at most `_MAX_SENSORS`; what is not one is left out."""
+    out: list[str] = []
+    for item in value[:_MAX_SENSORS] if isinstance(value, list) else []:
+        sensor_id = _sensor_id(item)
+        if sensor_id is not None and sensor_id not in out:
+            out.append(sensor_id)
+    return out
+
+
+def _uptime(obj: Any) -> dict[str, Any] | None:
+    """A local day's uptime per sensor (by id; a share outside [0, 1] reads None); None without a day or sensors."""
+    if not isinstance(obj, dict) or not is_day(obj.get("day")) or not isinstance(obj.get("sensors"), dict):
+        return None
+    shares: dict[str, Any] = {}
+    for key, share in list(obj["sensors"].items())[:_MAX_SENSORS]:
+        sensor_id = _sensor_id(key)
+        if sensor_id is not None:
+            shares.setdefault(sensor_id, _within_or_none(share, 0, 1))
+    if not shares:
+        return None
+    hours = _within_or_none(obj.get("hours"), 0, 48)
+    return {"day": obj["day"], "hours": hours,
+            "sensors": [{"sensor_id": k, "uptime": shares[k]} for k in sorted(shares)]}
+
+
+def parse_quality(obj: Any) -> dict[str, Any] | None:
+    """A quality record reduced to what the store page's data-quality badge shows, or None when it is not one.
+
+    Required: the bucket's start (a whole number of ms) and its quality (`ok`, `partial`, `missing`,
+    `no_sensors`). Kept besides: the store's coverage (0-1, else None), the known sensors by id with
+    their coverage, the silent ones (ids: non-empty strings, at most 64 of each), the door counts and
+    imbalance, and the day's uptime per sensor when the record ends a local day (`uptime`, else None).
+
+    Examples
+    --------
+    >>> record = {"type": "quality", "store_id": "retail-001", "tz": "UTC", "bucket_start_ms": 900_000,
+    ...           "bucket_ms": 900_000, "quality": "partial", "coverage": 0.5, "sensors_known": 2,
+    ...           "sensors": [{"sensor_id": "front", "coverage": 1.0, "reported": True, "last_seen_ms": 1},
+    ...                       {"sensor_id": "c-side", "coverage": 0.0, "reported": False, "last_seen_ms": 0}],
+    ...           "silent_sensors": ["c-side", 7], "door_in": 10, "door_out": 12, "imbalance": -2, "uptime": None}
+    >>> view = parse_quality(record)
+    >>> view["quality"], view["coverage"], view["silent_sensors"], [s["sensor_id"] for s in view["sensors"]]
+    ('partial', 0.5, ['c-side'], ['c-side', 'front'])
+    >>> view["imbalance"], view["uptime"]
+    (-2, None)
+    >>> parse_quality({**record, "quality": "fine"}), parse_quality({**record, "bucket_start_ms": "0"})
+    (None, None)
+
+    """
+    if not isinstance(obj, dict) or obj.get("quality") not in _QUALITIES:
+        return None
+    bucket_start_ms = _count_or_none(obj.get("bucket_start_ms"))
+    if bucket_start_ms is None:
+        return None
+    sensors: dict[str, dict[str, Any]] = {}
+    for item in obj["sensors"][:_MAX_SENSORS] if isinstance(obj.get("sensors"), list) else []:
+        sensor = _quality_sensor(item)
+        if sensor is not None:
+            sensors.setdefault(sensor["sensor_id"], sensor)
+    thresholds = dict_or_empty(obj.get("thresholds"))
+    return {
+        "store_id": text_or_none(obj.get("store_id"), 64),
+        "tz": text_or_none(obj.get("tz"), 64),
+        "bucket_start_ms": bucket_start_ms,
+        "bucket_ms": _count_or_none(obj.get("bucket_ms")) or None,
+        "quality": obj["quality"],
+        "coverage": _within_or_none(obj.get("coverage"), 0, 1),
+        "sensors_known": _count_or_none(obj.get("sensors_known")),
+        "sensors": [sensors[k] for k in sorted(sensors)],
+        "silent_sensors": _sensor_ids(obj.get("silent_sensors")),
+        "sensors_dropped": _count_or_none(obj.get("sensors_dropped")),
+        "door_in": _count_or_none(obj.get("door_in")),
+        "door_out": _count_or_none(obj.get("door_out")),
+        "imbalance": _whole_or_none(obj.get("imbalance")),
+        "imbalance_ratio": number_or_none(obj.get("imbalance_ratio")),
+        "uptime": _uptime(obj.get("uptime")),
+        "ok_coverage": _within_or_none(thresholds.get("ok_coverage"), 0, 1),
+        "emitted_at_ms": _count_or_none(obj.get("emitted_at_ms")),
     }
 
 

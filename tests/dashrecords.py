@@ -1,9 +1,9 @@
-"""Records in the worker's shapes (live, bucket, forecast, alert, insights, segments) for the dashboard's tests.
+"""Records in the worker's shapes (live, bucket, forecast, alert, insights, segments, quality) for the dashboard.
 
 Live and bucket records go to Redis through the worker's own `RedisSink`, so the keys, hashes,
 roll-ups and pub/sub messages are exactly the worker's; forecasts and alerts are written in the
-layout their stages publish (a hash per store, a pub/sub channel). Insights and segments records
-(built here checked against their committed JSON Schema, `validated`) go through the sink too.
+layout their stages publish (a hash per store, a pub/sub channel). Insights, segments and quality
+records (built here checked against their committed JSON Schema, `validated`) go through the sink too.
 """
 
 from __future__ import annotations
@@ -216,3 +216,41 @@ def segments_record(store_id: str, made_at_ms: int, kinds: list[dict[str, Any]])
     return validated({"type": "segments", "store_id": store_id, "region": "north", "vertical": "retail", "tz": "UTC",
                       "made_at_ms": made_at_ms, "bucket_ms": BUCKET_MS, "day": day_of(made_at_ms), "kinds": kinds,
                       "emitted_at_ms": made_at_ms + BUCKET_MS + 5})
+
+
+def quality_record(store_id: str, bucket_start_ms: int, coverage: dict[str, float], *,
+                   uptime: dict[str, float] | None = None, door_in: int = 40, door_out: int = 37) -> dict[str, Any]:
+    """A UTC store's quality record of the bucket starting `bucket_start_ms` (validated), graded as the stage does.
+
+    `coverage`: each known sensor's share of the bucket; `uptime` (each sensor's share of the day before the
+    bucket's) makes it the record that ends a local day.
+    """
+    ok_coverage, missing_coverage = 0.9, 0.1
+    mean = sum(coverage.values()) / len(coverage) if coverage else None
+    if mean is None:
+        quality = "no_sensors"
+    elif all(c >= ok_coverage for c in coverage.values()):
+        quality = "ok"
+    elif mean <= missing_coverage:
+        quality = "missing"
+    else:
+        quality = "partial"
+    day = None
+    if uptime is not None:
+        end = dt.datetime.fromtimestamp((bucket_start_ms + BUCKET_MS) / 1000, dt.UTC)
+        start = end - dt.timedelta(days=1)
+        day = {"day": start.date().isoformat(), "day_start_ms": int(start.timestamp() * 1000),
+               "day_end_ms": int(end.timestamp() * 1000), "hours": 24.0, "sensors": uptime}
+    return validated({
+        "type": "quality", "store_id": store_id, "region": "north", "vertical": "retail", "tz": "UTC",
+        "bucket_start_ms": bucket_start_ms, "bucket_ms": BUCKET_MS, "quality": quality,
+        "coverage": None if mean is None else round(mean, 4), "sensors_known": len(coverage),
+        "sensors": [{"sensor_id": sid, "coverage": c, "reported": c > 0,
+                     "last_seen_ms": bucket_start_ms + (int(c * BUCKET_MS) if c > 0 else -BUCKET_MS)}
+                    for sid, c in sorted(coverage.items())],
+        "silent_sensors": sorted(sid for sid, c in coverage.items() if c == 0), "sensors_dropped": 0,
+        "door_in": door_in, "door_out": door_out, "imbalance": door_in - door_out,
+        "imbalance_ratio": (door_in - door_out) / max(door_in, 1), "uptime": day,
+        "thresholds": {"ok_coverage": ok_coverage, "missing_coverage": missing_coverage},
+        "emitted_at_ms": bucket_start_ms + BUCKET_MS + 5,
+    })

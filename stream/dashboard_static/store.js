@@ -1,5 +1,5 @@
-/* footfall dashboard: one store now, today's arrivals per bucket with the forecast, staffing, insights,
- * customer segments, open alerts. */
+/* footfall dashboard: one store now and its data quality, today's arrivals per bucket with the forecast,
+ * staffing, insights, customer segments, open alerts. */
 "use strict";
 
 (() => {
@@ -24,6 +24,7 @@
   const staffing = { latest: null, today: new Map() }; // the latest staffing record; made_at_ms -> chart point
   let insights = null; // the latest insights record (as the server parsed it)
   let segments = null; // the latest segments record (as the server parsed it)
+  let quality = null; // the latest closed bucket's quality record (as the server parsed it)
   let missing = false; // the store has no data yet
 
   function tz() { return (snap && snap.tz) || (row && row.tz) || "UTC"; }
@@ -475,6 +476,72 @@
     if (S && Array.isArray(S.kinds) && (!segments || (segments.made_at_ms || 0) <= (S.made_at_ms || 0))) segments = S;
   }
 
+  // -- data quality ---------------------------------------------------------------------------------------
+
+  // Tiles counted from door sensors (in and out counts): marked while the latest bucket's quality is partial or missing.
+  const DOOR_TILES = ["arrivals_15m", "occupancy", "today_visitors", "conversion_rate"];
+  const QUALITY_WORDS = { ok: "ok", partial: "partial", missing: "missing", no_sensors: "no sensors" };
+
+  /** One sensor's line when the bucket was not ok: silent, or the share of the bucket it covered. */
+  function sensorLine(s, silent, okCoverage) {
+    if (silent.has(s.sensor_id)) return el("li", { class: "silent", "data-sensor": s.sensor_id, text: `sensor ${s.sensor_id} silent` });
+    if (isNum(s.coverage) && s.coverage < okCoverage) {
+      return el("li", { class: "low", "data-sensor": s.sensor_id, text: `sensor ${s.sensor_id} ${pct(s.coverage)} covered` });
+    }
+    return null;
+  }
+
+  function renderQuality() {
+    const box = document.getElementById("quality");
+    const Q = quality;
+    const suspect = Boolean(Q) && (Q.quality === "partial" || Q.quality === "missing");
+    for (const name of DOOR_TILES) {
+      const tile = root.querySelector(`[data-tile="${name}"]`);
+      if (!tile) continue;
+      tile.classList.toggle("suspect", suspect);
+      tile.classList.toggle("suspect-missing", suspect && Q.quality === "missing");
+      if (suspect) tile.setAttribute("title", `based on ${Q.quality} sensor data`);
+      else tile.removeAttribute("title");
+    }
+    if (!Q) { box.classList.add("hidden"); return; }
+    box.classList.remove("hidden");
+    box.dataset.quality = Q.quality;
+    const badge = document.getElementById("quality-badge");
+    badge.className = `q-badge q-${Q.quality}`;
+    badge.textContent = `Data quality: ${QUALITY_WORDS[Q.quality] || Q.quality}`;
+    const end = isNum(Q.bucket_ms) ? `–${hhmm(Q.bucket_start_ms + Q.bucket_ms, tz())}` : "";
+    const coverage = isNum(Q.coverage) ? `coverage ${pct(Q.coverage)}` : "no sensors known";
+    document.getElementById("quality-text").textContent =
+      `bucket ${dayTime(Q.bucket_start_ms, tz())}${end} · ${coverage}`
+      + (isNum(Q.sensors_known) ? ` of ${int(Q.sensors_known)} sensor${Q.sensors_known === 1 ? "" : "s"}` : "");
+    const silent = new Set(Q.silent_sensors);
+    const okCoverage = isNum(Q.ok_coverage) ? Q.ok_coverage : 0.9;
+    const lines = Q.quality === "ok" ? [] : Q.sensors.map((s) => sensorLine(s, silent, okCoverage)).filter(Boolean);
+    // A silent sensor the record names without its coverage still gets its line.
+    if (Q.quality !== "ok") {
+      for (const id of Q.silent_sensors) {
+        if (!Q.sensors.some((s) => s.sensor_id === id)) {
+          lines.push(el("li", { class: "silent", "data-sensor": id, text: `sensor ${id} silent` }));
+        }
+      }
+    }
+    document.getElementById("quality-sensors").replaceChildren(...lines);
+    const up = Q.uptime;
+    document.getElementById("quality-uptime").classList.toggle("hidden", !up);
+    if (up) {
+      document.getElementById("quality-uptime-title").textContent = `Uptime ${up.day}:`;
+      document.getElementById("quality-uptime-list").replaceChildren(...up.sensors.map((s) =>
+        el("li", { "data-sensor": s.sensor_id, class: isNum(s.uptime) && s.uptime < okCoverage ? "low" : null,
+          text: `${s.sensor_id} ${pct(s.uptime)}` })));
+    }
+  }
+
+  /** Keep `Q` unless the record kept is of a later bucket (a snapshot read from the cache may be older than a push). */
+  function putQuality(Q) {
+    if (Q && Array.isArray(Q.sensors) && Array.isArray(Q.silent_sensors) && isNum(Q.bucket_start_ms)
+        && (!quality || quality.bucket_start_ms <= Q.bucket_start_ms)) quality = Q;
+  }
+
   // -- alerts ---------------------------------------------------------------------------------------------
 
   function renderAlerts() {
@@ -487,7 +554,8 @@
 
   // -- data in -----------------------------------------------------------------------------------------------
 
-  const CLEAN = { tiles: false, chart: false, staffing: false, insights: false, segments: false, alerts: false };
+  const CLEAN = { tiles: false, chart: false, staffing: false, insights: false, segments: false, quality: false,
+    alerts: false };
   let dirty = { ...CLEAN };
   const render = FF.throttled(() => {
     const d = dirty;
@@ -497,10 +565,11 @@
     if (d.staffing) renderStaffing();
     if (d.insights) renderInsights();
     if (d.segments) renderSegments();
+    if (d.quality) renderQuality();
     if (d.alerts) renderAlerts();
   });
   function scheduleAll() {
-    dirty = { tiles: true, chart: true, staffing: true, insights: true, segments: true, alerts: true };
+    dirty = { tiles: true, chart: true, staffing: true, insights: true, segments: true, quality: true, alerts: true };
     render();
   }
 
@@ -540,6 +609,8 @@
         putInsights(data.insights);
         segments = null;
         putSegments(data.segments);
+        quality = null;
+        putQuality(data.quality);
         document.body.dataset.loadedAt = String(data.now_ms);
         scheduleAll();
       } catch (e) {
@@ -588,6 +659,7 @@
     },
     insights: (I) => { putInsights(I); dirty.insights = true; render(); },
     segments: (S) => { putSegments(S); dirty.segments = true; render(); },
+    quality: (Q) => { putQuality(Q); dirty.quality = true; render(); },
     alerts: (list) => { for (const a of list) putAlert(a); dirty.alerts = true; render(); },
   }, loadSnapshot);
 })();

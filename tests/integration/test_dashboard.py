@@ -47,6 +47,7 @@ from tests.dashrecords import (
     publish,
     put_alert,
     put_forecast,
+    quality_record,
     segment_set,
     segments_record,
 )
@@ -569,6 +570,91 @@ def test_store_page_shows_insights_and_segments_and_follows_new_ones(
     other.goto(f"{dashboard.url}/stores/retail-051")
     wait_for(other, lambda: other.inner_text("#tiles [data-tile='occupancy'] .value") != DASH, 10, "its snapshot")
     assert other.locator("#insights-panel").is_hidden() and other.locator("#segments-panel").is_hidden()
+    assert not dialogs, f"a page ran a dialog: {dialogs}"
+    context.close()
+
+
+# -- data quality ------------------------------------------------------------------------------------------
+
+#: The store page's tiles counted from door sensors: marked while the latest bucket's quality is partial or missing.
+DOOR_TILES = ("arrivals_15m", "occupancy", "today_visitors", "conversion_rate")
+
+
+def tile_marks(page: Any) -> dict[str, list[Any]]:
+    """Each tile's data-quality marker as shown: whether it has the class, and its title."""
+    return page.eval_on_selector_all("#tiles .tile", """ts => Object.fromEntries(ts.map(t =>
+        [t.dataset.tile, [t.classList.contains('suspect'), t.getAttribute('title')]]))""")
+
+
+def sensor_lines(page: Any, selector: str) -> list[str]:
+    return page.eval_on_selector_all(f"{selector} li", "ls => ls.map(l => l.textContent)")
+
+
+def test_store_page_shows_data_quality_marks_door_tiles_and_follows_new_buckets(
+    services, dashboard_factory, unique_prefix, browser,
+):
+    settings = Settings(redis_url=services.redis_url, topic_prefix=unique_prefix)
+    now_ms = int(time.time() * 1000)
+    # The last closed bucket; with each sensor's uptime of the day before (as if it ended a local day).
+    bucket = now_ms - now_ms % BUCKET_MS - BUCKET_MS
+    rng = random.Random(13)
+    hostile = "<img src=x onerror=alert(1)>"
+    partial = quality_record("retail-060", bucket, {"front": 1.0, "c-side": 0.0, hostile: 0.5},
+                             uptime={"front": 1.0, "c-side": 0.4167, hostile: 0.9})
+    assert partial["quality"] == "partial" and partial["silent_sensors"] == ["c-side"]
+    publish(settings, [live_record(sid, region="north", vertical="retail", as_of_ms=now_ms, rng=rng)
+                       for sid in ("retail-060", "retail-061")] + [partial])
+    dashboard = dashboard_factory().start()
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    dialogs: list[str] = []
+    context.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page = context.new_page()
+    page.goto(f"{dashboard.url}/stores/retail-060")
+
+    # The badge: the grade, the bucket and the coverage; the silent sensor named, the half-covered one too.
+    page.wait_for_selector("#quality:not(.hidden) #quality-badge.q-partial", timeout=10_000)
+    assert page.inner_text("#quality-badge") == "Data quality: partial"
+    start = dt.datetime.fromtimestamp(bucket / 1000, dt.UTC)
+    end = start + dt.timedelta(milliseconds=BUCKET_MS)
+    text = page.inner_text("#quality-text")
+    assert text.startswith("bucket ") and f"{start:%H:%M}–{end:%H:%M} · coverage 50.0 % of 3 sensors" in text, text
+    assert sensor_lines(page, "#quality-sensors") == [f"sensor {hostile} 50.0 % covered", "sensor c-side silent"]
+    assert page.get_attribute("#quality-sensors li.silent", "data-sensor") == "c-side"
+    assert page.locator("#quality img").count() == 0  # a sensor id is text, never markup
+    # The day's uptime per sensor.
+    assert page.inner_text("#quality-uptime-title") == f"Uptime {partial['uptime']['day']}:"
+    assert sensor_lines(page, "#quality-uptime-list") == [f"{hostile} 90.0 %", "c-side 41.7 %", "front 100.0 %"]
+    # The tiles counted from the door sensors are marked; the others are not.
+    marks = tile_marks(page)
+    for name in DOOR_TILES:
+        assert marks[name] == [True, "based on partial sensor data"], name
+    assert marks["waiting_now"] == [False, None]
+    assert page.evaluate("""() => getComputedStyle(document.querySelector("[data-tile='occupancy'] .label"),
+                                                    "::after").content""") == '" ⚠ partial"'
+
+    # The next bucket, every sensor back: the badge follows live and the markers go; no uptime with it.
+    ok = quality_record("retail-060", bucket + BUCKET_MS, {"front": 1.0, "c-side": 0.97, hostile: 0.93})
+    assert ok["quality"] == "ok"
+    published = time.monotonic()
+    publish(settings, [ok])
+    page.wait_for_selector("#quality-badge.q-ok", timeout=5_000)
+    assert time.monotonic() - published < 5
+    assert page.inner_text("#quality-badge") == "Data quality: ok"
+    assert page.inner_text("#quality-text").endswith("coverage 96.7 % of 3 sensors")
+    assert sensor_lines(page, "#quality-sensors") == []
+    assert page.locator("#quality-uptime").is_hidden()
+    assert all(mark == [False, None] for mark in tile_marks(page).values())
+
+    # The page read again shows the same; a store without quality records shows no badge and no markers.
+    wait_until(lambda: snapshot(dashboard, "retail-060")["quality"]["bucket_start_ms"] == bucket + BUCKET_MS, 5,
+               "the snapshot to hold the new quality")
+    page.reload()
+    page.wait_for_selector("#quality:not(.hidden) #quality-badge.q-ok", timeout=10_000)
+    other = context.new_page()
+    other.goto(f"{dashboard.url}/stores/retail-061")
+    wait_for(other, lambda: other.inner_text("#tiles [data-tile='occupancy'] .value") != DASH, 10, "its snapshot")
+    assert other.locator("#quality").is_hidden()
+    assert all(mark == [False, None] for mark in tile_marks(other).values())
     assert not dialogs, f"a page ran a dialog: {dialogs}"
     context.close()
 

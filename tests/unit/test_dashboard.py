@@ -48,6 +48,7 @@ from tests.dashrecords import (
     publish,
     put_alert,
     put_forecast,
+    quality_record,
     segment_set,
     segments_record,
 )
@@ -509,6 +510,43 @@ def test_insights_and_segments_reach_the_store_page_by_snapshot_and_stream(redis
         assert insights["heatmap"]["arrivals"]["mean"][0][10] == 43.5 and insights["made_at_ms"] == NOW_MS
         assert [k["kind"] for k in segments["kinds"]] == ["visit"]
         mine.close()
+
+    run(settings, body)
+
+
+def test_quality_reaches_the_store_page_by_snapshot_and_stream(redis_url: str, prefix: str):
+    settings = Settings(redis_url=redis_url, topic_prefix=prefix)
+    seed(settings)
+    start = NOW_MS - NOW_MS % BUCKET_MS
+    # With the worker's sink: the generic placement of the quality stage's kind (latest, history, channel).
+    publish(settings, [quality_record("retail-001", start - BUCKET_MS, {"front": 1.0, "c-side": 0.0})])
+    client = redis.Redis.from_url(redis_url)
+    client.set(RedisKeys(prefix).store_record("bank-002", "quality"), b'{"quality": "<b>", "bucket_start_ms": 1}')
+
+    async def body(http: TestClient) -> None:
+        data = await (await http.get("/api/stores/retail-001")).json()
+        assert data["quality"]["quality"] == "partial" and data["quality"]["silent_sensors"] == ["c-side"]
+        assert data["quality"]["bucket_start_ms"] == start - BUCKET_MS
+        # A store without a quality record, or with a broken one: none, and no error.
+        data = await (await http.get("/api/stores/bank-002")).json()
+        assert data["quality"] is None
+        await subscribed(http)
+        mine = await http.get("/api/events?store=retail-001")
+        other = await http.get("/api/events?store=bank-002")
+        await read_events(mine, lambda e: "hello" in names(e))
+        await read_events(other, lambda e: "hello" in names(e))
+        ok = quality_record("retail-001", start, {"front": 1.0, "c-side": 0.95})
+        await asyncio.to_thread(publish, settings, [ok])
+        got = await read_events(mine, lambda e: "quality" in names(e))
+        [quality] = [d for n, d in got if n == "quality"]
+        assert quality["quality"] == "ok" and quality["bucket_start_ms"] == start and quality["silent_sensors"] == []
+        # Another store's page gets none of it (a live record of its own shows its stream still flows).
+        await asyncio.to_thread(publish, settings, [live_record("bank-002", region="north", vertical="bank",
+                                                                as_of_ms=NOW_MS, rng=random.Random(3))])
+        got = await read_events(other, lambda e: "live" in names(e))
+        assert "quality" not in names(got)
+        mine.close()
+        other.close()
 
     run(settings, body)
 

@@ -1,4 +1,5 @@
-"""The store page's insights and segments: records checked and shaped (`dashboard_views`), and the hub's push.
+"""The store page's insights, segments and data quality: records checked and shaped (`dashboard_views`), and the
+hub's push.
 
 The records are built in the stages' documented shapes and checked against their committed JSON
 Schema (`tests.dashrecords.validated`); broken ones are made from them by hand, one field at a time.
@@ -17,9 +18,9 @@ from hypothesis import strategies as st
 
 from footfall.schemas.keys import RedisKeys
 from footfall.stream.dashboard_hub import Hub
-from footfall.stream.dashboard_views import parse_heatmap, parse_insights, parse_segments
+from footfall.stream.dashboard_views import parse_heatmap, parse_insights, parse_quality, parse_segments
 from footfall.stream.settings import Settings
-from tests.dashrecords import BUCKET_MS, insights_record, segment_set, segments_record
+from tests.dashrecords import BUCKET_MS, insights_record, quality_record, segment_set, segments_record
 
 SUNDAY, MONDAY = "2026-11-29", "2026-11-30"
 MADE_AT = 1_796_000_400_000 - 1_796_000_400_000 % BUCKET_MS
@@ -35,6 +36,12 @@ def segments() -> dict[str, Any]:
     return segments_record("retail-001", MADE_AT, [
         segment_set("till", [("single item, weekday morning", 30, 3), ("full basket, weekend afternoon", 10, 1)]),
         segment_set("visit", [("quick look, no purchase", 12, 2)])])
+
+
+def partial() -> dict[str, Any]:
+    """A quality record of a bucket that ends a day: one sensor silent, one half, one whole; with the day's uptime."""
+    return quality_record("retail-001", MADE_AT, {"front": 1.0, "c-side": 0.0, "back": 0.5},
+                          uptime={"front": 1.0, "c-side": 0.4167, "back": 0.9})
 
 
 def paths(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -180,12 +187,101 @@ def test_broken_parts_of_a_segments_record_are_dropped():
     assert parse_segments({**good, "day": "today"})["day"] is None
 
 
+# -- data quality -----------------------------------------------------------------------------------------
+
+
+def test_a_partial_quality_record_passes_through():
+    view = parse_quality(partial())
+    assert (view["quality"], view["bucket_start_ms"], view["bucket_ms"]) == ("partial", MADE_AT, BUCKET_MS)
+    assert view["coverage"] == 0.5 and view["sensors_known"] == 3 and view["ok_coverage"] == 0.9
+    assert view["silent_sensors"] == ["c-side"]
+    assert [(s["sensor_id"], s["coverage"], s["reported"]) for s in view["sensors"]] == [
+        ("back", 0.5, True), ("c-side", 0.0, False), ("front", 1.0, True)]
+    assert (view["door_in"], view["door_out"], view["imbalance"], view["imbalance_ratio"]) == (40, 37, 3, 0.075)
+    assert view["uptime"]["hours"] == 24.0 and view["uptime"]["day"] == partial()["uptime"]["day"]
+    assert view["uptime"]["sensors"] == [{"sensor_id": "back", "uptime": 0.9},
+                                         {"sensor_id": "c-side", "uptime": 0.4167},
+                                         {"sensor_id": "front", "uptime": 1.0}]
+    assert orjson.loads(orjson.dumps(view)) == view
+
+
+def test_each_grade_of_quality_passes_and_most_buckets_carry_no_uptime():
+    cases = {"ok": {"front": 1.0, "back": 0.95}, "missing": {"front": 0.0, "back": 0.1}, "no_sensors": {}}
+    for grade, coverage in cases.items():
+        view = parse_quality(quality_record("retail-001", MADE_AT, coverage))
+        assert view["quality"] == grade and view["uptime"] is None, grade
+    view = parse_quality(quality_record("retail-001", MADE_AT, {}))
+    assert view["coverage"] is None and view["sensors"] == [] and view["silent_sensors"] == []
+    negative = parse_quality(quality_record("retail-001", MADE_AT, {"front": 1.0}, door_in=3, door_out=10))
+    assert (negative["imbalance"], negative["imbalance_ratio"]) == (-7, -7 / 3)
+
+
+@pytest.mark.parametrize("obj", [None, "quality", 3, [], {}, {"quality": "ok"}, {"bucket_start_ms": MADE_AT},
+                                 {"quality": "fine", "bucket_start_ms": MADE_AT},
+                                 {"quality": "OK", "bucket_start_ms": MADE_AT},
+                                 {"quality": "ok", "bucket_start_ms": -900_000},
+                                 {"quality": "ok", "bucket_start_ms": 1.5},
+                                 {"quality": "ok", "bucket_start_ms": True},
+                                 {"quality": ["ok"], "bucket_start_ms": MADE_AT}])
+def test_what_is_not_a_quality_record_is_refused(obj: Any):
+    assert parse_quality(obj) is None
+
+
+def test_broken_parts_of_a_quality_record_are_dropped_or_blank():
+    good = partial()
+    # The grade and the bucket are the record: without either it is refused.
+    assert parse_quality({**good, "quality": None}) is None
+    assert parse_quality({**good, "bucket_start_ms": str(MADE_AT)}) is None
+    # Shares outside [0, 1] and counts that are not whole read None; a wrong `reported` too.
+    odd = replaced(good, ("coverage",), 1.5)
+    odd = replaced(odd, ("sensors", 0, "coverage"), -0.1)
+    odd = replaced(odd, ("sensors", 1, "reported"), "no")
+    odd = replaced(odd, ("door_in",), 4.5)
+    odd = replaced(odd, ("imbalance",), "3")
+    odd = replaced(odd, ("uptime", "sensors", "front"), 2)
+    view = parse_quality(odd)
+    assert view["coverage"] is None and view["door_in"] is None and view["imbalance"] is None
+    assert view["sensors"][0]["coverage"] is None and view["sensors"][1]["reported"] is None
+    assert {s["sensor_id"]: s["uptime"] for s in view["uptime"]["sensors"]}["front"] is None
+    # A sensor without an id is dropped, one given twice is shown once; silent ids that are not text are left out.
+    dup = replaced(good, ("sensors", 0, "sensor_id"), "")
+    dup = {**dup, "sensors": [*dup["sensors"], dup["sensors"][2]],
+           "silent_sensors": ["c-side", 7, None, "c-side", "   ", "<img src=x onerror=alert(1)>"]}
+    view = parse_quality(dup)
+    assert [s["sensor_id"] for s in view["sensors"]] == ["c-side", "front"]
+    assert view["silent_sensors"] == ["c-side", "<img src=x onerror=alert(1)>"]  # text: the page sets it as text
+    # A sensor id is cut short; at most 64 sensors are kept.
+    long = parse_quality({**good, "silent_sensors": ["s" * 500], "sensors": [
+        {"sensor_id": f"s{i:03}", "coverage": 0.0, "reported": False, "last_seen_ms": 0} for i in range(200)]})
+    assert long["silent_sensors"] == ["s" * 64] and len(long["sensors"]) == 64
+    # Not lists: nothing named (the badge still shows).
+    view = parse_quality({**good, "sensors": {"front": 1.0}, "silent_sensors": "c-side"})
+    assert view["sensors"] == [] and view["silent_sensors"] == [] and view["quality"] == "partial"
+    # An uptime without a day or without sensors is not shown.
+    assert parse_quality(replaced(good, ("uptime", "day"), "yesterday"))["uptime"] is None
+    assert parse_quality(replaced(good, ("uptime", "sensors"), {}))["uptime"] is None
+    assert parse_quality(replaced(good, ("uptime", "sensors"), [1.0]))["uptime"] is None
+    # Thresholds that are not shares read None (the page then grades by 0.9).
+    assert parse_quality(replaced(good, ("thresholds", "ok_coverage"), 90))["ok_coverage"] is None
+
+
+def test_junk_in_a_quality_records_other_fields_keeps_its_grade():
+    record = partial()
+    for path in paths(record):
+        if path in ((), ("quality",), ("bucket_start_ms",)):
+            continue
+        for junk in JUNK:
+            view = parse_quality(replaced(record, path, junk))
+            assert view is not None and view["quality"] == "partial", (path, junk)
+
+
 # -- nothing escapes ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("parse", "make"), [(parse_insights, sunday), (parse_segments, segments)],
-                         ids=["insights", "segments"])
-def test_any_field_replaced_by_junk_is_tolerated(parse: Any, make: Any):
+@pytest.mark.parametrize(("parse", "make", "least"), [(parse_insights, sunday, 500), (parse_segments, segments, 500),
+                                                       (parse_quality, partial, 400)],
+                         ids=["insights", "segments", "quality"])
+def test_any_field_replaced_by_junk_is_tolerated(parse: Any, make: Any, least: int):
     record = make()
     checked = 0
     for path in paths(record):
@@ -193,7 +289,7 @@ def test_any_field_replaced_by_junk_is_tolerated(parse: Any, make: Any):
             view = parse(replaced(record, path, junk))
             assert view is None or orjson.loads(orjson.dumps(view)) == view, (path, junk)
             checked += 1
-    assert checked > 500
+    assert checked > least
 
 
 _JSON = st.recursive(
@@ -210,6 +306,12 @@ def test_parsers_never_raise(a: Any, b: Any):
         parse_insights(obj)
     for obj in (a, {"kinds": [{"kind": "till", "segments": [a, b]}, b]}):
         parse_segments(obj)
+    for obj in (a, {"quality": "partial", "bucket_start_ms": MADE_AT, "coverage": a,
+                    "sensors": [a, b, {"sensor_id": a}], "silent_sensors": [a, b],
+                    "uptime": {"day": SUNDAY, "sensors": a, "hours": b}, "thresholds": a},
+                {"quality": "ok", "bucket_start_ms": a, "imbalance": b}):
+        view = parse_quality(obj)
+        assert view is None or orjson.loads(orjson.dumps(view)) == view
 
 
 # -- the hub's push -----------------------------------------------------------------------------------------
@@ -249,3 +351,28 @@ def test_the_hub_pushes_a_stores_newest_insights_and_segments_to_its_page_only()
     # The subscription covers both kinds' channels of every store.
     assert keys.record_channel("insights", "*") in hub._patterns
     assert keys.record_channel("segments", "*") in hub._patterns
+
+
+def test_the_hub_pushes_a_stores_latest_quality_to_its_page_only():
+    settings = Settings(topic_prefix="hubtest")
+    keys = RedisKeys("hubtest")
+    hub = Hub(settings, client=None)  # type: ignore[arg-type]  # handle and flush use no Redis
+    mine, other = hub.add("retail-001"), hub.add("retail-002")
+    later = quality_record("retail-001", MADE_AT + BUCKET_MS, {"front": 1.0, "c-side": 1.0})
+    channel = keys.record_channel("quality", "retail-001").encode()
+    # The later bucket first: the earlier one arriving late does not replace it within a push.
+    hub.handle(channel, orjson.dumps(later))
+    hub.handle(channel, orjson.dumps(partial()))
+    # Junk and a channel naming no store are ignored.
+    hub.handle(channel, b'{"quality": "great", "bucket_start_ms": 1}')
+    hub.handle(channel, b"not json")
+    hub.handle(keys.record_channel("quality", "<b>").encode(), orjson.dumps(partial()))
+    hub.flush()
+    assert queued(mine) == [("quality", parse_quality(later))]
+    assert queued(other) == []
+    # Within the next push, a later bucket replaces the one pending.
+    hub.handle(channel, orjson.dumps(partial()))
+    hub.handle(channel, orjson.dumps(later))
+    hub.flush()
+    assert [d["quality"] for _, d in queued(mine)] == ["ok"]
+    assert keys.record_channel("quality", "*") in hub._patterns
