@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 from footfall.operators.insights.daily import DailyTotals
 from footfall.operators.insights.heatmap import HourlyHeatmap
 from footfall.operators.insights.weekly import day_against_references, weekly_summary
-from footfall.operators.pipeline.stage import ClosedBucket, OpenBucket, StoreContext
+from footfall.operators.pipeline.stage import ClosedBucket, OpenBucket, StoreContext, build_only_sample
 from footfall.operators.windows.localtime import day_bounds_ms
 from footfall.schemas.events import Event
 
@@ -119,9 +119,7 @@ class Insights:
 
     @classmethod
     def _unit_test_inputs(cls, params: dict[str, Any]) -> dict[str, Any]:
-        # Configuration only: each store's stage it builds starts from the state given.
-        context = StoreContext("s1", 3_600_000, "Europe/London", "north", "retail")
-        return {"steps": [("build", (context, None), {})] * 3, "stateless": True}
+        return build_only_sample(StoreContext("s1", 3_600_000, "Europe/London", "north", "retail"))
 
     def build(self, context: StoreContext, state: Any | None) -> StoreInsights:
         if not state:

@@ -70,7 +70,7 @@ from bisect import insort
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from footfall.operators.pipeline.stage import ClosedBucket, OpenBucket, StoreContext
+from footfall.operators.pipeline.stage import ClosedBucket, OpenBucket, StoreContext, build_only_sample
 from footfall.operators.quality.grade import Quality, grade, imbalance
 from footfall.operators.quality.intervals import CoveredIntervals
 from footfall.operators.quality.sensors import DAY_MS, KnownSensors
@@ -176,9 +176,7 @@ class DataQuality:
 
     @classmethod
     def _unit_test_inputs(cls, params: dict[str, Any]) -> dict[str, Any]:
-        # Configuration only: each store's stage it builds starts from the state given.
-        context = StoreContext("s1", 900_000, "Europe/London", "north", "retail")
-        return {"steps": [("build", (context, None), {})] * 3, "stateless": True}
+        return build_only_sample(StoreContext("s1", 900_000, "Europe/London", "north", "retail"))
 
     def build(self, context: StoreContext, state: Any | None) -> StoreQuality:
         return StoreQuality.from_state(state, config=self, tz=context.tz)

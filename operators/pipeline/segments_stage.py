@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from footfall.operators.pipeline.stage import ClosedBucket, OpenBucket, StoreContext
+from footfall.operators.pipeline.stage import ClosedBucket, OpenBucket, StoreContext, build_only_sample
 from footfall.operators.segments.features import KINDS, centre_of, describe, till_features, visit_features
 from footfall.operators.segments.online import OnlineSegments
 from footfall.operators.windows.localtime import local_day
@@ -136,8 +136,7 @@ class CustomerSegments:
 
     @classmethod
     def _unit_test_inputs(cls, params: dict[str, Any]) -> dict[str, Any]:
-        ctx = StoreContext("s1", 900_000, "Europe/London", "north", "retail", 1_790_164_800_000)
-        return {"steps": [("build", (ctx, None), {})] * 3, "reads": [], "empty": [], "stateless": True}
+        return build_only_sample(StoreContext("s1", 900_000, "Europe/London", "north", "retail", 1_790_164_800_000))
 
     def model(self, kind: str, state: Mapping[str, Any] | None = None) -> OnlineSegments:
         """A kind's segments model, from its saved state or new."""

@@ -47,6 +47,7 @@ __all__ = [
     "StageError",
     "StageFactory",
     "StoreContext",
+    "build_only_sample",
 ]
 
 
@@ -244,3 +245,16 @@ class StageError:
     def fields(self) -> dict[str, Any]:
         return {"stage": self.stage, "moment": self.moment, "bucket_start_ms": self.bucket_start_ms,
                 "error": self.error, "restarted": self.restarted}
+
+
+def build_only_sample(context: StoreContext) -> dict[str, Any]:
+    """Sample inputs (`_unit_test_inputs`) of a stage factory that is configuration only.
+
+    Such a factory keeps no state of its own: the shared operator checks build a store's stage
+    from it three times, and each build starts from the state given (none here).
+
+    >>> build_only_sample(StoreContext("s1", 900_000, "UTC"))["stateless"]
+    True
+
+    """
+    return {"steps": [("build", (context, None), {})] * 3, "reads": [], "empty": [], "stateless": True}

@@ -79,6 +79,15 @@ def metric(port: int, name: str) -> float:
     return sum(v for (n, _), v in metric_samples(text).items() if n == name)
 
 
+def worker_counts(port: int) -> dict[str, float]:
+    """A worker's `footfall_worker_counts_total` by name (empty when it does not answer)."""
+    status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+    if status != 200:
+        return {}
+    return {dict(labels).get("name", ""): value for (name, labels), value in metric_samples(text).items()
+            if name == "footfall_worker_counts_total"}
+
+
 @dataclass
 class Traffic:
     """`n` door events over `stores` stores, 5 s apart from about four hours ago, keyed by store; a

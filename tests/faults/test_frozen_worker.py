@@ -11,12 +11,9 @@ import time
 
 import pytest
 
-from footfall.scripts.stack import free_port
-from footfall.stream.settings import Settings
-from footfall.stream.topics import ensure_topics
-from tests.faults.faultkit import Tally, Traffic, http_get, metric_samples
+from tests.faults.faultkit import worker_counts
 from tests.faults.test_redis_lost_before_checkpoint import health
-from tests.faults.test_worker_crashes import check
+from tests.faults.test_worker_crashes import check, two_workers_counting
 from tests.integration.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -25,26 +22,9 @@ FROZEN_S = 15.0  # well past the 6 s session timeout the test workers run with
 FENCING_COUNTS = ("fenced_records", "partitions_lost", "revoked_records_dropped")
 
 
-def worker_counts(port: int) -> dict[str, float]:
-    """A worker's `footfall_worker_counts_total` by name (empty when it does not answer)."""
-    status, text = http_get(f"http://127.0.0.1:{port}/metrics")
-    if status != 200:
-        return {}
-    return {dict(labels).get("name", ""): value for (name, labels), value in metric_samples(text).items()
-            if name == "footfall_worker_counts_total"}
-
-
 def test_a_worker_frozen_past_its_session_then_woken_writes_nothing_stale(services, worker_factory, unique_prefix):
-    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
-    port_a, port_b = free_port(), free_port()
-    a = worker_factory(web_enabled="true", web_port=port_a).start()
-    b = worker_factory(web_enabled="true", web_port=port_b).start()
-    wait_until(lambda: health(port_a) == 200 and health(port_b) == 200, 90, "both workers up")
-    time.sleep(8)  # the group settles: both hold partitions
-    traffic = Traffic(services.bootstrap, f"{unique_prefix}.events", unique_prefix, n=3000).start()
-    tally = Tally("2 workers, one frozen (SIGSTOP 15 s), woken, both restarted", unique_prefix,
-                  services.redis_url, services.bootstrap, traffic)
-    wait_until(lambda: sum(tally.counted().values()) > len(traffic.events) // 4, 60, "both counting")
+    (a, port_a), (b, port_b), traffic, tally = two_workers_counting(
+        services, worker_factory, unique_prefix, "2 workers, one frozen (SIGSTOP 15 s), woken, both restarted")
     assert b.proc is not None
     tally.fault()
     b.proc.send_signal(signal.SIGSTOP)

@@ -77,18 +77,27 @@ def test_two_workers_one_killed_during_a_rebalance_under_traffic(services, worke
     check(row, (b, port_b))
 
 
-def test_two_workers_sharing_the_group_one_killed_the_other_takes_over(services, worker_factory, unique_prefix):
-    """Both count (the partitions split between them) with traffic flowing; one is killed -9, the other takes over."""
-    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
+def two_workers_counting(services, worker_factory, prefix: str, scenario: str):
+    """Two workers sharing the group (4 partitions split between them), both counting under traffic.
+
+    Returns `((a, port_a), (b, port_b), traffic, tally)` once a quarter of the traffic is counted.
+    """
+    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=prefix, partitions=4))
     port_a, port_b = free_port(), free_port()
     a = worker_factory(web_enabled="true", web_port=port_a).start()
     b = worker_factory(web_enabled="true", web_port=port_b).start()
     wait_until(lambda: health(port_a) == 200 and health(port_b) == 200, 90, "both workers up")
     time.sleep(8)  # the group settles: both hold partitions
-    traffic = Traffic(services.bootstrap, f"{unique_prefix}.events", unique_prefix, n=3000).start()
-    tally = Tally("2 workers sharing, kill -9 of one", unique_prefix, services.redis_url, services.bootstrap,
-                  traffic)
+    traffic = Traffic(services.bootstrap, f"{prefix}.events", prefix, n=3000).start()
+    tally = Tally(scenario, prefix, services.redis_url, services.bootstrap, traffic)
     wait_until(lambda: sum(tally.counted().values()) > len(traffic.events) // 4, 60, "both counting")
+    return (a, port_a), (b, port_b), traffic, tally
+
+
+def test_two_workers_sharing_the_group_one_killed_the_other_takes_over(services, worker_factory, unique_prefix):
+    """Both count (the partitions split between them) with traffic flowing; one is killed -9, the other takes over."""
+    (a, port_a), (b, _), traffic, tally = two_workers_counting(services, worker_factory, unique_prefix,
+                                                               "2 workers sharing, kill -9 of one")
     tally.fault()
     b.stop(signal.SIGKILL)
     recovered = tally.wait_recovered()
