@@ -15,6 +15,10 @@ the first `EXCERPT_BYTES` (4 KiB) of its (pseudonymised) bytes, with the size an
 sha256 of the message as received (`Reject.original_bytes`, `Reject.original_sha256`),
 so the dead letter is small enough to send whatever came in (`excerpt_reject`).
 
+A message nested deeper than `MAX_DEPTH` (64) levels is rejected whole as `not_json`, as orjson
+itself refuses one deeper than 1,024: the worker walks (pseudonymisation) and re-encodes (batch
+elements, re-routes, dead letters) what it accepts, and orjson re-encodes at most 254 levels.
+
 Examples
 --------
 >>> from footfall.schemas.events import Limits
@@ -46,7 +50,7 @@ import orjson
 from footfall.schemas.events import ALL_IDENTIFIER_FIELDS, DEFAULT_MAX_MESSAGE_BYTES, Event, Limits, parse_event
 from footfall.schemas.fields import InvalidEvent
 
-__all__ = ["EXCERPT_BYTES", "MAX_BATCH_EVENTS", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message",
+__all__ = ["EXCERPT_BYTES", "MAX_BATCH_EVENTS", "MAX_DEPTH", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message",
            "excerpt_reject", "scrub_identifiers"]
 
 #: Largest message accepted by default (`Limits.max_message_bytes` sets it: `FOOTFALL_MAX_MESSAGE_BYTES`).
@@ -55,6 +59,8 @@ MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 EXCERPT_BYTES = 4096
 #: Most events one batch may carry.
 MAX_BATCH_EVENTS = 10_000
+#: Deepest nesting of arrays and objects a message may have (an event is 1 level, a batch of them 2).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,29 @@ def scrub_identifiers(obj: Any, pseudonymize: Callable[[str], str] | None) -> An
     return out if changed else obj
 
 
+def too_deep(raw: bytes, doc: Any) -> bool:
+    """Whether `doc` (decoded from `raw`) nests arrays and objects more than `MAX_DEPTH` levels deep.
+
+    Walked without recursion, and only when `raw` holds more than `MAX_DEPTH` opening brackets.
+
+    >>> too_deep(b"[[1]]", [[1]]), too_deep(b"[" * 65 + b"]" * 65, orjson.loads(b"[" * 65 + b"]" * 65))
+    (False, True)
+
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, level = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if level > MAX_DEPTH:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
 def _scrubbed_bytes(obj: Any, raw: bytes, pseudonymize: Callable[[str], str] | None) -> bytes:
     scrubbed = scrub_identifiers(obj, pseudonymize)
     return raw if scrubbed is obj else orjson.dumps(scrubbed)
@@ -164,7 +193,8 @@ def decode_message(
                  f"'at most {limits.max_message_bytes} bytes'")
         try:
             # Still pseudonymise identifiers when the oversize message is JSON: the excerpt is of those bytes.
-            payload = _scrubbed_bytes(orjson.loads(raw), raw, pseudonymize)
+            doc = orjson.loads(raw)
+            payload = raw if too_deep(raw, doc) else _scrubbed_bytes(doc, raw, pseudonymize)
         except orjson.JSONDecodeError:
             payload = raw
         return Decoded(rejects=[excerpt_reject("too_large", error, payload, raw)])
@@ -176,6 +206,9 @@ def decode_message(
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return _reject_whole("not_json", exc, raw)
+    if too_deep(raw, doc):
+        return _reject_whole("not_json", f"InvalidEvent: message: value nested deeper than {MAX_DEPTH} levels "
+                                         f"violates rule 'at most {MAX_DEPTH} levels of arrays and objects'", raw)
 
     if isinstance(doc, list):
         decoded = Decoded(is_batch=True)

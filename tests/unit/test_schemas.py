@@ -22,6 +22,7 @@ from footfall.schemas import (
     parse_event,
 )
 from footfall.schemas.messages import MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES
+from footfall.schemas.messages import MAX_DEPTH as MESSAGE_DEPTH
 
 # 2026-01-01T00:00:00Z: 56 years after 1970 hold 14 leap days (1972..2024), so
 # (56 * 365 + 14) days * 86_400 s = 20_454 * 86_400 s = 1_767_225_600 s.
@@ -509,3 +510,55 @@ def test_the_message_limit_comes_from_limits() -> None:
     small = Limits(max_message_bytes=len(raw) - 1)
     assert decode_message(raw, now_ms=NOW_MS, limits=small).rejects[0].reason == "too_large"
     assert decode_message(raw, now_ms=NOW_MS, limits=LIMITS).events
+
+
+# -- nesting depth ----------------------------------------------------------------------------------------
+
+
+def nested(levels: int) -> Any:
+    """`levels` arrays one inside the other around a 1 (`nested(2)` is `[[1]]`)."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def with_nested_member(event: dict[str, Any], member_levels: int) -> bytes:
+    """`event` with an extra member `x` nested `member_levels` deep (the message is one level more).
+
+    Built as bytes: orjson encodes at most 254 levels, and these go beyond.
+    """
+    member = b"[" * member_levels + b"1" + b"]" * member_levels
+    return orjson.dumps({**event, "x": 0}).replace(b'"x":0', b'"x":' + member)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        with_nested_member(person(), 300),  # valid but for its extra member: was counted, or internal_error re-routed
+        with_nested_member(person(door_id=5), 900),  # invalid: pseudonymising it raised RecursionError
+        b"[" + orjson.dumps(person()) + b"," + b"[" * 300 + b"]" * 300 + b"]",  # batch: re-encoding raised
+        orjson.dumps([person(), nested(MESSAGE_DEPTH)]),  # one level more than allowed (the batch counts)
+    ],
+    ids=["valid-event-300", "invalid-event-900", "batch-element-300", "batch-65"],
+)
+def test_a_message_nested_deeper_than_the_limit_is_rejected_whole_as_not_json(raw: bytes) -> None:
+    decoded = decode(raw)  # before: RecursionError or TypeError out of decode_message (the worker's internal_error)
+    assert decoded.events == []
+    assert [(r.reason, r.batch_index) for r in decoded.rejects] == [("not_json", None)]
+    assert f"deeper than {MESSAGE_DEPTH} levels" in decoded.rejects[0].error
+    assert decoded.rejects[0].payload == raw
+
+
+def test_a_message_nested_to_the_limit_is_decoded() -> None:
+    raw = orjson.dumps([person(), person(event_id="e-deep", x=nested(MESSAGE_DEPTH - 2))])  # 64 levels
+    decoded = decode(raw)
+    assert [e.event_id for e in decoded.events] == ["e-person", "e-deep"]
+    assert decoded.rejects == []
+
+
+def test_an_oversize_message_nested_too_deep_is_too_large_not_an_error() -> None:
+    body = with_nested_member(pos(customer_id="card-raw-deep"), 900)
+    raw = body + b" " * (MAX_MESSAGE_BYTES + 1 - len(body))
+    reject = decode(raw).rejects[0]
+    assert (reject.reason, reject.original_bytes) == ("too_large", len(raw))
