@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from footfall.scripts.stack import _die_with_parent, free_port, wait_for_redis
-from tests.integration.conftest import worker_factory  # noqa: F401  (a fixture, shared)
+from footfall.stream.settings import Settings
+from footfall.stream.topics import ensure_topics
+from tests.faults.faultkit import health
+from tests.integration.conftest import (
+    WorkerProcess,
+    wait_until,
+    worker_factory,  # noqa: F401  (a fixture, shared)
+)
 
 
 class OwnRedis:
@@ -33,6 +41,17 @@ class OwnRedis:
             preexec_fn=_die_with_parent)
         wait_for_redis(self.url, proc=self.proc)
         return self
+
+    def start_worker(self, services: Any, make_worker: Callable[..., WorkerProcess], prefix: str,
+                     **settings: Any) -> tuple[WorkerProcess, int]:
+        """This Redis started, the prefix's topics made (4 partitions), and a worker on both with its web port
+        (`settings` beside): `(worker, port)` once its `/health` says 200."""
+        ensure_topics(Settings(broker=services.bootstrap, topic_prefix=prefix, partitions=4))
+        self.start()
+        port = free_port()
+        worker = make_worker(redis_url=self.url, web_enabled="true", web_port=port, **settings).start()
+        wait_until(lambda: health(port) == 200, 90, "the worker up")
+        return worker, port
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,12 +1,14 @@
 """What the fault-suite scenarios share: paced traffic with malformed messages in it, and the tally.
 
 A scenario sends door events (each one arrival in its store's 15-minute bucket) and a few malformed
-messages through a `Traffic` sender thread, breaks something mid-stream, then `Tally.take` compares
-every bucket record in Redis with a brute-force count of what was sent: `lost` is what is missing,
-summed per bucket, `double` what is counted beyond what was sent. Dead letters are read back from
-`<prefix>.dead-letter` (one per source offset; repeats are reported apart). `recovery_s` runs from
-the fault to the first moment every event sent before the fault is counted. The row goes to
-`$FOOTFALL_FAULT_REPORT` (see `footfall.scripts.faultsuite`) before the test asserts anything.
+messages through a `Traffic` sender thread (or messages of its own, each with the events it must
+count and the dead-letter reasons it must bring), breaks something mid-stream, then `Tally.take`
+compares every bucket record in Redis with a brute-force count of what was sent: `lost` is what is
+missing, summed per bucket, `double` what is counted beyond what was sent. Dead letters are read back
+from `<prefix>.dead-letter` (one per source offset and batch element; repeats are reported apart).
+`recovery_s` runs from the fault to the first moment every event sent before the fault is counted.
+The row goes to `$FOOTFALL_FAULT_REPORT` (see `footfall.scripts.faultsuite`) before the test asserts
+anything.
 """
 
 from __future__ import annotations
@@ -91,7 +93,11 @@ def worker_counts(port: int) -> dict[str, float]:
 @dataclass
 class Traffic:
     """`n` door events over `stores` stores, 5 s apart from about four hours ago, keyed by store; a
-    malformed message (cycling through `MALFORMED`) after every `bad_every` of them."""
+    malformed message (cycling through `MALFORMED`) after every `bad_every` of them.
+
+    Each message is `(key, value, events it must count, dead-letter reasons it must bring)`: a batch may
+    hold several of each, and a duplicate neither. A scenario may build its own list (`messages=`).
+    """
 
     bootstrap: str
     topic: str
@@ -101,7 +107,7 @@ class Traffic:
     bad_every: int = 250
     chunk: int = 20
     pause_s: float = 0.1
-    messages: list[tuple[bytes, bytes, dict | None]] = field(default_factory=list)
+    messages: list[tuple[bytes | None, bytes, list[dict], list[str]]] = field(default_factory=list)
     sent_n: int = 0  # messages flushed to the broker so far
     error: BaseException | None = None
     _thread: threading.Thread | None = None
@@ -109,29 +115,30 @@ class Traffic:
     _parked: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
+        self._go.set()
+        if self.messages:
+            return
         t0 = (int(time.time() * 1000) - 4 * HOUR_MS) // BUCKET_MS * BUCKET_MS
         bad = 0
         for i in range(self.n):
             event = door(f"{self.name}-{i}", f"fault-{i % self.stores}", t0 + i * 5_000)
-            self.messages.append((event["store_id"].encode(), orjson.dumps(event), event))
+            self.messages.append((event["store_id"].encode(), orjson.dumps(event), [event], []))
             if i % self.bad_every == self.bad_every // 2:
-                payload, _ = MALFORMED[bad % len(MALFORMED)]
-                self.messages.append((b"bad", payload, None))
+                payload, reason = MALFORMED[bad % len(MALFORMED)]
+                self.messages.append((b"bad", payload, [], [reason]))
                 bad += 1
-        self._go.set()
 
     @property
     def events(self) -> list[dict]:
-        return [e for _, _, e in self.messages if e is not None]
+        return [e for _, _, events, _ in self.messages for e in events]
 
     @property
     def expected_reasons(self) -> Counter:
-        reason = dict(MALFORMED)
-        return Counter(reason[v] for _, v, e in self.messages if e is None)
+        return Counter(r for _, _, _, reasons in self.messages for r in reasons)
 
     def sent_events(self) -> list[dict]:
         """The valid events surely on the broker by now."""
-        return [e for _, _, e in self.messages[:self.sent_n] if e is not None]
+        return [e for _, _, events, _ in self.messages[:self.sent_n] for e in events]
 
     def send(self, start: int = 0, stop: int | None = None) -> None:
         """Send messages[start:stop] in paced, flushed chunks (in the calling thread)."""
@@ -143,7 +150,7 @@ class Traffic:
                     self._parked.set()
                     self._go.wait()
                     self._parked.clear()
-                for key, value, _ in self.messages[at:min(at + self.chunk, stop)]:
+                for key, value, _, _ in self.messages[at:min(at + self.chunk, stop)]:
                     producer.send(self.topic, key=key, value=value)
                 producer.flush(timeout=60)
                 self.sent_n = min(at + self.chunk, stop)
@@ -198,12 +205,13 @@ def covers(found: Counter, want: Counter) -> bool:
 
 
 def dead_letters(bootstrap: str, prefix: str) -> tuple[Counter, int]:
-    """Dead letters by reason, one per source message; and how many records repeated one."""
-    seen: dict[tuple[int, int], str] = {}
+    """Dead letters by reason, one per source message (per element of a batch); and how many records repeated one."""
+    seen: dict[tuple[int, int, bytes | None], str] = {}
     records = read_topic(bootstrap, f"{prefix}.dead-letter")
     for record in records:
         headers = dict(record.headers)
-        source = (int(headers["footfall.source.partition"]), int(headers["footfall.source.offset"]))
+        source = (int(headers["footfall.source.partition"]), int(headers["footfall.source.offset"]),
+                  headers.get("footfall.batch_index"))
         seen[source] = headers["footfall.reason"].decode()
     return Counter(seen.values()), len(records) - len(seen)
 

@@ -10,10 +10,7 @@ import orjson
 import pytest
 import redis
 
-from footfall.scripts.stack import free_port
-from footfall.stream.settings import Settings
-from footfall.stream.topics import ensure_topics
-from tests.faults.faultkit import brute, counted, door_events, health, metric
+from tests.faults.faultkit import brute, counted, door_events, metric
 from tests.integration.conftest import wait_until
 from tests.integration.test_pipeline import read_topic, send_all
 
@@ -25,12 +22,8 @@ BUCKET_MS = 900_000
 
 def test_a_redis_outage_repeats_nothing_and_redis_comes_back_whole(services, worker_factory, unique_prefix,
                                                                    own_redis):
-    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
-    own_redis.start()
-    port = free_port()
-    worker_factory(redis_url=own_redis.url, web_enabled="true", web_port=port, max_pending_records=10,
-                   idle_timeout_s=0).start()
-    wait_until(lambda: health(port) == 200, 90, "the worker up")
+    _, port = own_redis.start_worker(services, worker_factory, unique_prefix, max_pending_records=10,
+                                     idle_timeout_s=0)
     t0 = (int(time.time() * 1000) - 120 * MINUTE_MS) // BUCKET_MS * BUCKET_MS
     events = door_events(t0, 600, stores=6)  # 5 s apart: 50 minutes, buckets closing as they go
     first, second = events[:300], events[300:]
