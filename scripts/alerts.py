@@ -173,7 +173,7 @@ def _follow(settings: Any, from_beginning: bool, timeout_s: float) -> Iterator[d
     quiet_client_logs()
     topic = settings.topic("alerts")
     # Every partition assigned by hand, no consumer group: nothing to join (ready at once), no offsets kept.
-    consumer = KafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False, consumer_timeout_ms=500)
+    consumer = KafkaConsumer(**settings.kafka.kafka_python(), enable_auto_commit=False, consumer_timeout_ms=500)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -237,7 +237,7 @@ def _forward(settings: Any, args: argparse.Namespace) -> int:
         webhooks.default_state_dir(os.environ) / "webhooks" / f"{group_id}.dead-letter.jsonl")
     sender = webhooks.WebhookSender(args.webhook, secret, backoff=backoff, retry_for_s=args.retry_for_s,
                                     timeout_s=args.request_timeout_s)
-    forwarder = webhooks.Forwarder(settings.broker, topic, group_id, sender, webhooks.DeadLetterLog(dead_letter),
+    forwarder = webhooks.Forwarder(settings.kafka, topic, group_id, sender, webhooks.DeadLetterLog(dead_letter),
                                    stores=frozenset(args.store), from_beginning=args.from_beginning)
 
     def stop(signum: int, frame: Any) -> None:

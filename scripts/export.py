@@ -40,6 +40,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from footfall.stream.kafka_access import KafkaAccess
+
 __all__ = [
     "DAILY_COLUMNS",
     "DAILY_SUMMED",
@@ -270,7 +272,7 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def read_closed_buckets(
-    broker: str, topic: str, from_ms: int, to_ms: int, *, lead_ms: int, settle_ms: int,
+    kafka: KafkaAccess, topic: str, from_ms: int, to_ms: int, *, lead_ms: int, settle_ms: int,
     stores: frozenset[str] = frozenset(), progress: bool = False, idle_s: float = 30.0,
 ) -> LastRevisions:
     """The last revision of every closed bucket of `topic` starting in `[from_ms, to_ms)` (of `stores`, if given)."""
@@ -284,23 +286,23 @@ def read_closed_buckets(
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # connection failures: said once, by this tool
     try:
-        consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False,
+        consumer = KafkaConsumer(**kafka.kafka_python(), group_id=None, enable_auto_commit=False,
                                  request_timeout_ms=30_000, bootstrap_timeout_ms=10_000,
                                  max_partition_fetch_bytes=4 << 20)
     except KafkaError as exc:
-        raise ExportError(f"cannot reach the Kafka broker at {broker} (FOOTFALL_BROKER): {exc}") from None
+        raise ExportError(f"cannot reach the Kafka broker at {kafka.bootstrap} (FOOTFALL_BROKER): {exc}") from None
     kept = LastRevisions()
     try:
         try:
             partitions = consumer.partitions_for_topic(topic)
             if not partitions:
-                raise ExportError(f"no topic {topic} on {broker} (has a worker run with this prefix?)")
+                raise ExportError(f"no topic {topic} on {kafka.bootstrap} (has a worker run with this prefix?)")
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             end = consumer.end_offsets(tps)
             starts = consumer.offsets_for_times({tp: max(0, from_ms - lead_ms) for tp in tps})
             stops = consumer.offsets_for_times({tp: to_ms + settle_ms for tp in tps})
         except KafkaError as exc:
-            raise ExportError(f"cannot read {topic} on {broker}: {type(exc).__name__}: {exc}") from None
+            raise ExportError(f"cannot read {topic} on {kafka.bootstrap}: {type(exc).__name__}: {exc}") from None
         stop = {tp: min(end[tp], stops[tp].offset if stops.get(tp) is not None else end[tp]) for tp in tps}
         start = {tp: starts[tp].offset if starts.get(tp) is not None else stop[tp] for tp in tps}
         todo = [tp for tp in tps if start[tp] < stop[tp]]
@@ -459,7 +461,7 @@ def run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     topic = settings.topic("aggregates")
     try:
-        kept = read_closed_buckets(settings.broker, topic, from_ms, to_ms, lead_ms=settings.max_future_s * 1000,
+        kept = read_closed_buckets(settings.kafka, topic, from_ms, to_ms, lead_ms=settings.max_future_s * 1000,
                                    settle_ms=int(args.settle_h * 3_600_000), stores=frozenset(args.store),
                                    progress=progress)
     except ExportError as exc:

@@ -243,4 +243,4 @@ def events_producer(environ: Mapping[str, str], *, broker: str | None = None,
         ensure_topics(settings)
     except Exception as exc:  # kafka-python raises many error classes; all mean "cannot start"
         raise ProducerError(f"cannot prepare the topics on {settings.broker}: {type(exc).__name__}: {exc}") from exc
-    return EventProducer(settings.broker, settings.topic("events"))
+    return EventProducer(settings.broker, settings.topic("events"), **settings.kafka.security())

@@ -30,6 +30,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from footfall.scripts.stacksecure import SecureMaterial
+from footfall.stream.preflight import redact
 
 __all__ = [
     "KAFKA_VERSION",
@@ -127,17 +131,18 @@ log4j.logger.kafka.log.LogCleaner=INFO
 """
 
 
-def _kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
+def _kafka_properties(data_dir: Path, port: int, controller_port: int, secure: SecureMaterial | None = None) -> str:
+    listener = "SASL_SSL" if secure else "PLAINTEXT"
     return f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners={listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners={listener}://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={data_dir}
+inter.broker.listener.name={listener}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{listener}
+{secure.kafka_properties() if secure else ""}log.dirs={data_dir}
 num.partitions=1
 default.replication.factor=1
 offsets.topic.replication.factor=1
@@ -169,19 +174,21 @@ def _kafka_cluster_id() -> str:
 # -- readiness --------------------------------------------------------------------------------
 
 
-def wait_for_kafka(bootstrap: str, timeout_s: float = 120.0, proc: subprocess.Popen | None = None) -> None:
-    """Return once a broker at `bootstrap` answers a metadata request and can create a topic."""
+def wait_for_kafka(bootstrap: str, timeout_s: float = 120.0, proc: subprocess.Popen | None = None,
+                   security: dict[str, Any] | None = None) -> None:
+    """Return once a broker at `bootstrap` answers a metadata request (`security`: kafka-python's TLS/SASL options)."""
     # Refused connections are expected while the broker starts: kafka-python would log each one.
     kafka_log = logging.getLogger("kafka")
     level = kafka_log.level
     kafka_log.setLevel(logging.CRITICAL)
     try:
-        _probe_until_ready(bootstrap, timeout_s, proc)
+        _probe_until_ready(bootstrap, timeout_s, proc, security or {})
     finally:
         kafka_log.setLevel(level)
 
 
-def _probe_until_ready(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None) -> None:
+def _probe_until_ready(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None,
+                       security: dict[str, Any]) -> None:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaConfigurationError
 
@@ -191,7 +198,7 @@ def _probe_until_ready(bootstrap: str, timeout_s: float, proc: subprocess.Popen 
         if proc is not None and proc.poll() is not None:
             raise StackError(f"the broker exited with code {proc.returncode} while starting")
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **security)
             try:
                 admin.list_topics()
                 return
@@ -260,6 +267,9 @@ class LocalStack:
         Whether to start Redis.
     attached
         Children die with this process (tests, demo); detached ones outlive it.
+    secure
+        Kafka on SASL_SSL (SCRAM-SHA-512) and Redis on TLS with an ACL user (see `stacksecure`); the
+        clients' settings are in `client_env()` and `<run_dir>/client.env`.
 
     """
 
@@ -267,11 +277,13 @@ class LocalStack:
     broker: str = "kafka"
     redis: bool = True
     attached: bool = True
+    secure: bool = False
     cache_dir: Path = field(default_factory=default_cache_dir)
     kafka_version: str = KAFKA_VERSION
     progress: Callable[[str], None] = print
     services: dict[str, Service] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    material: SecureMaterial | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -305,6 +317,10 @@ class LocalStack:
         """Start every service and wait until each is ready; on failure stop what started."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if self.secure:
+                if self.broker == "tansu":
+                    raise StackError("--secure needs Apache Kafka (Tansu here has no TLS or SASL)")
+                self.material = SecureMaterial(self.run_dir / "tls")
             if self.redis:
                 self._start_redis()
             if self.broker == "kafka":
@@ -318,7 +334,20 @@ class LocalStack:
             self.stop()
             raise
         self._write_state()
+        if self.secure:
+            env = "".join(f"{k}={v}\n" for k, v in self.client_env().items())
+            SecureMaterial.write_private(self.run_dir / "client.env", env)
         return self
+
+    def client_env(self) -> dict[str, str]:
+        """The `FOOTFALL_*` variables that point a worker or tool at this stack (with its credentials if secure)."""
+        redis_port = self.services["redis"].port if "redis" in self.services else None
+        if self.material is not None:
+            return self.material.client_env(self.bootstrap, redis_port)
+        env = {"FOOTFALL_BROKER": self.bootstrap} if "broker" in self.services else {}
+        if redis_port is not None:
+            env["FOOTFALL_REDIS_URL"] = self.redis_url
+        return env
 
     def _start_redis(self) -> None:
         # Debian puts it in /usr/bin, which a minimal PATH may lack.
@@ -329,13 +358,17 @@ class LocalStack:
         data = self.run_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         log = self.run_dir / "logs" / "redis.log"
-        cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(data), "--daemonize", "no", "--protected-mode", "yes"]
+        if self.material is not None:  # TLS only, an ACL user (the config holds its password: 0600)
+            conf = SecureMaterial.write_private(self.run_dir / "redis.conf", self.material.redis_config(port, data))
+            cmd, url = [exe, str(conf)], self.material.redis_url(port)
+        else:
+            cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--dir", str(data), "--daemonize", "no", "--protected-mode", "yes"]
+            url = f"redis://127.0.0.1:{port}/0"
         proc = self._spawn("redis", cmd, log)
-        url = f"redis://127.0.0.1:{port}/0"
         self.services["redis"] = Service("redis", proc.pid, port, str(log), url)
         wait_for_redis(url, proc=proc)
-        self.progress(f"redis     ready at {url} (log {log})")
+        self.progress(f"redis     ready at {redact(url)} (log {log})")
 
     def _start_kafka(self) -> None:
         java = shutil.which("java")
@@ -348,7 +381,7 @@ class LocalStack:
         shutil.rmtree(data, ignore_errors=True)
         home.mkdir(parents=True, exist_ok=True)
         props = home / "server.properties"
-        props.write_text(_kafka_properties(data, port, controller_port))
+        SecureMaterial.write_private(props, _kafka_properties(data, port, controller_port, self.material))
         log = self.run_dir / "logs" / "kafka.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log4j = home / "log4j.properties"
@@ -358,7 +391,8 @@ class LocalStack:
                "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{log4j}",
                f"-Dkafka.logs.dir={self.run_dir / 'logs'}", "-cp", classpath]
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(), "-c", str(props)],
+            [*jvm, "kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(), "-c", str(props),
+             *(self.material.scram_users() if self.material else [])],
             capture_output=True, text=True, timeout=180,
         )
         if fmt.returncode != 0:
@@ -367,7 +401,10 @@ class LocalStack:
         bootstrap = f"127.0.0.1:{port}"
         self.services["broker"] = Service("kafka", proc.pid, port, str(log), bootstrap)
         started = time.monotonic()
-        wait_for_kafka(bootstrap, proc=proc)
+        from footfall.stream.settings import Settings
+
+        security = Settings.from_env(self.client_env()).kafka.security() if self.material else None
+        wait_for_kafka(bootstrap, proc=proc, security=security)
         self.progress(f"kafka     Apache Kafka {self.kafka_version} (KRaft) ready at {bootstrap} "
                       f"in {time.monotonic() - started:.1f} s (logs {log.parent})")
 
@@ -390,7 +427,8 @@ class LocalStack:
 
     def _write_state(self) -> None:
         state = {name: asdict(svc) for name, svc in self.services.items()}
-        (self.run_dir / "stack.json").write_text(json.dumps(state, indent=2) + "\n")
+        # Private: a secured stack's Redis URL holds its password.
+        SecureMaterial.write_private(self.run_dir / "stack.json", json.dumps(state, indent=2) + "\n")
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """Stop every process this object started: SIGTERM, then SIGKILL after `timeout_s`."""

@@ -23,12 +23,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
 import sys
 import textwrap
 from pathlib import Path
 
 from footfall.scripts import brokercheck
 from footfall.scripts.stack import TANSU_WARNING, LocalStack, StackError, _alive, read_state, stop_recorded
+from footfall.stream.preflight import redact
 
 __all__ = ["register"]
 
@@ -58,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="kafka: Apache Kafka (default); tansu: no JVM, but wrong end offsets (see `stack check`)")
     _add_run_dir(up)
     up.add_argument("--no-redis", action="store_true", help="start the broker only")
+    up.add_argument("--secure", action="store_true",
+                    help="Kafka on SASL_SSL (SCRAM-SHA-512) and Redis on TLS with an ACL user; certificates and "
+                    "passwords made fresh, the clients' FOOTFALL_* settings in <run-dir>/client.env (0600)")
     up.set_defaults(func=run_up)
 
     down = actions.add_parser("down", help="stop the recorded stack",
@@ -137,7 +142,8 @@ def run_up(args: argparse.Namespace) -> int:
             _progress(message)
 
     _quiet_clients(logging.CRITICAL)  # "connection refused" until the broker listens; start() reports real failures
-    stack = LocalStack(run_dir, broker=args.broker, redis=not args.no_redis, attached=False, progress=progress)
+    stack = LocalStack(run_dir, broker=args.broker, redis=not args.no_redis, attached=False, secure=args.secure,
+                       progress=progress)
     try:
         stack.start()
     except StackError as exc:
@@ -145,6 +151,15 @@ def run_up(args: argparse.Namespace) -> int:
         return 1
 
     broker = stack.services["broker"]
+    if args.secure:  # secrets stay in the private file: stdout sources it rather than printing them
+        env_file = run_dir.resolve() / "client.env"
+        print(f"# broker: {stack.bootstrap} (Apache Kafka, SASL_SSL SCRAM-SHA-512, pid {broker.pid})")
+        if "redis" in stack.services:
+            print(f"# redis:  {redact(stack.redis_url)} (TLS, ACL user; pid {stack.services['redis'].pid})")
+        print(f"# the clients' settings, passwords and CA file: {env_file} (readable by you only)")
+        print(f"# logs in {run_dir / 'logs'}; stop with: footfall stack down --run-dir {run_dir}")
+        print(f"set -a; . {shlex.quote(str(env_file))}; set +a")
+        return 0
     exports = [f"FOOTFALL_BROKER={stack.bootstrap}"]
     # stdout is shell: comments and one export line, so `eval "$(footfall stack up)"` works.
     print(f"# broker: {stack.bootstrap} ({broker.name}, pid {broker.pid})")
@@ -194,19 +209,31 @@ def run_status(args: argparse.Namespace) -> int:
         elif name == "redis":
             answers, detail = probe_redis(svc["url"])
         else:
-            answers, detail = probe_broker(svc["url"])
+            answers, detail = probe_broker(svc["url"], security=_recorded_security(run_dir))
         healthy = healthy and alive and answers
         print(f"{name:<8} {svc['name']:<6} {svc['pid']:>8}  {'alive' if alive else 'dead':<7}  "
-              f"{'yes' if answers else 'no':<7}  {svc['url']} ({detail})")
+              f"{'yes' if answers else 'no':<7}  {redact(svc['url'])} ({detail})")
     return 0 if healthy else 1
 
 
-def probe_broker(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
+def _recorded_security(run_dir: Path) -> dict:
+    """The Kafka security options of a secured stack recorded in `run_dir` (none for a plain one)."""
+    env_file = run_dir / "client.env"
+    if not env_file.exists():
+        return {}
+    from footfall.stream.settings import Settings
+
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return Settings.from_env(env).kafka.security()
+
+
+def probe_broker(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S, security: dict | None = None) -> tuple[bool, str]:
     """Whether a broker at `bootstrap` answers a metadata request within `timeout_s`, and what it said."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def probe() -> str:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                                    **(security or {}))
         try:
             await admin.start()
             cluster = await admin.describe_cluster()

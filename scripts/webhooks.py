@@ -48,6 +48,8 @@ from typing import Any
 
 import orjson
 
+from footfall.stream.kafka_access import KafkaAccess
+
 __all__ = [
     "DEFAULT_RETRY_FOR_S",
     "SECRET_ENV",
@@ -330,7 +332,7 @@ class Forwarder:
     `from_beginning`: where a group without offsets starts (else at the end: changes from now on).
     """
 
-    broker: str
+    kafka: KafkaAccess
     topic: str
     group_id: str
     sender: WebhookSender
@@ -355,13 +357,14 @@ class Forwarder:
         quiet_client_logs()
         if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
             logging.getLogger("kafka").setLevel(logging.CRITICAL)  # connection failures: said once, by this tool
-        consumer = KafkaConsumer(bootstrap_servers=self.broker, group_id=self.group_id, enable_auto_commit=False,
+        consumer = KafkaConsumer(**self.kafka.kafka_python(), group_id=self.group_id, enable_auto_commit=False,
                                  auto_offset_reset="earliest" if self.from_beginning else "latest",
                                  request_timeout_ms=30_000, bootstrap_timeout_ms=10_000)
         try:
             partitions = consumer.partitions_for_topic(self.topic)
             if not partitions:
-                raise RuntimeError(f"no topic {self.topic} on {self.broker} (has a worker run with this prefix?)")
+                raise RuntimeError(f"no topic {self.topic} on {self.kafka.bootstrap} "
+                                   "(has a worker run with this prefix?)")
             assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
             self._start_positions(consumer, assigned)

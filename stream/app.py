@@ -41,6 +41,7 @@ def faust_app_settings(settings: Settings, data_dir_prefix: str = "footfall-") -
     """Keyword arguments of `faust.App` for these settings (the worker's, and the benchmark's passthrough)."""
     return {
         "broker": [f"kafka://{hostport}" for hostport in settings.broker.split(",")],
+        "broker_credentials": settings.kafka.faust_credentials(),  # TLS / SASL (FOOTFALL_KAFKA_*), or None
         # Tables live in memory and are rebuilt from their compacted changelog topics on start.
         "store": "memory://",
         "datadir": Path(settings.data_dir or tempfile.mkdtemp(prefix=data_dir_prefix)),
@@ -139,7 +140,7 @@ def check_state_settings(settings: Settings, changelog_topic: str, record_topic:
     from footfall.stream.topics import partition_count
 
     now = settings.state_shape()
-    admin = KafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    admin = KafkaAdminClient(**settings.kafka.kafka_python(), request_timeout_ms=15_000)
     try:
         existing = set(admin.list_topics())
         if record_topic not in existing:
@@ -149,7 +150,7 @@ def check_state_settings(settings: Settings, changelog_topic: str, record_topic:
         changelog_partitions = partition_count(admin, changelog_topic) if changelog_topic in existing else 0
     finally:
         admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(**settings.kafka.kafka_python(), group_id=None, enable_auto_commit=False,
                              request_timeout_ms=15_000)
     try:
         has_state = False
@@ -169,7 +170,7 @@ def check_state_settings(settings: Settings, changelog_topic: str, record_topic:
         if saved is None and has_state:
             logger.warning("the saved state in %s has no record of the settings it was made with (made by an "
                            "earlier version): taken to be %s, recorded now", changelog_topic, now)
-        producer = KafkaProducer(bootstrap_servers=settings.broker, acks="all")
+        producer = KafkaProducer(**settings.kafka.kafka_python(), acks="all")
         try:
             value = {**now, "app_id": settings.app_id, "recorded_at": dt.datetime.now(dt.UTC).isoformat()}
             producer.send(record_topic, key=_STATE_SETTINGS_KEY, value=orjson.dumps(value)).get(timeout=timeout_s)

@@ -54,6 +54,7 @@ from footfall.operators.pipeline.persistence import (
     stage_value,
     store_value,
 )
+from footfall.stream.kafka_access import KafkaAccess
 from footfall.stream.offsets import OffsetLedger
 from footfall.stream.outbox import Outbox, Send
 from footfall.stream.refetch import RangeReader
@@ -78,7 +79,7 @@ class Checkpoint:
     """The flush protocol, the offset ledger and the read-back of skipped offsets (see the module docstring)."""
 
     def __init__(self, table: faust.Table, stores: StoreRegistry, outbox: Outbox, redis_sink: RedisSink,
-                 record_topics: dict[str, faust.TopicT], default_topic: faust.TopicT, broker: str) -> None:
+                 record_topics: dict[str, faust.TopicT], default_topic: faust.TopicT, kafka: KafkaAccess) -> None:
         self.table = table
         self.stores = stores
         self.outbox = outbox
@@ -86,11 +87,11 @@ class Checkpoint:
         self.record_topics = record_topics  # record type -> topic
         self.default_topic = default_topic
         self.ledger = OffsetLedger()
-        self.range_reader = RangeReader(broker)
+        self.range_reader = RangeReader(kafka)
         self._applied: dict[int, int] = {}  # partition -> last applied offset, not yet in a marker
         self.saved_at: float | None = None  # when the last checkpoint saved everything (monotonic)
         self.failing = False  # the last flush failed: pending work grows (`FlowWorker.process` may pause)
-        self.broker = broker
+        self.kafka = kafka
         self._in_kafka: dict[tuple[str, int | str], dict[str, Any]] = {}  # sent, waiting for Redis
         self._redis_away = False
         self._check_lost_at = 0.0  # monotonic time of the next look for a Redis that lost its data
@@ -299,7 +300,7 @@ class Checkpoint:
         since_ms = int(time.time() * 1000) - settings.bucket_retention_days * 86_400_000
         topics = sorted({t.get_topic_name() for t in (*self.record_topics.values(), self.default_topic)})
         try:
-            written = await rebuild_redis(self.broker, topics, settings.partitions, self.redis, since_ms)
+            written = await rebuild_redis(self.kafka, topics, settings.partitions, self.redis, since_ms)
             await self.redis.mark_written()
             self.outbox.totals["redis_rebuilt_records"] += written
         except Exception:  # the marker stays missing: the next flush starts the rebuild again

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from footfall.stream.kafka_access import KafkaAccess
 from footfall.stream.sinks import CHUNK, RedisSink
 
 __all__ = ["rebuild_redis"]
@@ -30,13 +31,13 @@ __all__ = ["rebuild_redis"]
 logger = logging.getLogger(__name__)
 
 
-async def rebuild_redis(bootstrap: str, topics: Iterable[str], partitions: int, sink: RedisSink,
+async def rebuild_redis(kafka: KafkaAccess, topics: Iterable[str], partitions: int, sink: RedisSink,
                         since_ms: int) -> int:
     """Write every record of `topics` (of `partitions` each) from `since_ms` to their ends into Redis; return how many.
 
     Raises on a broker or Redis failure (the caller tries again later).
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     written, started = 0, time.monotonic()

@@ -7,6 +7,8 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from footfall.stream.kafka_access import KafkaAccess
+
 __all__ = ["RangeReader"]
 
 logger = logging.getLogger(__name__)
@@ -15,8 +17,8 @@ logger = logging.getLogger(__name__)
 class RangeReader:
     """A group-less consumer, started on first use, that reads `[start, end)` of a partition."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess) -> None:
+        self.kafka = kafka
         self._consumer: AIOKafkaConsumer | None = None
         self._starting = asyncio.Lock()
 
@@ -24,7 +26,7 @@ class RangeReader:
         async with self._starting:  # two callers must not both start one, nor use it half started
             if self._consumer is None:
                 consumer = AIOKafkaConsumer(
-                    bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                    **self.kafka.aiokafka(), group_id=None, enable_auto_commit=False,
                     auto_offset_reset="earliest",
                 )
                 await consumer.start()

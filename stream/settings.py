@@ -31,6 +31,7 @@ from typing import Any
 
 from footfall.schemas.events import DEFAULT_MAX_MESSAGE_BYTES
 from footfall.schemas.keys import RedisKeys
+from footfall.stream.kafka_access import KafkaAccess, problems_of
 
 __all__ = ["ENV_VARIABLES", "STATE_SHAPING", "Settings", "SettingsError", "state_shape_changes"]
 
@@ -57,6 +58,14 @@ class Settings:
     """
 
     broker: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_check_hostname: bool = True
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     topic_prefix: str = "footfall"
     app_id: str = "footfall-worker"
@@ -111,6 +120,15 @@ class Settings:
     def redis_key(self, *parts: str) -> str:
         """Redis key under the prefix: `<prefix>:<part>:<part>...` (prefer `redis_keys`' named keys)."""
         return self.redis_keys.key(*parts)
+
+    @property
+    def kafka(self) -> KafkaAccess:
+        """The brokers and how to reach them: every Kafka client footfall makes takes its options from here."""
+        return KafkaAccess(self.broker, protocol=self.kafka_security_protocol,
+                           sasl_mechanism=self.kafka_sasl_mechanism, username=self.kafka_sasl_username,
+                           password=self.kafka_sasl_password, cafile=self.kafka_ssl_cafile,
+                           certfile=self.kafka_ssl_certfile, keyfile=self.kafka_ssl_keyfile,
+                           check_hostname=self.kafka_ssl_check_hostname)
 
     @property
     def redis_keys(self) -> RedisKeys:
@@ -305,13 +323,18 @@ def _holidays(path: str) -> tuple[dt.date, ...]:
 
 
 def _fail(name: str, value: Any, expected: str) -> None:
-    shown = "***" if name == "pseudonym_secret" else repr(re.sub(r"//[^@/]*@", "//***@", str(value)))
+    secret = name in ("pseudonym_secret", "kafka_sasl_password")
+    shown = "***" if secret else repr(re.sub(r"//[^@/]*@", "//***@", str(value)))
     raise SettingsError(f"FOOTFALL_{name.upper()}={shown}: {expected}")
 
 
 def _validate(s: Settings) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+:\d{1,5}(,[A-Za-z0-9_.\-]+:\d{1,5})*", s.broker):
         _fail("broker", s.broker, "must be host:port[,host:port...] (a Kafka bootstrap list)")
+    kafka_problems = problems_of(s.kafka_security_protocol, s.kafka_sasl_mechanism, s.kafka_sasl_username,
+                                 s.kafka_sasl_password, s.kafka_ssl_cafile, s.kafka_ssl_certfile, s.kafka_ssl_keyfile)
+    if kafka_problems:
+        _fail("kafka_security_protocol", s.kafka_security_protocol, "; ".join(kafka_problems))
     if not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         _fail("redis_url", s.redis_url, "must be a redis://, rediss:// or unix:// URL")
     if not _TOPIC_PREFIX.fullmatch(s.topic_prefix):
@@ -413,7 +436,27 @@ def _validate(s: Settings) -> None:
 #: Each variable, its default and what it does (the README's configuration table).
 ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_BROKER": "Kafka bootstrap servers, host:port[,host:port]. Default 127.0.0.1:9092.",
-    "FOOTFALL_REDIS_URL": "Redis URL. Default redis://127.0.0.1:6379/0.",
+    "FOOTFALL_KAFKA_SECURITY_PROTOCOL": (
+        "How every Kafka client footfall makes (worker, tools) speaks to the brokers: PLAINTEXT, SSL (TLS), "
+        "SASL_PLAINTEXT or SASL_SSL. Default PLAINTEXT (a broker on loopback or a trusted network)."
+    ),
+    "FOOTFALL_KAFKA_SASL_MECHANISM": "With SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Default none.",
+    "FOOTFALL_KAFKA_SASL_USERNAME": "With SASL_*: the user name. Default none.",
+    "FOOTFALL_KAFKA_SASL_PASSWORD": "With SASL_*: the password (never logged). Default none.",
+    "FOOTFALL_KAFKA_SSL_CAFILE": (
+        "With SSL/SASL_SSL: PEM file of the CA(s) that signed the brokers' certificates. Default: the system's "
+        "trust store."
+    ),
+    "FOOTFALL_KAFKA_SSL_CERTFILE": "With SSL/SASL_SSL: PEM client certificate, if brokers ask for one. Default none.",
+    "FOOTFALL_KAFKA_SSL_KEYFILE": "The client certificate's PEM key (if not in the certificate file). Default none.",
+    "FOOTFALL_KAFKA_SSL_CHECK_HOSTNAME": (
+        "Check that a broker's certificate names the host connected to. Default true; turn off only for "
+        "brokers reached by an address their certificates do not name."
+    ),
+    "FOOTFALL_REDIS_URL": (
+        "Redis URL: redis://[user:password@]host:port/db, or rediss:// for TLS (CA file by "
+        "`?ssl_ca_certs=/path/ca.pem`). Default redis://127.0.0.1:6379/0."
+    ),
     "FOOTFALL_TOPIC_PREFIX": (
         "Prefix of every topic (`<prefix>.events`...) and Redis key (`<prefix>:...`). Default footfall."
     ),

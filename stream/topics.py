@@ -46,14 +46,27 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]
     """Create footfall's topics where missing; return each topic's partition count.
 
     Raises `RuntimeError` when the events topic exists with another partition
-    count than `FOOTFALL_PARTITIONS`: the worker's tables would not line up with it.
+    count than `FOOTFALL_PARTITIONS` (the worker's tables would not line up with it),
+    and when no broker answers (naming the settings to check).
     """
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     deadline = time.monotonic() + timeout_s
-    admin = KafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    try:
+        admin = KafkaAdminClient(**settings.kafka.kafka_python(), request_timeout_ms=15_000)
+    except KafkaError as exc:
+        # kafka-python retries until its bootstrap timeout and logs why (refused, TLS, authentication);
+        # what reaches here is only "unable to bootstrap", so the message says where to look.
+        security = settings.kafka_security_protocol
+        if settings.kafka.uses_sasl:
+            security += f" {settings.kafka_sasl_mechanism} as {settings.kafka_sasl_username!r}"
+        raise RuntimeError(
+            f"no Kafka broker answered at {settings.broker} (FOOTFALL_BROKER) over {security} "
+            f"(FOOTFALL_KAFKA_SECURITY_PROTOCOL): {exc}. Check the address, the FOOTFALL_KAFKA_* settings and "
+            "the lines above (a refused connection, a TLS error or an authentication failure): not consuming."
+        ) from exc
     try:
         names = [settings.topic(n) for n in topic_names(settings)]
         existing = set(admin.list_topics())

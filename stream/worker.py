@@ -48,7 +48,7 @@ class FlowWorker:
         self.stores = StoreRegistry(settings, table)
         self.intake = Intake(settings, self.stores, self.outbox, events_topic, dead_letter_topic, redis_sink)
         self.checkpoint = Checkpoint(table, self.stores, self.outbox, redis_sink, dict(record_topics or {}),
-                                     aggregates_topic, settings.broker)
+                                     aggregates_topic, settings.kafka)
         #: The input partitions this worker owns in Redis' eyes (`stream.ownership`).
         self.owners = redis_sink.owners
         self._lock = asyncio.Lock()  # one message at a time, whether the agent or the catch-up reader applies it

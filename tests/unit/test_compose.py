@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,8 @@ from footfall.stream.settings import ENV_VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+#: `${VAR:?message}`: compose refuses to start while VAR is unset or empty.
+REQUIRED = re.compile(r"\$\{[A-Z_]+:\?[^}]*\}")
 
 
 def _compose_available() -> bool:
@@ -40,8 +43,22 @@ def test_compose_services_settings_and_commands_match_the_code():
         service = services[name]
         env = {k: str(v) for k, v in service["environment"].items()}
         assert set(env) <= set(ENV_VARIABLES), f"{name}: unknown variables {set(env) - set(ENV_VARIABLES)}"
-        # The values must pass the same validation the worker does at start-up.
-        resolved = {k: v.replace("${FOOTFALL_PSEUDONYM_SECRET:-", "").rstrip("}") for k, v in env.items()}
+        # The values must pass the same validation the worker does at start-up, once the variables that
+        # compose requires (`${VAR:?...}`) are given.
+        resolved = {k: REQUIRED.sub("given-by-the-operator-0123456789", v) for k, v in env.items()}
         Settings.from_env(resolved)
         assert service["command"][0] in TOOLS, f"{name}: `footfall {service['command'][0]}` does not exist"
     assert (ROOT / services["worker"]["build"] / "Dockerfile").exists()
+
+
+def test_no_secret_has_a_usable_default() -> None:
+    """The pseudonymisation key and Redis' password must be given: compose refuses to start without them."""
+    text = COMPOSE.read_text()
+    assert not re.search(r"\$\{[A-Z_]*(SECRET|PASSWORD|TOKEN)[A-Z_]*:?-", text), "a secret with a default value"
+    for var in ("FOOTFALL_PSEUDONYM_SECRET", "FOOTFALL_REDIS_PASSWORD"):
+        assert re.search(r"\$\{" + var + r":\?", text), f"{var} is not required"
+    doc = yaml.safe_load(text)
+    env = doc["services"]["worker"]["environment"]
+    assert "${FOOTFALL_REDIS_PASSWORD:?" in env["FOOTFALL_REDIS_URL"]
+    redis_service = " ".join(doc["services"]["redis"]["command"])
+    assert "requirepass" in redis_service and "--requirepass" not in redis_service  # not on the command line

@@ -17,6 +17,14 @@ SECRET = "s3cr3t-value-0123456789"  # 23 characters
 # The defaults as the README's configuration table (ENV_VARIABLES) states them.
 DEFAULTS: dict[str, Any] = {
     "broker": "127.0.0.1:9092",
+    "kafka_security_protocol": "PLAINTEXT",
+    "kafka_sasl_mechanism": "",
+    "kafka_sasl_username": "",
+    "kafka_sasl_password": "",
+    "kafka_ssl_cafile": "",
+    "kafka_ssl_certfile": "",
+    "kafka_ssl_keyfile": "",
+    "kafka_ssl_check_hostname": True,
     "redis_url": "redis://127.0.0.1:6379/0",
     "topic_prefix": "footfall",
     "app_id": "footfall-worker",
@@ -391,3 +399,45 @@ def test_extra_stages_name_module_and_class() -> None:
     assert s.extra_stage_paths == ("tests.toy:ToyStage", "other.mod:Second")
     with pytest.raises(SettingsError, match="FOOTFALL_EXTRA_STAGES"):
         Settings.from_env({"FOOTFALL_EXTRA_STAGES": "tests.toy.ToyStage"})
+
+
+# -- Kafka security ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"FOOTFALL_KAFKA_SECURITY_PROTOCOL": "TLS"}, "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+    ({"FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "FOOTFALL_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"},
+     "needs a user name and a password"),
+    ({"FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "FOOTFALL_KAFKA_SASL_MECHANISM": "GSSAPI",
+      "FOOTFALL_KAFKA_SASL_USERNAME": "u", "FOOTFALL_KAFKA_SASL_PASSWORD": SECRET}, "PLAIN, SCRAM-SHA-256"),
+    ({"FOOTFALL_KAFKA_SASL_USERNAME": "u", "FOOTFALL_KAFKA_SASL_PASSWORD": SECRET},
+     "the protocol does not use SASL"),
+    ({"FOOTFALL_KAFKA_SSL_CAFILE": "/etc/hostname"}, "the protocol does not use TLS"),
+    ({"FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SSL", "FOOTFALL_KAFKA_SSL_CAFILE": "/no/such/ca.pem"},
+     "is not a readable file"),
+    ({"FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SSL", "FOOTFALL_KAFKA_SSL_KEYFILE": "/etc/hostname"},
+     "without FOOTFALL_KAFKA_SSL_CERTFILE"),
+])
+def test_kafka_security_refuses_what_cannot_work_and_never_shows_the_password(env: dict, says: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value).startswith("FOOTFALL_KAFKA_SECURITY_PROTOCOL=")
+    assert says in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_kafka_security_reaches_every_client_kind() -> None:
+    s = Settings.from_env({"FOOTFALL_BROKER": "k1:9093,k2:9093", "FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                           "FOOTFALL_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256", "FOOTFALL_KAFKA_SASL_USERNAME": "ff",
+                           "FOOTFALL_KAFKA_SASL_PASSWORD": SECRET, "FOOTFALL_KAFKA_SSL_CHECK_HOSTNAME": "false"})
+    assert SECRET not in repr(s) and SECRET not in repr(s.kafka)
+    sync, async_ = s.kafka.kafka_python(), s.kafka.aiokafka()
+    assert sync["bootstrap_servers"] == ["k1:9093", "k2:9093"] and async_["bootstrap_servers"] == "k1:9093,k2:9093"
+    for options in (sync, async_):
+        assert (options["security_protocol"], options["sasl_mechanism"], options["sasl_plain_username"],
+                options["sasl_plain_password"]) == ("SASL_SSL", "SCRAM-SHA-256", "ff", SECRET)
+        assert options["ssl_context"].check_hostname is False
+    credentials = s.kafka.faust_credentials()
+    assert (credentials.username, credentials.password, credentials.mechanism.value,
+            credentials.protocol.value) == ("ff", SECRET, "SCRAM-SHA-256", "SASL_SSL")
+    assert Settings.from_env(s.to_env()) == s  # a child process gets the same
