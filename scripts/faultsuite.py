@@ -2,7 +2,8 @@
 
 Each fault test appends one JSON row per scenario to the file named by `FOOTFALL_FAULT_REPORT`
 (when set; see `append_row`), before its assertions, so a failing scenario still shows its numbers.
-This command runs `python -m pytest tests/faults -q` with that variable set, then prints one line
+This command runs `python -m pytest tests/faults -q` with that variable set (every scenario, those of
+minutes marked `long_faults` included: Redis paused 60 s, down 5 min), then prints one line
 per scenario: messages sent, events counted (arrivals summed over the Redis bucket records),
 dead letters by reason (read back from `<prefix>.dead-letter`, header `footfall.reason`), events
 lost and double-counted (per bucket against a brute-force count of what was sent, summed), and
