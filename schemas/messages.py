@@ -47,7 +47,15 @@ from typing import Any
 
 import orjson
 
-from footfall.schemas.events import ALL_IDENTIFIER_FIELDS, DEFAULT_MAX_MESSAGE_BYTES, Event, Limits, parse_event
+from footfall.schemas.events import (
+    ALL_IDENTIFIER_FIELDS,
+    COMMON_FIELDS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    KIND_FIELDS,
+    Event,
+    Limits,
+    parse_event,
+)
 from footfall.schemas.fields import InvalidEvent
 
 __all__ = ["EXCERPT_BYTES", "MAX_BATCH_EVENTS", "MAX_DEPTH", "MAX_MESSAGE_BYTES", "Decoded", "Reject", "decode_message",
@@ -126,10 +134,26 @@ def _reject_whole(reason: str, exc: BaseException | str, raw: bytes) -> Decoded:
     return Decoded(rejects=[Reject(reason, error, raw)])
 
 
-def scrub_identifiers(obj: Any, pseudonymize: Callable[[str], str] | None) -> Any:
-    """The value with every identifier member pseudonymised, at any depth (the dead-letter copy).
+#: Members an event may have (of any kind): the others are a producer's extras, which may say who someone is.
+KNOWN_MEMBERS = frozenset(f.name for f in COMMON_FIELDS) | {"ts"} | frozenset(  # `ts` is checked apart
+    f.name for fields in KIND_FIELDS.values() for f in fields)
 
-    Returns `obj` itself when nothing needed changing, so unchanged rejects keep their original bytes.
+
+def scrub_identifiers(obj: Any, pseudonymize: Callable[[str], str] | None) -> Any:
+    """The dead-letter copy of a rejected event (or batch): nothing in it that could say who someone is.
+
+    Identifier members are pseudonymised, at any depth. So is the value of every member an event does
+    not have (a producer's extras: `email`, `phone`, a nested `customer`...), as the pseudonym of its
+    JSON text: its name stays, so the producer sees what was sent, but not its content. Members an
+    event has keep their values (except a nested object or array where a scalar belongs, whose content
+    is pseudonymised like an extra). Returns `obj` itself when nothing needed changing, so unchanged
+    rejects keep their original bytes.
+
+    >>> scrub = lambda v: f"h({v})"
+    >>> scrub_identifiers({"store_id": "s1", "customer_id": "card-1", "email": "a@b.c", "age": 31}, scrub)
+    {'store_id': 's1', 'customer_id': 'h(card-1)', 'email': 'h("a@b.c")', 'age': 'h(31)'}
+    >>> scrub_identifiers([{"kind": "door", "door_id": {"name": "Ann"}}, 7], scrub)
+    [{'kind': 'door', 'door_id': 'h({"name":"Ann"})'}, 7]
     """
     if pseudonymize is None:
         return obj
@@ -143,10 +167,12 @@ def scrub_identifiers(obj: Any, pseudonymize: Callable[[str], str] | None) -> An
     for k, v in obj.items():
         if k in ALL_IDENTIFIER_FIELDS and v is not None:
             out[k] = pseudonymize(v) if isinstance(v, str) else "<non-string identifier removed>"
-            changed = True
+        elif k not in KNOWN_MEMBERS or isinstance(v, dict | list):
+            out[k] = pseudonymize(orjson.dumps(v).decode())
         else:
-            out[k] = scrub_identifiers(v, pseudonymize)
-            changed = changed or out[k] is not v
+            out[k] = v
+            continue
+        changed = True
     return out if changed else obj
 
 

@@ -183,3 +183,28 @@ def test_identifier_error_keeps_field_and_rule(value: Any, rule: str) -> None:
         parse_event({**obj, "customer_id": value}, now_ms=NOW_MS, limits=LIMITS)
     assert str(caught.value) == f"field 'customer_id': value <withheld identifier> violates rule {rule}"
     assert caught.value.field == "customer_id"
+
+
+# -- a producer's extra members never leave raw in a dead letter ------------------------------------------
+
+EXTRAS = st.dictionaries(
+    st.sampled_from(["email", "phone", "name", "customer", "note", "loyalty"]),
+    st.one_of(IDS, st.integers(10**8, 10**15), st.lists(IDS, min_size=1, max_size=2),
+              st.fixed_dictionaries({"name": IDS})),
+    min_size=1, max_size=3)
+
+
+@SETTINGS
+@given(EXTRAS, st.booleans())
+def test_extra_members_of_a_rejected_event_leave_as_pseudonyms(extras: dict[str, Any], batch: bool) -> None:
+    _, obj = events_with("card-4111")[0]
+    bad = {**obj, **extras, "ts": "not a time"}  # rejected: bad_timestamp
+    raw = orjson.dumps([obj, bad] if batch else bad)
+    decoded = decode_message(raw, now_ms=NOW_MS, limits=LIMITS, pseudonymize=Pseudonymizer(KEY))
+    [reject] = decoded.rejects
+    kept = orjson.loads(reject.payload)
+    assert set(kept) == set(bad)  # every member named, so the producer sees what was sent
+    for member, value in extras.items():
+        assert kept[member] == reference(KEY, orjson.dumps(value).decode())
+    assert kept["ts"] == "not a time" and kept["store_id"] == obj["store_id"]  # the schema's members stay
+    assert "card-4111" not in reject.payload.decode()
