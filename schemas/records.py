@@ -92,6 +92,8 @@ __all__ = [
 
 #: A store's vertical, as events give it (`schemas.events.VERTICALS`; a test checks they agree).
 Vertical = Literal["retail", "bank", "telecom"]
+#: A closed bucket's data-quality grade (`operators.quality.grade`).
+Quality = Literal["ok", "partial", "missing", "no_sensors"]
 
 _DATE = {"format": "date"}
 _DATE_TIME = {"format": "date-time"}
@@ -263,6 +265,12 @@ class _BucketHead(TypedDict):
     revision: Annotated[int, "0 while open; 1 at the close; 2, 3, ... each time late data within the restate "
                              "horizon (24 h) restated the closed bucket: keep the highest"]
     restated: Annotated[bool, "a closed bucket published again with late data (revision >= 2)"]
+    quality: Annotated[Quality | None,
+                       "closed buckets: how much of it the store's door sensors covered (`ok`, `partial`, `missing`, "
+                       "`no_sensors`; see the quality record); null: open (graded at the close), a restated "
+                       "revision (not graded again), or a store without door counters or heartbeats"]
+    held_back: Annotated[list[str], "KPIs given as null because the bucket's door counts are incomplete "
+                                    "(quality partial or missing): conversion_rate, sales_per_visitor"]
 
 
 class _BucketTail(TypedDict):
@@ -306,6 +314,8 @@ class LiveRecord(TypedDict):
                          "(24 h) before, in total"]
     restated: Annotated[int, "events counted into a bucket already closed and published (each restates it), "
                              "in total"]
+    quality: Annotated[Quality | None, "the grade of the store's newest closed bucket (see the bucket record); "
+                                       "null: none graded since the worker started, or no door counters"]
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 
@@ -543,6 +553,9 @@ class QualitySensor(TypedDict):
                                "down), 0-1, to 4 decimals"]
     reported: Annotated[bool, "a door event or heartbeat (any status) of it is timed in the bucket"]
     last_seen_ms: Annotated[int, "time of its latest event, as of the bucket's close"]
+    graded: Annotated[bool, "it sent an interval report or a heartbeat, so its coverage counts in the grade; a "
+                            "counter of per-person readings alone is known but not graded (its readings do not "
+                            "say when it was listening)"]
 
 
 class QualityUptime(TypedDict):
@@ -571,9 +584,9 @@ class QualityRecord(TypedDict):
     tz: Annotated[str, "the store's IANA time zone"]
     bucket_start_ms: Annotated[int, "start of the closed bucket"]
     bucket_ms: Annotated[int, "bucket length"]
-    quality: Annotated[Literal["ok", "partial", "missing", "no_sensors"],
+    quality: Annotated[Quality,
                        "ok: every known sensor covered >= ok_coverage of the bucket; missing: the mean coverage "
-                       "is <= missing_coverage; partial: between; no_sensors: no sensor known"]
+                       "is <= missing_coverage; partial: between; no_sensors: no sensor graded"]
     coverage: Annotated[float | None, "the store's coverage: mean over its known sensors, 0-1; null: none known"]
     sensors_known: Annotated[int, "sensors heard from within the last 7 days (of event time)"]
     sensors: Annotated[list[QualitySensor], "each known sensor, by id"]
@@ -658,9 +671,18 @@ class RollupRecord(TypedDict):
     visitors: Annotated[int, "people in, as arrivals"]
     dwell_n: Annotated[int, "visits ended with a dwell time"]
     sales: Annotated[float, "sum of till amounts, currency units (stores' currencies added as they are)"]
-    conversion_rate: Annotated[float | None, "transactions / visitors; null: no visitors"]
+    stores_graded: Annotated[int, "stores whose bucket has a data-quality grade (closed, with door counters)"]
+    stores_partial: Annotated[int, "of those, graded partial"]
+    stores_missing: Annotated[int, "of those, graded missing"]
+    quality: Annotated[Quality | None, "missing: every store's bucket is; partial: any store's is partial or "
+                                       "missing; ok: the graded ones are complete; null: none graded"]
+    complete_visitors: Annotated[int, "visitors of the stores whose door counts are not known to be incomplete"]
+    complete_transactions: Annotated[int, "transactions of those stores"]
+    conversion_rate: Annotated[float | None, "complete_transactions / complete_visitors (stores with partial or "
+                                             "missing door counts left out); null: no such visitors"]
     avg_basket: Annotated[float | None, "sales / transactions; null: no transactions"]
-    sales_per_visitor: Annotated[float | None, "sales / visitors; null: no visitors"]
+    sales_per_visitor: Annotated[float | None, "sales / visitors of the stores with complete door counts; null: "
+                                               "no such visitors"]
     items_per_transaction: Annotated[float | None, "items / transactions; null: no transactions"]
     dwell_mean_s: Annotated[float | None, "mean dwell time, seconds; null: none"]
     seq: Annotated[int, "changes applied to these totals: a newer state of the same bucket has a higher seq"]

@@ -74,11 +74,13 @@ class StoreMeta:
 def bucket_record(
     store_id: str, meta: dict[str, Any], start_ms: int, bucket_ms: int, kpis: dict[str, Any], status: str,
     watermark_ms: int | None, last_event_id: str | None, tz: str = "UTC", now_ms: int | None = None,
-    revision: int | None = None, restated: bool = False,
+    revision: int | None = None, restated: bool = False, quality: str | None = None,
+    held_back: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The published form of one bucket (aggregates topic, Redis): `schemas.records.BucketRecord`.
 
     `revision`: 0 open, 1 at the close, 2, 3, ... restated (None: 1 if `status` is closed, else 0).
+    `quality` and `held_back`: the closed bucket's data-quality grade and the KPIs held back for it.
     """
     if revision is None:
         revision = 1 if status == "closed" else 0
@@ -95,6 +97,8 @@ def bucket_record(
         "status": status,
         "revision": revision,
         "restated": restated,
+        "quality": quality,
+        "held_back": list(held_back),
         **kpis,
         "watermark_ms": watermark_ms,
         "last_event_id": last_event_id,
@@ -112,6 +116,7 @@ def live_record(store_id: str, meta: dict[str, Any], tz: str, live: dict[str, An
         "vertical": meta.get("vertical"),
         "tz": tz,
         **live,
+        "quality": live.get("quality"),  # the newest closed bucket's grade (null: none graded yet)
         "emitted_at_ms": _now_ms() if now_ms is None else now_ms,
     }
 
@@ -174,7 +179,7 @@ def record_of(store: StoreMeta, output: Output, bucket_ms: int, now_ms: int | No
 _BUILDERS: dict[type, Callable[[StoreMeta, Any, int, int], dict[str, Any]]] = {
     BucketOutput: lambda s, o, bucket_ms, now: bucket_record(
         s.store_id, s.meta, o.start_ms, bucket_ms, dict(o.kpis), o.status, o.watermark_ms, o.last_event_id, s.tz,
-        now, o.revision, o.restated),
+        now, o.revision, o.restated, o.quality, o.held_back),
     LiveOutput: lambda s, o, _, now: live_record(s.store_id, s.meta, s.tz, dict(o.live), now),
     ForecastOutput: lambda s, o, _, now: forecast_record(s.store_id, s.meta, s.tz, o.published, now),
     AlertOutput: lambda s, o, _, now: alert_record(s.store_id, s.meta, s.tz, o.alert, now),

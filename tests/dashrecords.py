@@ -246,7 +246,7 @@ def quality_record(store_id: str, bucket_start_ms: int, coverage: dict[str, floa
         "bucket_start_ms": bucket_start_ms, "bucket_ms": BUCKET_MS, "quality": quality,
         "coverage": None if mean is None else round(mean, 4), "sensors_known": len(coverage),
         "sensors": [{"sensor_id": sid, "coverage": c, "reported": c > 0,
-                     "last_seen_ms": bucket_start_ms + (int(c * BUCKET_MS) if c > 0 else -BUCKET_MS)}
+                     "last_seen_ms": bucket_start_ms + (int(c * BUCKET_MS) if c > 0 else -BUCKET_MS), "graded": True}
                     for sid, c in sorted(coverage.items())],
         "silent_sensors": sorted(sid for sid, c in coverage.items() if c == 0), "sensors_dropped": 0,
         "door_in": door_in, "door_out": door_out, "imbalance": door_in - door_out,

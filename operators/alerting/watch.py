@@ -51,6 +51,7 @@ arrivals 400 in 11:30-12:00, expected 80-120
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -173,6 +174,7 @@ class StoreWatch:
         self.pending: dict[int, list[float]] = {}  # bucket start -> Expected, made `lead` buckets before it
         self.flag_run = 0
         self.last_start_ms: int | None = None
+        self.sensor_runs: dict[str, int] = {}  # sensor -> closed buckets in a row it reported nothing in
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -208,13 +210,24 @@ class StoreWatch:
 
     def learn_bucket(self, bucket_start_ms: int, bucket_end_ms: int, observed: float | None,
                      forecast: Expected | Sequence[float] | None = None,
-                     signals: Mapping[str, float | None] | None = None) -> WatchOutcome:
+                     signals: Mapping[str, float | None] | None = None, held_back: bool = False,
+                     silent_sensors: Sequence[str] = (), store_active: bool = False) -> WatchOutcome:
         """Judge and learn the bucket `[bucket_start_ms, bucket_end_ms)` (see the module docstring).
 
         `forecast` overrides the noted one. `signals` may hold `occupancy`,
         `queue_wait_s`, `departures` (and `arrivals` when the series is not
         arrivals) for the rules, and any per-bucket signals for the signals'
         detector (`dwell_s`, `conversion_rate`, ...).
+
+        `held_back`: the count is known to be incomplete (its sensors did not cover the bucket:
+        data quality `partial` or `missing`). It is not judged against the forecast and the
+        detectors do not learn it (an undercount would read as a fall, and teach the scales
+        that falls are normal); open residual alerts stay as they are, and the forecasts learn
+        the expected value in its place. The rules still run. `silent_sensors`: the sensors that
+        reported nothing in the bucket. Each one silent for as many buckets in a row as the
+        silent-sensor rule waits, while `store_active` (its other sensors reported, or it had
+        transactions, visits or tickets: open, not asleep), raises `sensor_silent` naming it; a
+        `sensor_silent` from the counts names the silent sensors too.
         """
         if self.last_start_ms is not None and bucket_start_ms <= self.last_start_ms:
             return WatchOutcome([], 0.0, False, observed, None)  # a repeat: judged already
@@ -229,6 +242,8 @@ class StoreWatch:
         raised = None
         if observed is None:
             self.flag_run = 0
+        elif held_back:
+            learn = None if expected is None else expected.mean
         elif expected is not None:
             slot = hour_of_week(bucket_start_ms, self.tz)
             a = self.detector.assess(observed, expected, slot)
@@ -249,15 +264,18 @@ class StoreWatch:
                     explanation=explain_residual(self.series, observed, expected,
                                                  window_words(bucket_start_ms, bucket_end_ms, self.tz),
                                                  a.direction if a.sustained else 0))
-        for kind in kinds:
-            if kind != raised:
-                changes += self.book.clear(kind, now)
-        changes += self._rules(bucket_start_ms, bucket_end_ms, observed, expected, signals)
+        if not held_back:
+            for kind in kinds:
+                if kind != raised:
+                    changes += self.book.clear(kind, now)
+        changes += self._rules(bucket_start_ms, bucket_end_ms, observed, expected, signals, held_back,
+                               silent_sensors, store_active)
         hits = sorted({c.kind for c in changes if c.kind not in kinds and c.state != "resolved"})
         return WatchOutcome(changes, score, flagged, learn, expected, hits)
 
     def _rules(self, start: int, end: int, observed: float | None, expected: Expected | None,
-               signals: dict[str, float | None]) -> list[Alert]:
+               signals: dict[str, float | None], held_back: bool = False, silent_sensors: Sequence[str] = (),
+               store_active: bool = False) -> list[Alert]:
         hits = []
         hits.append(("over_capacity", over_capacity(signals.get("occupancy"), self.capacity)))
         if self.queue is not None:
@@ -267,7 +285,7 @@ class StoreWatch:
         self.silent.learn_one(observed, None if expected is None or not warm else expected.mean,
                               None if expected is None or not warm else expected.lo95,
                               slot=hour_of_week(start, self.tz), judge=warm)
-        hits.append(("sensor_silent", self.silent.hit()))
+        hits.append(("sensor_silent", self._named_silence(self.silent.hit(), silent_sensors, store_active)))
         arrivals = observed if self.series == "arrivals" else signals.get("arrivals")
         if "departures" in signals:
             self.drift.learn_one(arrivals, signals.get("departures"))
@@ -275,7 +293,7 @@ class StoreWatch:
         # Queue waits have their own rule (the service-level target); heavy-tailed, they are no
         # Gaussian's business (measured: at a 10^-6 tail they still alerted weekly on quiet branches).
         extra = {k: v for k, v in signals.items() if k not in ("occupancy", "departures", "arrivals", "queue_wait_s")}
-        if self.signals is not None and extra:
+        if self.signals is not None and extra and not held_back:  # conversion on an undercount is no signal
             hits.append(("signals", _signals_hit(self.signals, extra)))
         changes: list[Alert] = []
         window = window_words(start, end, self.tz)
@@ -290,6 +308,22 @@ class StoreWatch:
                 expected_hi=None if expected is None else expected.hi95, score=hit.score,
                 explanation=explain_rule(self.series, kind, hit, window, expected))
         return changes
+
+    def _named_silence(self, hit: RuleHit | None, silent_sensors: Sequence[str],
+                       store_active: bool) -> RuleHit | None:
+        """The silent-sensor hit, naming the sensors data quality found silent (see `learn_bucket`)."""
+        runs = getattr(self, "sensor_runs", {})  # watches pickled before it was kept have none
+        self.sensor_runs = runs = {s: runs.get(s, 0) + 1 for s in silent_sensors}
+        names = ", ".join(sorted(runs))
+        if hit is not None:
+            return hit if not names else dataclasses.replace(hit, reason=f"{hit.reason}; silent sensors: {names}")
+        long_silent = sorted(s for s, n in runs.items() if n >= self.silent.buckets)
+        if not (store_active and long_silent):
+            return None
+        run = min(runs[s] for s in long_silent)
+        which = f"sensor {long_silent[0]}" if len(long_silent) == 1 else f"sensors {', '.join(long_silent)}"
+        return RuleHit("sensor_silent", "warning", 1.0,
+                       f"{which} sent nothing for {run} buckets in a row while the store was open")
 
     # -- open buckets -----------------------------------------------------------------------------
 
@@ -334,7 +368,7 @@ class StoreWatch:
             "detector": self.detector.to_state(), "book": self.book.to_state(), "silent": self.silent.to_state(),
             "drift": self.drift.to_state(), "signals": None if self.signals is None else self.signals.to_state(),
             "pending": [[t, v] for t, v in sorted(self.pending.items())], "flag_run": self.flag_run,
-            "last_start_ms": self.last_start_ms,
+            "last_start_ms": self.last_start_ms, "sensor_runs": dict(getattr(self, "sensor_runs", {})),
         }
 
     @classmethod
@@ -355,6 +389,7 @@ class StoreWatch:
         watch.pending = {int(t): list(v) for t, v in state["pending"]}
         watch.flag_run = state["flag_run"]
         watch.last_start_ms = state["last_start_ms"]
+        watch.sensor_runs = {str(s): int(n) for s, n in state.get("sensor_runs", {}).items()}
         return watch
 
 

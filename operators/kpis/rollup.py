@@ -10,6 +10,13 @@ store's earlier one, never adds to it. Integers keep the sums exact (`sales` in 
 in tenths of a second); ratios are computed from the sums (`rollup_kpis`), never
 averaged across stores. Quantiles (dwell p50/p90) do not sum and are left out.
 
+Data quality: a roll-up counts its stores whose bucket was graded, and of those the `partial`
+and `missing` ones; its `quality` is `missing` when every store is, `partial` when any is
+`partial` or `missing`, `ok` when the graded ones are all complete, null when none is graded
+(open buckets, stores without door counters). Its conversion and sales per visitor are over the
+stores whose door counts are not known to be incomplete (`complete_*` sums): a broken counter in
+one store neither inflates the chain's conversion nor withholds it.
+
 The worker keeps these sums in Redis, where the stores of every partition meet
 (`stream/sinks.py` applies `RollUp`'s rule in one atomic script); `RollUp` is
 the same rule in memory, for offline use and as the reference in tests.
@@ -43,10 +50,17 @@ from typing import Any
 
 from footfall.operators.kpis.flow import COUNTERS
 
-__all__ = ["LIVE_SUMMED", "SUMMED", "RollUp", "compact", "compact_live", "live_rollup_kpis", "rollup_kpis"]
+__all__ = ["LIVE_SUMMED", "SUMMED", "RollUp", "compact", "compact_live", "live_rollup_kpis", "rollup_kpis",
+           "rollup_quality"]
 
 #: What a roll-up sums, in row order.
-SUMMED: tuple[str, ...] = ("stores", "closed", *COUNTERS, "visitors", "sales_cents", "dwell_n", "dwell_sum_ds")
+SUMMED: tuple[str, ...] = ("stores", "closed", *COUNTERS, "visitors", "sales_cents", "dwell_n", "dwell_sum_ds",
+                           # appended: a member's row saved before they existed reads them as 0
+                           "stores_graded", "stores_partial", "stores_missing", "complete_visitors",
+                           "complete_transactions", "complete_sales_cents")
+
+#: A bucket's grades under which its door counts are incomplete (`operators.pipeline.store_pipeline`).
+_INCOMPLETE = ("partial", "missing")
 
 
 #: What a live roll-up sums (the stores now), in row order.
@@ -120,12 +134,21 @@ def compact(record: Mapping[str, Any]) -> list[int]:
     """One store's bucket record as a roll-up row (integers in `SUMMED` order)."""
     dwell_mean = record.get("dwell_mean_s")
     dwell_n = int(record.get("dwell_n") or 0) if dwell_mean is not None else 0
+    quality = record.get("quality")
+    complete = quality not in _INCOMPLETE
+    sales_cents = round(float(record.get("sales") or 0.0) * 100)
     row = {
         "stores": 1,
         "closed": int(record.get("status") == "closed"),
-        "sales_cents": round(float(record.get("sales") or 0.0) * 100),
+        "sales_cents": sales_cents,
         "dwell_n": dwell_n,
         "dwell_sum_ds": round(dwell_mean * dwell_n * 10) if dwell_mean is not None else 0,
+        "stores_graded": int(quality is not None),
+        "stores_partial": int(quality == "partial"),
+        "stores_missing": int(quality == "missing"),
+        "complete_visitors": int(record.get("visitors") or 0) if complete else 0,
+        "complete_transactions": int(record.get("transactions") or 0) if complete else 0,
+        "complete_sales_cents": sales_cents if complete else 0,
     }
     return [row[name] if name in row else int(record.get(name) or 0) for name in SUMMED]
 
@@ -138,16 +161,33 @@ def rollup_kpis(totals: Mapping[str, int]) -> dict[str, Any]:
     """Sums as published: counts, `sales`, and the ratios computed from the sums."""
     t = {name: int(totals.get(name, 0)) for name in SUMMED}
     sales = t["sales_cents"] / 100
-    out: dict[str, Any] = {name: t[name] for name in SUMMED if name not in ("sales_cents", "dwell_sum_ds")}
+    out: dict[str, Any] = {name: t[name] for name in SUMMED
+                           if name not in ("sales_cents", "dwell_sum_ds", "complete_sales_cents")}
     out.update({
         "sales": sales,
-        "conversion_rate": _ratio(t["transactions"], t["visitors"]),
+        "quality": rollup_quality(t),
+        "conversion_rate": _ratio(t["complete_transactions"], t["complete_visitors"]),
         "avg_basket": _ratio(sales, t["transactions"]),
-        "sales_per_visitor": _ratio(sales, t["visitors"]),
+        "sales_per_visitor": _ratio(t["complete_sales_cents"] / 100, t["complete_visitors"]),
         "items_per_transaction": _ratio(t["items"], t["transactions"]),
         "dwell_mean_s": _ratio(t["dwell_sum_ds"] / 10, t["dwell_n"]),
     })
     return out
+
+
+def rollup_quality(totals: Mapping[str, int]) -> str | None:
+    """A roll-up's grade from its stores' (see the module docstring).
+
+    >>> [rollup_quality({"stores": 3, "stores_graded": g, "stores_partial": p, "stores_missing": m})
+    ...  for g, p, m in [(0, 0, 0), (2, 0, 0), (3, 1, 0), (3, 0, 3), (3, 0, 2)]]
+    [None, 'ok', 'partial', 'missing', 'partial']
+    """
+    graded, partial, missing = (int(totals.get(k, 0)) for k in ("stores_graded", "stores_partial", "stores_missing"))
+    if not graded:
+        return None
+    if missing and missing == int(totals.get("stores", 0)):
+        return "missing"
+    return "partial" if partial or missing else "ok"
 
 
 class RollUp:

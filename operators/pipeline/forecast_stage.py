@@ -107,8 +107,11 @@ class StoreModelsStage:
                                       queue_target_s=c.queue_target_s)
         self.models.set_vertical(context.vertical)
         self.changed = True
+        graded = next((o for o in bucket.earlier if getattr(o, "kind", None) == "quality"), None)
         outcome = self.models.learn_bucket(bucket.start_ms, bucket.kpis, occupancy=context.occupancy,
-                                           queue_wait_s=context.queue_wait_s)
+                                           queue_wait_s=context.queue_wait_s,
+                                           quality=None if graded is None else graded.quality,
+                                           silent_sensors=() if graded is None else graded.silent_sensors)
         return [*(AlertOutput(a) for a in outcome.alerts), *(ForecastOutput(p) for p in outcome.forecasts)]
 
     def on_partial(self, bucket: OpenBucket, context: StoreContext) -> list[Output]:

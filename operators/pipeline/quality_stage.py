@@ -13,7 +13,9 @@ own door events and heartbeats this stage keeps:
     event contract says (`schemas.events`: "Length of the reported interval, starting at ts")
     and as its counts are bucketed; `interval_anchor="end"` reads it as ending at `ts`
     (`[ts - interval_s, ts)`) for counters that stamp the end of their interval. A per-person
-    reading (`interval_s` 0) covers no time: such a counter proves it is alive by heartbeats;
+    reading (`interval_s` 0) covers no time: such a counter proves it is alive by heartbeats, and
+    one that never sent an interval report or a heartbeat is not graded at all (its readings say
+    nothing of when it was listening: a quiet hour and a dead sensor look alike);
   - a heartbeat covers the `heartbeat_every_s` (300: gateways and the simulator's sensors beat every five
     minutes) before it, `[ts - heartbeat_every_s, ts)`,
     unless its status is one of `down_statuses` (`down`, `error`, `offline`: it covers nothing;
@@ -22,14 +24,14 @@ own door events and heartbeats this stage keeps:
   every such event makes its sensor known, down or not.
 
 At each closed bucket: each known sensor's **coverage**, the share of the bucket its reports
-covered (0-1); the store's coverage, their mean; its **quality** (`quality.grade.grade`):
-`ok` when every known sensor covered at least `ok_coverage` (0.9), `missing` when the store's
-coverage is at most `missing_coverage` (0.1), `partial` between, `no_sensors` when none is
-known; the sensors silent all bucket (coverage 0); and the bucket's door imbalance
-(`door_in - door_out` and that over `max(door_in, 1)`, from the bucket's counts). At the
-closed bucket that ends a local day (`context.tz`; 23 or 25 hours when clocks change) the
-record also carries each sensor's **uptime**: its covered share of that day
-(`quality.uptime.DailyUptime`).
+covered (0-1); the store's coverage, the mean over the sensors graded (those that ever sent an
+interval report or a heartbeat); its **quality** (`quality.grade.grade`): `ok` when every graded
+sensor covered at least `ok_coverage` (0.9), `missing` when the store's coverage is at most
+`missing_coverage` (0.1), `partial` between, `no_sensors` when none is graded; the graded
+sensors silent all bucket (coverage 0); and the bucket's door imbalance (`door_in - door_out`
+and that over `max(door_in, 1)`, from the bucket's counts). At the closed bucket that ends a
+local day (`context.tz`; 23 or 25 hours when clocks change) the record also carries each
+sensor's **uptime**: its covered share of that day (`quality.uptime.DailyUptime`).
 
 A `QualityOutput` (record `quality`) comes out for each closed bucket once the store has had a
 door event or heartbeat; a store that never had one (a branch with queue tickets only) gets
@@ -193,6 +195,7 @@ class StoreQuality:
         self.uptime = DailyUptime(tz)
         self.closed_to: int | None = None  # end of the latest bucket closed: earlier time no longer counts
         self.ever = False  # a door event or heartbeat came
+        self.vouching: set[str] = set()  # sensors that sent an interval report or a heartbeat: graded
         self.changed = False
 
     @classmethod
@@ -233,13 +236,17 @@ class StoreQuality:
             span = event.interval_s * 1000
             ts = event.ts_ms
             lo, hi = (ts, ts + span) if self.config.interval_anchor == "start" else (ts - span, ts)
+            vouches = span > 0
         elif isinstance(event, Heartbeat):
             hi = event.ts_ms
             lo = hi if event.status in self.config.down_statuses else hi - int(self.config.heartbeat_every_s * 1000)
+            vouches = True
         else:
             return
         self.changed = self.ever = True
         sensor = event.sensor_id
+        if vouches:
+            self.vouching.add(sensor)
         for gone in self.sensors.seen(sensor, event.ts_ms, lo):
             self._forget(gone)
         if hi > lo:
@@ -259,6 +266,7 @@ class StoreQuality:
     def _forget(self, sensor: str) -> None:
         self.cover.pop(sensor, None)
         self.reported.pop(sensor, None)
+        self.vouching.discard(sensor)
 
     def on_partial(self, bucket: OpenBucket, context: StoreContext) -> list[QualityOutput]:
         return []
@@ -287,7 +295,7 @@ class StoreQuality:
         for s in known:
             marks = self.reported.get(s, ())
             sensors.append({"sensor_id": s, "coverage": round(coverage[s], 4), "reported": start in marks,
-                            "last_seen_ms": self.sensors.last_ms(s)})
+                            "last_seen_ms": self.sensors.last_ms(s), "graded": s in self.vouching})
         for cover in self.cover.values():
             cover.trim(end)
         for marks in self.reported.values():
@@ -298,11 +306,12 @@ class StoreQuality:
             return []
         door_in, door_out = int(bucket.kpis.get("door_in") or 0), int(bucket.kpis.get("door_out") or 0)
         diff, ratio = imbalance(door_in, door_out)
-        values = list(coverage.values())
+        graded = [s for s in known if s in self.vouching]
+        values = [coverage[s] for s in graded]
         return [QualityOutput(
             start, length, grade(values, c.ok_coverage, c.missing_coverage),
             sum(values) / len(values) if values else None, len(known), sensors,
-            [s for s in known if covered[s] == 0], self.sensors.dropped, door_in, door_out, diff, ratio, report,
+            [s for s in graded if covered[s] == 0], self.sensors.dropped, door_in, door_out, diff, ratio, report,
             {"ok_coverage": c.ok_coverage, "missing_coverage": c.missing_coverage})]
 
     def _covered(self, sensor: str, lo: int, hi: int) -> int:
@@ -314,7 +323,7 @@ class StoreQuality:
     def to_state(self) -> dict[str, Any]:
         return {"sensors": self.sensors.to_state(), "cover": {s: c.to_state() for s, c in self.cover.items()},
                 "reported": {s: list(m) for s, m in self.reported.items()}, "uptime": self.uptime.to_state(),
-                "closed_to": self.closed_to, "ever": self.ever}
+                "closed_to": self.closed_to, "ever": self.ever, "vouching": sorted(self.vouching)}
 
     @classmethod
     def from_state(cls, state: Any | None, config: DataQuality | None = None, tz: str = "UTC") -> StoreQuality:
@@ -331,4 +340,6 @@ class StoreQuality:
         out.uptime = uptime if uptime.tz == tz else DailyUptime(tz)
         out.closed_to = state["closed_to"]
         out.ever = bool(state["ever"])
+        # Saved before graded sensors were told apart: those that covered time are surely graded.
+        out.vouching = set(state.get("vouching", out.cover))
         return out

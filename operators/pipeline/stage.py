@@ -157,6 +157,9 @@ class BucketOutput:
 
     `revision`: 0 while open, 1 at its close, 2, 3, ... each time late data within the
     restate horizon restates it (`restated`); a newer revision replaces the older.
+    `quality`: the data-quality stage's grade of a closed bucket (`ok`, `partial`, `missing`,
+    `no_sensors`; None: open, restated, or a store without door sensors); `held_back`: the KPIs
+    not given (null) because the bucket's door counts are incomplete.
     """
 
     kind: ClassVar[str] = "bucket"
@@ -167,6 +170,8 @@ class BucketOutput:
     last_event_id: str | None = None
     revision: int | None = None  # None: 1 when closed, 0 when open
     restated: bool = False
+    quality: str | None = None
+    held_back: tuple[str, ...] = ()
 
     @property
     def slot(self) -> int:

@@ -31,7 +31,7 @@ A retail store's first closed bucket: a cold forecast, no alert (the watch warms
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,12 +148,21 @@ class StoreModels:
         return watch
 
     def learn_bucket(self, start_ms: int, kpis: Mapping[str, Any], occupancy: float | None = None,
-                     queue_wait_s: float | None = None) -> ModelsOutcome:
+                     queue_wait_s: float | None = None, quality: str | None = None,
+                     silent_sensors: Sequence[str] = ()) -> ModelsOutcome:
         """Judge, then learn, the closed bucket starting at `start_ms` (`kpis`: its bucket record's fields).
 
         `occupancy` and `queue_wait_s` (estimated wait for a new arrival) are the store's at the
-        bucket's close. A bucket at or before the last one learned changes nothing.
+        bucket's close. `quality` is the bucket's data-quality grade and `silent_sensors` the door
+        sensors that reported nothing in it. Arrivals (door counts) of a `partial` bucket, or of a
+        `missing` one with counts or other activity (transactions, visits, tickets: the store was
+        open), are held back from judgement (`StoreWatch.learn_bucket`); a `missing` bucket with no
+        count and no activity is a closed store whose counters sleep, and is learned as it is (its
+        zeros are true). A bucket at or before the last one learned changes nothing.
         """
+        active = any(kpis.get(k) for k in ("transactions", "visits_started", "tickets_issued"))
+        held_back = quality == "partial" or (quality == "missing" and (bool(kpis.get("arrivals")) or active))
+        store_active = quality == "partial" or active
         out = ModelsOutcome()
         if self.forecasts.last_ms is not None and start_ms <= self.forecasts.last_ms:
             return out
@@ -165,7 +174,11 @@ class StoreModels:
                 signals = {"occupancy": occupancy, **{name: kpis.get(name) for name in SIGNAL_FIELDS}}
                 if queue_wait_s is not None:
                     signals["queue_wait_s"] = queue_wait_s
-            outcome = self._watch(series).learn_bucket(start_ms, end_ms, kpis.get(series), signals=signals)
+            door_based = series == "arrivals"
+            outcome = self._watch(series).learn_bucket(
+                start_ms, end_ms, kpis.get(series), signals=signals,
+                held_back=door_based and held_back,
+                silent_sensors=silent_sensors if door_based else (), store_active=store_active)
             values[series] = outcome.learn_value
             out.alerts += self._fold(outcome.changes)
         out.forecasts = self.forecasts.learn_bucket(start_ms, values)

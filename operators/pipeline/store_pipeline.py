@@ -54,6 +54,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -77,14 +78,19 @@ from footfall.operators.pipeline.stage import (
 from footfall.operators.pipeline.store import StoreFlow, StoreParams
 from footfall.schemas.events import Event
 
-__all__ = ["STAGES", "Fate", "StorePipeline"]
+__all__ = ["HELD_BACK", "INCOMPLETE", "STAGES", "Fate", "StorePipeline"]
+
+#: Grades under which a bucket's door counts are incomplete, and the KPIs then held back (divided by visitors).
+INCOMPLETE = frozenset({"partial", "missing"})
+HELD_BACK = ("conversion_rate", "sales_per_visitor")
 
 Fate = Literal["counted", "restated", "duplicate", "late"]
 
-#: The built-in stages, in the order they run: each a `StageFactory` class with `from_settings`.
+#: The built-in stages, in the order they run: each a `StageFactory` class with `from_settings`. Data quality
+#: comes first: the forecasts-and-alerts stage reads its grade of the bucket (`ClosedBucket.earlier`).
 STAGES: tuple[type[Any], ...] = (
-    ForecastsAndAlerts,
     DataQuality,
+    ForecastsAndAlerts,
     StaffingAdvice,
     CustomerSegments,
     Insights,
@@ -107,7 +113,7 @@ class StorePipeline:
 
     """
 
-    __slots__ = ("_changed", "_factories", "_outputs", "flow", "region", "stages", "store_id", "vertical")
+    __slots__ = ("_changed", "_factories", "_outputs", "flow", "quality", "region", "stages", "store_id", "vertical")
 
     def __init__(self, store_id: str, params: StoreParams | None = None, stages: Sequence[StageFactory] = (),
                  region: str | None = None, vertical: str | None = None, flow: StoreFlow | None = None,
@@ -121,6 +127,7 @@ class StorePipeline:
             raise ValueError(f"stage names must be unique: {[f.name for f in stages]}")
         self._changed: set[str] = set()
         self._outputs: list[Output] = []
+        self.quality: str | None = None  # the newest closed bucket's grade (not saved: graded again at the next)
         context = self.context(identity_only=True)
         saved = stage_states or {}
         self.stages: dict[str, Stage] = {}
@@ -199,9 +206,10 @@ class StorePipeline:
             if self.stages:
                 first, context = len(self._outputs), self._context_or_error(start_ms)
                 for name, stage in self.stages.items():
-                    # Each stage sees what the stages before it gave for this bucket (forecasts, ...).
+                    # Each stage sees what the stages before it gave for this bucket (its grade, forecasts, ...).
                     bucket = ClosedBucket(start_ms, flow.params.bucket_ms, kpis, tuple(self._outputs[first:]))
                     self._call(name, "bucket_closed", start_ms, stage.on_bucket_closed, bucket, context)
+                self._grade(first - 1)
         if live:
             context = self._context_or_error(None) if self.stages else None
             for start_ms, kpis, event_id in flow.pop_touched():
@@ -210,9 +218,26 @@ class StorePipeline:
                     partial = OpenBucket(start_ms, flow.params.bucket_ms, kpis, flow.watermark_ms)
                     for name, stage in self.stages.items():
                         self._call(name, "partial", start_ms, stage.on_partial, partial, context)
-            self._outputs.append(LiveOutput(flow.live()))
+            self._outputs.append(LiveOutput({**flow.live(), "quality": self.quality}))
         out, self._outputs = self._outputs, []
         return out
+
+    def _grade(self, at: int) -> None:
+        """Put the data-quality stage's grade on the closed bucket at `self._outputs[at]`; hold back what it spoils.
+
+        With the door counts incomplete (`partial`, `missing`), visitors are undercounted: the KPIs
+        divided by them (`HELD_BACK`) would be too high, so they are given as null and named in
+        `held_back`; the forecasts-and-alerts stage does not judge such a bucket either.
+        """
+        bucket = self._outputs[at]
+        assert isinstance(bucket, BucketOutput)
+        grade = next((o.quality for o in self._outputs[at + 1:] if getattr(o, "kind", None) == "quality"), None)
+        if grade is None:
+            return
+        self.quality = grade
+        held = tuple(k for k in HELD_BACK if k in bucket.kpis) if grade in INCOMPLETE else ()
+        kpis = {**bucket.kpis, **dict.fromkeys(held)} if held else bucket.kpis
+        self._outputs[at] = dataclasses.replace(bucket, kpis=kpis, quality=grade, held_back=held)
 
     def _context_or_error(self, bucket_start_ms: int | None) -> StoreContext:
         """The store's context; if reading its occupancy or queues fails, the identity alone, and a StageError."""

@@ -111,3 +111,63 @@ def test_quality_records_go_from_ok_to_partial_naming_the_silent_sensor(services
     assert [in_redis[s]["silent_sensors"] for s in sorted(want)][3:5] == [[], ["c-side"]]
     latest = orjson.loads(client.get(keys.store_record(STORE, "quality")))
     assert latest["bucket_start_ms"] >= T0 + (BUCKETS - 1) * BUCKET_MS
+
+
+# -- a shop's only counter stops while its till goes on ---------------------------------------------
+
+SHOP = "shop-qual-2"
+STOP_MINUTE = 52  # inside the fourth bucket: [45, 60) is partial, later ones missing
+SHOP_BUCKETS = 14
+
+
+def shop_events() -> list[dict[str, Any]]:
+    """One counter every minute until it stops, a sale every 2 minutes all along, a few minutes past the end."""
+    base = {"store_id": SHOP, "schema_version": 1, "region": "west", "vertical": "retail"}
+    events = []
+    for minute in range(SHOP_BUCKETS * 15 + 5):
+        ts = T0 + minute * MIN_MS
+        if minute < STOP_MINUTE:
+            events.append({**base, "kind": "door", "event_id": f"d-{minute}", "ts": ts, "door_id": "main",
+                           "sensor_id": "c-door", "count_in": 3, "count_out": 2, "interval_s": 60})
+        if minute % 2 == 0:
+            events.append({**base, "kind": "pos", "event_id": f"p-{minute}", "ts": ts + 30_000,
+                           "transaction_id": f"t-{minute}", "amount": 12.5, "items": 2, "currency": "EUR"})
+    return events
+
+
+def test_a_stopped_counter_holds_back_conversion_and_raises_one_alert_naming_it(services, worker_factory,
+                                                                                 unique_prefix):
+    events = shop_events()
+    covered = {k: sum(1 for m in range(k * 15, k * 15 + 15) if m < STOP_MINUTE) / 15 for k in range(SHOP_BUCKETS)}
+    grade = {k: "ok" if c >= 0.9 else "missing" if c <= 0.1 else "partial" for k, c in covered.items()}
+    assert [grade[k] for k in range(5)] == ["ok", "ok", "ok", "partial", "missing"]  # the story the data tells
+    ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
+    worker_factory(bucket_s=900, grace_s=0, idle_timeout_s=0, forecast_horizon_h=1, timezone="UTC").start()
+    send_all(services.bootstrap, f"{unique_prefix}.events", [(SHOP.encode(), orjson.dumps(e)) for e in events])
+
+    def closed() -> dict[int, dict[str, Any]]:
+        return {r["bucket_start_ms"]: r for r in (orjson.loads(m.value) for m in
+                                                  read_topic(services.bootstrap, f"{unique_prefix}.aggregates"))
+                if r["type"] == "bucket" and r["status"] == "closed"}
+
+    wait_until(lambda: len(closed()) >= SHOP_BUCKETS, 90, "every bucket closed")
+    schema = record_schema("bucket")
+    buckets = closed()
+    for k in range(SHOP_BUCKETS):
+        record = buckets[T0 + k * BUCKET_MS]
+        jsonschema.validate(record, schema)
+        visitors = sum(3 for m in range(k * 15, k * 15 + 15) if m < STOP_MINUTE)
+        transactions = sum(1 for m in range(k * 15, k * 15 + 15) if m % 2 == 0)
+        assert (record["quality"], record["visitors"], record["transactions"]) == (grade[k], visitors, transactions)
+        if grade[k] == "ok":
+            assert record["held_back"] == [] and record["conversion_rate"] == pytest.approx(transactions / visitors)
+        else:  # counted on part of the bucket, or none: no conversion from it
+            assert record["held_back"] == ["conversion_rate", "sales_per_visitor"], k
+            assert record["conversion_rate"] is None and record["sales_per_visitor"] is None, k
+
+    alerts = [orjson.loads(m.value) for m in read_topic(services.bootstrap, f"{unique_prefix}.alerts")]
+    opened = [a for a in alerts if a["store_id"] == SHOP and a["state"] == "opened"]
+    assert [a["kind"] for a in opened] == ["sensor_silent"], [(a["kind"], a["explanation"]) for a in opened]
+    # Silent from the fifth bucket (k = 4); the rule waits 2 hours (8 buckets): raised at the close of k = 11.
+    assert opened[0]["bucket_start_ms"] == T0 + 11 * BUCKET_MS
+    assert "sensor c-door sent nothing for 8 buckets in a row while the store was open" in opened[0]["explanation"]

@@ -252,7 +252,8 @@ def test_broken_parts_of_a_quality_record_are_dropped_or_blank():
     assert view["silent_sensors"] == ["c-side", "<img src=x onerror=alert(1)>"]  # text: the page sets it as text
     # A sensor id is cut short; at most 64 sensors are kept.
     long = parse_quality({**good, "silent_sensors": ["s" * 500], "sensors": [
-        {"sensor_id": f"s{i:03}", "coverage": 0.0, "reported": False, "last_seen_ms": 0} for i in range(200)]})
+        {"sensor_id": f"s{i:03}", "coverage": 0.0, "reported": False, "last_seen_ms": 0, "graded": True}
+        for i in range(200)]})
     assert long["silent_sensors"] == ["s" * 64] and len(long["sensors"]) == 64
     # Not lists: nothing named (the badge still shows).
     view = parse_quality({**good, "sensors": {"front": 1.0}, "silent_sensors": "c-side"})

@@ -73,7 +73,8 @@ def test_one_sensor_every_minute_covers_the_bucket() -> None:
     feed(stage, [door("c1", T0 + m * MIN) for m in range(15)], c)  # [T0 + m min, +1 min) for m = 0..14
     out = close(stage, T0, c, {"door_in": 15, "door_out": 0})
     assert (out.quality, out.coverage, out.sensors_known, out.silent_sensors) == ("ok", 1.0, 1, [])
-    assert out.sensors == [{"sensor_id": "c1", "coverage": 1.0, "reported": True, "last_seen_ms": T0 + 14 * MIN}]
+    assert out.sensors == [{"sensor_id": "c1", "coverage": 1.0, "reported": True, "last_seen_ms": T0 + 14 * MIN,
+                            "graded": True}]
     assert (out.door_in, out.door_out, out.imbalance, out.imbalance_ratio) == (15, 0, 15, 1.0)
     assert out.uptime is None
 
@@ -95,7 +96,7 @@ def test_a_whole_bucket_without_the_sensor_is_missing_and_names_it() -> None:
     out = close(stage, T0 + BUCKET, c)
     assert (out.quality, out.coverage, out.silent_sensors) == ("missing", 0.0, ["c1"])
     assert by_sensor(out)["c1"] == {"sensor_id": "c1", "coverage": 0.0, "reported": False,
-                                    "last_seen_ms": T0 + 14 * MIN}
+                                    "last_seen_ms": T0 + 14 * MIN, "graded": True}
 
 
 def test_two_sensors_one_silent_is_partial_and_names_the_silent_one() -> None:
@@ -140,7 +141,7 @@ def test_a_down_heartbeat_covers_nothing_but_the_sensor_is_known() -> None:
     # c2: no status and `degraded` count as up (m = 3, 4, 7, 8, 11, 12, 15: the minute before each).
     up = 7
     assert by_sensor(out)["c1"] == {"sensor_id": "c1", "coverage": 0.0, "reported": True,
-                                    "last_seen_ms": T0 + 15 * MIN}
+                                    "last_seen_ms": T0 + 15 * MIN, "graded": True}
     assert by_sensor(out)["c2"]["coverage"] == round(up / 15, 4)
     assert out.silent_sensors == ["c1"] and out.quality == "partial"
 
@@ -161,7 +162,12 @@ def test_a_per_person_reading_makes_its_sensor_known_but_covers_no_time() -> Non
     stage = DataQuality().build(c, None)
     feed(stage, [door("c1", T0 + 5 * MIN, interval_s=0)], c)
     out = close(stage, T0, c)
-    assert (out.quality, out.sensors_known, by_sensor(out)["c1"]["reported"]) == ("missing", 1, True)
+    # Known, but not graded: per-person readings say nothing of when the counter was listening.
+    assert (out.quality, out.sensors_known, by_sensor(out)["c1"]["reported"]) == ("no_sensors", 1, True)
+    assert (by_sensor(out)["c1"]["graded"], out.coverage, out.silent_sensors) == (False, None, [])
+    feed(stage, [beat("c1", T0 + 20 * MIN, "ok")], c)  # a heartbeat: graded from now on
+    out = close(stage, T0 + BUCKET, c)
+    assert (out.quality, by_sensor(out)["c1"]["graded"], out.coverage) == ("partial", True, 5 / 15)
 
 
 def test_imbalance_from_the_bucket_counts() -> None:
@@ -285,13 +291,13 @@ def test_state_round_trip_through_json_continues_identically() -> None:
     assert restored.to_state() == stage.to_state()
 
 
-def test_the_stage_runs_in_the_pipeline_after_forecasts() -> None:
-    assert [cls.name for cls in STAGES] == ["forecast", "quality", "staffing", "segments", "insights"]
+def test_the_stage_runs_first_in_the_pipeline() -> None:
+    assert [cls.name for cls in STAGES] == ["quality", "forecast", "staffing", "segments", "insights"]
     pipeline = StorePipeline("s1", StoreParams(bucket_ms=BUCKET, grace_ms=0), [DataQuality()])
     for m in range(16):
         pipeline.update(door("c1", T0 + m * MIN))
     kinds = [(o.kind, getattr(o, "quality", None)) for o in pipeline.pop_outputs()]
-    assert kinds == [("bucket", None), ("quality", "ok")]
+    assert kinds == [("bucket", "ok"), ("quality", "ok")]  # the grade is on the bucket too
     restored = StorePipeline.from_state("s1", pipeline.params, [DataQuality()], pipeline.to_state(),
                                         pipeline.stage_states())
     assert restored.stage_states() == pipeline.stage_states()
@@ -331,6 +337,7 @@ def test_coverage_against_brute_force_seconds(stream: tuple[list[Any], int, str]
     base = T0 // 1000
     covered: dict[str, set[int]] = {}  # sensor -> covered seconds (relative), brute force
     first: dict[str, int] = {}  # sensor -> earliest second its reports speak for
+    vouching: set[str] = set()  # sensors that sent an interval report or a heartbeat: graded
     last: dict[str, int] = {}
     reported: dict[str, set[int]] = {}  # sensor -> buckets with an event of it
     closed_to = None  # seconds: end of the latest bucket closed
@@ -347,7 +354,7 @@ def test_coverage_against_brute_force_seconds(stream: tuple[list[Any], int, str]
             known = sorted(s for s in first if first[s] < hi)
             cov = {s: len({x for x in covered.get(s, ()) if lo <= x < hi}) / 60 for s in known}
             if first:  # a store that never had a door event or heartbeat gets no record
-                expected.append({"start": lo, "cov": cov, "known": known,
+                expected.append({"start": lo, "cov": cov, "known": known, "graded": [s for s in known if s in vouching],
                                  "reported": {s: k in reported.get(s, ()) for s in known},
                                  "last": {s: (base + last[s]) * 1000 for s in known}})
             outs.extend(stage.on_bucket_closed(ClosedBucket(T0 + lo * 1000, B, {}), c))
@@ -362,6 +369,8 @@ def test_coverage_against_brute_force_seconds(stream: tuple[list[Any], int, str]
             event = beat(sensor, T0 + ts_s * 1000, status)
             lo, hi = (ts_s, ts_s) if status in ("down", "error", "offline") else (ts_s - every_s, ts_s)
         stage.on_event(event, c)
+        if kind == "beat" or interval_s > 0:
+            vouching.add(sensor)
         first[sensor] = min(first.get(sensor, lo), lo, ts_s)
         last[sensor] = max(last.get(sensor, ts_s), ts_s)
         floor = -10**9 if closed_to is None else closed_to
@@ -377,8 +386,9 @@ def test_coverage_against_brute_force_seconds(stream: tuple[list[Any], int, str]
         assert {s["sensor_id"]: s["coverage"] for s in out.sensors} == {s: round(v, 4) for s, v in cov.items()}
         assert {s["sensor_id"]: s["reported"] for s in out.sensors} == want["reported"]
         assert {s["sensor_id"]: s["last_seen_ms"] for s in out.sensors} == want["last"]
-        assert out.silent_sensors == [s for s in want["known"] if cov[s] == 0]
-        values = list(cov.values())
+        assert {s["sensor_id"] for s in out.sensors if s["graded"]} == set(want["graded"])
+        assert out.silent_sensors == [s for s in want["graded"] if cov[s] == 0]
+        values = [cov[s] for s in want["graded"]]
         if not values:
             quality = "no_sensors"
         elif all(v >= ok for v in values):
