@@ -3,7 +3,8 @@
 Each fault test appends one JSON row per scenario to the file named by `FOOTFALL_FAULT_REPORT`
 (when set; see `append_row`), before its assertions, so a failing scenario still shows its numbers.
 This command runs `python -m pytest tests/faults -q` with that variable set (every scenario, those of
-minutes marked `long_faults` included: Redis paused 60 s, down 5 min), then prints one line
+minutes marked `long_faults` included: Redis paused 60 s, down 5 min), and the input-fault tests of
+`SCENARIO_PATHS` (a skewed clock, a 2-hour backfill, a changed bucket length), then prints one line
 per scenario: messages sent, events counted (arrivals summed over the Redis bucket records),
 dead letters by reason (read back from `<prefix>.dead-letter`, header `footfall.reason`), events
 lost and double-counted (per bucket against a brute-force count of what was sent, summed), and
@@ -33,6 +34,10 @@ __all__ = ["REPORT_ENV", "append_row", "format_table", "read_rows", "register"]
 
 #: The environment variable naming the file the fault tests append their rows to.
 REPORT_ENV = "FOOTFALL_FAULT_REPORT"
+
+#: What the command runs: the fault suite, and the integration tests of input faults that report a row too
+#: (a skewed clock, a gateway's 2-hour backfill, a bucket length changed across a restart).
+SCENARIO_PATHS = ("tests/faults", "tests/integration/test_late_restate.py", "tests/integration/test_refusals.py")
 
 #: (header, row key, right-aligned) in print order.
 COLUMNS = [("scenario", "scenario", False), ("sent", "sent", True), ("counted", "counted", True),
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         fd, name = tempfile.mkstemp(prefix="footfall-faults-", suffix=".jsonl")
         os.close(fd)
         report, keep = Path(name), False
-    cmd = [sys.executable, "-m", "pytest", "tests/faults", "-q", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", *SCENARIO_PATHS, "-q", "-p", "no:cacheprovider"]
     if args.k:
         cmd += ["-k", args.k]
     env = dict(os.environ, **{REPORT_ENV: str(report)})

@@ -26,6 +26,7 @@ import redis
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from footfall.schemas.keys import CHAIN, RedisKeys
 from footfall.scripts.faultsuite import append_row
 from tests.integration.test_pipeline import read_topic, redis_buckets
 
@@ -200,6 +201,54 @@ def counted(client: redis.Redis, prefix: str) -> Counter:
     return Counter({key: int(r["arrivals"]) for key, r in redis_buckets(client, prefix).items() if r["arrivals"]})
 
 
+def brute_days(events: list[dict]) -> Counter:
+    """Arrivals per (store, UTC day) of `events` (the fault workers run in UTC)."""
+    return Counter((e["store_id"], time.strftime("%Y-%m-%d", time.gmtime(e["ts"] // 1000))) for e in events)
+
+
+def rollups_off(client: redis.Redis, prefix: str, want: Counter) -> int:
+    """How far the chain roll-up's arrivals are from the sum over stores sent, summed over the buckets."""
+    per_bucket: Counter = Counter()
+    for (_, start), n in want.items():
+        per_bucket[start] += n
+    keys = RedisKeys(prefix)
+    off = 0
+    for start, n in per_bucket.items():
+        got = client.hget(keys.rollup_totals("chain", CHAIN, start), "arrivals")
+        off += abs(n - int(got or 0))
+    return off
+
+
+def days_off(client: redis.Redis, prefix: str, events: list[dict]) -> int:
+    """How far each store's live `today.arrivals` is from the arrivals sent on its live record's day, summed."""
+    want = brute_days(events)
+    keys = RedisKeys(prefix)
+    off = 0
+    for store in {s for s, _ in want}:
+        live = client.hgetall(keys.store_live(store))
+        day = live.get(b"day", b"null").decode().strip('"')
+        today = orjson.loads(live.get(b"today", b"null")) or {}
+        off += abs(want[(store, day)] - int(today.get("arrivals") or 0))
+    return off
+
+
+def bucket_row(scenario: str, sent: int, want: Counter, found: Counter, dead_letters: dict[str, int],
+               recovery_s: float | None, **extra: Any) -> dict[str, Any]:
+    """A scenario's row from arrivals per (store, bucket) sent (`want`) and in Redis (`found`), recorded for the
+    fault table (the scenarios of tests/integration that `footfall faults` runs too: skewed clock, backfill,
+    changed bucket length)."""
+    keys = set(want) | set(found)
+    lost = sum(max(0, want[k] - found[k]) for k in keys)
+    double = sum(max(0, found[k] - want[k]) for k in keys)
+    row = {"scenario": scenario, "sent": sent, "valid": sum(want.values()), "counted": sum(found.values()),
+           "dead_letters": dict(dead_letters), "dead_letters_expected": {}, "dead_letter_repeats": 0,
+           "lost": lost, "double": double,
+           "recovery_s": None if recovery_s is None else round(recovery_s, 2),
+           "exact": lost == 0 and double == 0 and not dead_letters, **extra}
+    append_row(row)
+    return row
+
+
 def covers(found: Counter, want: Counter) -> bool:
     return all(found[key] >= n for key, n in want.items())
 
@@ -265,6 +314,15 @@ class Tally:
                 break
             time.sleep(0.25)
         time.sleep(quiet_s)  # nothing more arrives: nothing counted twice late
+        # The chain's roll-up of each bucket and each store's day total, against what was sent (written in the
+        # same flushes as the buckets; the live record within a second of them).
+        rollup_off = day_off = -1
+        while time.monotonic() < deadline or rollup_off < 0:
+            rollup_off = rollups_off(self.client, self.prefix, want)
+            day_off = days_off(self.client, self.prefix, self.traffic.events)
+            if rollup_off == day_off == 0:
+                break
+            time.sleep(0.5)
         found = self.counted()
         keys = set(want) | set(found)
         lost = sum(max(0, want[k] - found[k]) for k in keys)
@@ -288,7 +346,9 @@ class Tally:
             "recovery_s": None if self.recovered_at is None or self.fault_at is None
             else round(self.recovered_at - self.fault_at, 2),
             "exact_s": None if exact_at is None or self.fault_at is None else round(exact_at - self.fault_at, 2),
-            "exact": lost == 0 and double == 0 and reasons == expected_reasons,
+            "rollups_off": rollup_off,
+            "days_off": day_off,
+            "exact": lost == 0 and double == 0 and reasons == expected_reasons and rollup_off == day_off == 0,
             **self.extra,
         }
         append_row(row)

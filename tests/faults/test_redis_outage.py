@@ -10,7 +10,7 @@ import orjson
 import pytest
 import redis
 
-from tests.faults.faultkit import brute, counted, door_events, metric
+from tests.faults.faultkit import brute, counted, days_off, door_events, metric, rollups_off
 from tests.integration.conftest import wait_until
 from tests.integration.test_pipeline import read_topic, send_all
 
@@ -49,6 +49,9 @@ def test_a_redis_outage_repeats_nothing_and_redis_comes_back_whole(services, wor
     wait_until(lambda: counted(client, unique_prefix) == brute(events), 120,
                "every bucket, before and during the outage, in Redis")
     assert client.exists(f"{unique_prefix}:meta:written")
+    # Rebuilt too: the chain's roll-up of every bucket and each store's day total.
+    wait_until(lambda: rollups_off(client, unique_prefix, brute(events)) == 0, 60, "the roll-ups rebuilt")
+    wait_until(lambda: days_off(client, unique_prefix, events) == 0, 60, "the day totals rebuilt")
 
     # Each record reached the output topic once: no two identical records.
     out = [r.value for r in read_topic(services.bootstrap, f"{unique_prefix}.aggregates")]

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 def check(row: dict, *workers_and_ports) -> None:
     assert row["lost"] == 0 and row["double"] == 0, row
+    assert row["rollups_off"] == 0 and row["days_off"] == 0, row  # the chain's roll-ups and the day totals too
     assert row["dead_letters"] == row["dead_letters_expected"], row
     assert row["recovery_s"] is not None, row
     for worker, port in workers_and_ports:

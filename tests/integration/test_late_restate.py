@@ -25,6 +25,7 @@ from footfall.schemas.keys import RedisKeys
 from footfall.stream.intake import TICK_HEADER
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
+from tests.faults.faultkit import bucket_row
 from tests.integration.conftest import wait_until
 from tests.integration.test_pipeline import redis_buckets, send_all
 
@@ -70,8 +71,13 @@ def test_one_skewed_event_makes_no_honest_event_late(services, worker_factory, u
         return all(k in found and found[k]["status"] == "closed" for k in honest_keys)
 
     # The last honest bucket closes by the worker's idle ticks (the store's time runs on with the wall clock).
+    sent_at = time.monotonic()
     wait_until(honest_closed, 90, "every honest bucket closed")
     found = redis_buckets(client, unique_prefix)
+    bucket_row("one event 59 min ahead, then honest traffic", 61,
+               Counter({(store, s): n for s, n in counts_by_bucket([*honest, *more, skewed]).items()}),
+               Counter({k: r["arrivals"] for k, r in found.items() if r["arrivals"]}),
+               dead_letter_counts(client, unique_prefix), time.monotonic() - sent_at)
     for key in honest_keys:
         record = found[key]
         assert record["arrivals"] == want[key[1]], key
@@ -122,6 +128,7 @@ def test_a_two_hour_backfill_restates_the_closed_buckets(services, worker_factor
     assert redis_buckets(client, unique_prefix)[last_closed_by_ticks]["arrivals"] == 0
     # Back online: the buffer in order, in batches of 20, then live traffic, then the ticks that close it.
     batches = [buffered[i:i + 20] for i in range(0, len(buffered), 20)]
+    upload_at = time.monotonic()
     send_all(services.bootstrap, topic, [(key, orjson.dumps(b)) for b in batches]
              + [(key, orjson.dumps(e)) for e in after])
     producer = KafkaProducer(bootstrap_servers=services.bootstrap)
@@ -142,6 +149,11 @@ def test_a_two_hour_backfill_restates_the_closed_buckets(services, worker_factor
 
     wait_until(all_final, 90, "every bucket's last revision equal to brute force")
     found = redis_buckets(client, unique_prefix)
+    bucket_row("gateway offline 2 h, then its buffer in order", len(before) + len(batches) + len(after),
+               Counter({(store, s): n for s, n in want.items()}),
+               Counter({k: r["arrivals"] for k, r in found.items() if r["arrivals"]}),
+               dead_letter_counts(client, unique_prefix), time.monotonic() - upload_at,
+               restated_buckets=sum(1 for r in found.values() if r["restated"]))
     restated = [k for k in every if k[1] in range(base + 10 * MIN, base + 129 * MIN) and found[k]["restated"]]
     assert len(restated) >= 100  # the buckets the ticks had closed empty came out again
     assert all(found[k]["revision"] >= 2 for k in restated)

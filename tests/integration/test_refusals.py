@@ -18,6 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from footfall.schemas.keys import RedisKeys
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
+from tests.faults.faultkit import bucket_row
 from tests.integration.conftest import wait_until
 from tests.integration.test_pipeline import redis_buckets, send_all
 
@@ -74,6 +75,7 @@ def test_a_changed_bucket_length_is_refused_and_the_old_one_goes_on_exactly(serv
     assert dead_letters_on_topic(services.bootstrap, f"{unique_prefix}.dead-letter") == 0
 
     # Back to the old length: it goes on from where the state was, every event counted once.
+    restarted_at = time.monotonic()
     again = worker_factory(**settings).start()
     wait_until(lambda: stats(client, unique_prefix).get("events") == 10, 90, "all 10 events counted")
     expected = Counter()
@@ -82,6 +84,10 @@ def test_a_changed_bucket_length_is_refused_and_the_old_one_goes_on_exactly(serv
         expected[(key.decode(), event["ts"] - event["ts"] % 60_000)] += 1
     wait_until(lambda: {k: r["events"] for k, r in redis_buckets(client, unique_prefix).items()} == expected, 30,
                "per-bucket counts equal to the events sent")
+    bucket_row("bucket length changed across a restart (refused), then the old one", len(first) + len(later),
+               expected, Counter({k: r["events"] for k, r in redis_buckets(client, unique_prefix).items()}),
+               {k.decode(): int(v) for k, v in client.hgetall(RedisKeys(unique_prefix).dead_letter_counts).items()},
+               time.monotonic() - restarted_at, refused_exit_code=refused.proc.returncode)
     found = stats(client, unique_prefix)
     assert found["events"] == 10 and not found.get("duplicates") and not found.get("late")
     assert not client.hgetall(RedisKeys(unique_prefix).dead_letter_counts)
