@@ -187,6 +187,10 @@ class RedisKeys:
     def rollup_history(self, level: str, key: str) -> str:
         return self.key("rollup", level, key, "history")
 
+    def rollup_heatmap(self, level: str, key: str) -> str:
+        """A region's or the chain's weekday × hour heatmap (JSON, written by `footfall peers`)."""
+        return self.key("rollup", level, key, "heatmap")
+
     # -- channels -------------------------------------------------------------------------------
 
     def live_channel(self, store_id: str) -> str:

@@ -787,6 +787,31 @@ class PeerGroupsRecord(TypedDict):
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 
+class RollupHeatmapSeries(TypedDict):
+    """One series of a roll-up's heatmap: 7 rows (Monday first) of 24 local hours."""
+
+    sum: Annotated[list[list[float | None]], "the sum of the stores' mean counts in that weekday × local hour "
+                                             "(each store in its own local time), to 3 decimals; null: no "
+                                             "store had the hour"]
+    stores: Annotated[list[list[int]], "stores each sum is over (those with the hour in their 4 weeks)"]
+
+
+class RollupHeatmapRecord(TypedDict):
+    """A region's or the chain's weekday × hour heatmap: the sum of its stores' insights heatmaps.
+
+    Redis only (no topic), written by `footfall peers`: `rollup:<level>:<key>:heatmap` (JSON) and the
+    channel `rollup:<level>:<key>`.
+    """
+
+    type: Literal["rollup_heatmap"]
+    level: Annotated[Literal["region", "chain"], "what is rolled up: a region's stores, or every store"]
+    key: Annotated[str, "the region (`unassigned` for stores without one), or `all` for the chain"]
+    day: Annotated[str | None, "the latest day of the stores' insights records, ISO 8601", _DATE]
+    stores: Annotated[int, "stores summed"]
+    heatmap: Annotated[dict[str, RollupHeatmapSeries], "per series: the sum of the stores' 4-week means"]
+    emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
+
+
 # -- the registry ---------------------------------------------------------------------------------
 
 
@@ -867,6 +892,8 @@ for _kind in (
                "hour-of-week shape), from the stores' insights records."),
     RecordKind("peer_groups", PeerGroupsRecord, None,
                "The chain's peer groups by hour-of-week shape: members, each shape in words, k, silhouette."),
+    RecordKind("rollup_heatmap", RollupHeatmapRecord, None,
+               "A region's or the chain's weekday × hour heatmap: the sum of its stores' 4-week means."),
 ):
     register_record_kind(_kind)
 

@@ -7,7 +7,10 @@ day with its peers' (`footfall.operators.peers.chain.ChainPeers`), then writes:
 - `<p>:store:<id>:peers`: the store's peers record (JSON, `schemas.records.PeersRecord`), also
   published on the channel `<p>:peers:<id>`; a store left out has its old record removed;
 - `<p>:peer-groups`: the chain's groups (JSON, `PeerGroupsRecord`), also published on that channel;
-- `<p>:peer-groups:state`: the groups' state, so group ids stay stable from one run to the next.
+- `<p>:peer-groups:state`: the groups' state, so group ids stay stable from one run to the next;
+- `<p>:rollup:region:<region>:heatmap` and `<p>:rollup:chain:all:heatmap`: each region's and the
+  chain's weekday × hour heatmap, the sum of its stores' (`operators.insights.region_heatmap`;
+  `schemas.records.RollupHeatmapRecord`), also published on the roll-up's channel.
 
 Groups are made once per day (the latest `day` of the records read); a second run on the same
 day keeps them and refreshes the comparisons. It prints one line per run:
@@ -37,7 +40,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["parse_every", "refresh", "register", "run", "summary_line"]
+__all__ = ["parse_every", "refresh", "register", "rollup_heatmaps", "run", "summary_line"]
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -103,8 +106,25 @@ def refresh(client: Any, keys: Any, k: int | None = None, min_cells: int = 84, s
     pipe.set(keys.peers_groups, payload)
     pipe.publish(keys.peers_groups, payload)
     pipe.set(keys.peers_state, orjson.dumps(chain.to_state()))
+    for record in rollup_heatmaps(records, int(time.time() * 1000) if now_ms is None else now_ms):
+        payload = orjson.dumps(record)
+        pipe.set(keys.rollup_heatmap(record["level"], record["key"]), payload)
+        pipe.publish(keys.rollup_channel(record["level"], record["key"]), payload)
     pipe.execute()
     return summary
+
+
+def rollup_heatmaps(records: Mapping[str, Mapping[str, Any]], emitted_at_ms: int) -> list[dict[str, Any]]:
+    """The heatmap record (`RollupHeatmapRecord`) of each region and of the chain, from the stores' insights
+    records (none: none)."""
+    from footfall.operators.insights.region_heatmap import chain_heatmap, region_heatmaps
+    from footfall.schemas.keys import CHAIN
+
+    if not records:
+        return []
+    levels = [("region", region, heatmap) for region, heatmap in region_heatmaps(records).items()]
+    return [{"type": "rollup_heatmap", "level": level, "key": key, **heatmap, "emitted_at_ms": emitted_at_ms}
+            for level, key, heatmap in [*levels, ("chain", CHAIN, chain_heatmap(records))]]
 
 
 def _read_insights(client: Any, keys: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:

@@ -177,3 +177,23 @@ def test_each_local_day_gets_its_insights_record_in_redis(services, worker_facto
         last_day = (FIRST_DAY + dt.timedelta(days=DAYS - 1)).isoformat()
         latest = orjson.loads(client.get(keys.store_record(store, "insights")))
         assert latest["day"] == last_day and latest == records[last_day]
+
+    # The region's and the chain's heatmaps (`footfall peers`, a roll-up over the stores' insights records): per
+    # cell the sum over the stores of their means, counted here from the events sent.
+    from footfall.schemas.keys import CHAIN
+    from footfall.scripts.peers import refresh
+
+    refresh(client, keys, min_cells=1)
+    wants = [expected_records(sent[store], vertical)[last_day]["heatmap"] for store, vertical in STORES.items()]
+    series = sorted({n for w in wants for n in w})
+    for level, key in (("region", "west"), ("chain", CHAIN)):
+        got = orjson.loads(client.get(keys.rollup_heatmap(level, key)))
+        jsonschema.validate(got, record_schema("rollup_heatmap"))
+        assert (got["level"], got["key"], got["stores"], got["day"]) == (level, key, len(STORES), last_day)
+        assert sorted(got["heatmap"]) == series
+        for n in series:
+            cells = [[[w[n]["mean"][d][h] for w in wants if n in w and w[n]["mean"][d][h] is not None]
+                      for h in range(24)] for d in range(7)]
+            assert got["heatmap"][n]["stores"] == [[len(c) for c in row] for row in cells], n
+            assert got["heatmap"][n]["sum"] == [[pytest.approx(sum(c), abs=2e-3) if c else None for c in row]
+                                                for row in cells], n

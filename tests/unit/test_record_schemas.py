@@ -33,10 +33,11 @@ from footfall.schemas import records
 from footfall.schemas.events import VERTICALS, DoorEvent, Event, Heartbeat, PosEvent, QueueEvent, VisitEvent
 from footfall.schemas.jsonschema import SCHEMA_DIR, record_schema_path
 from footfall.schemas.records import RECORD_KINDS, RecordKind, record_schema, register_record_kind, type_schema
+from footfall.scripts.peers import rollup_heatmaps
 from footfall.stream.records import StoreMeta, record_of
 
 BUILT_IN = ("bucket", "live", "forecast", "alert", "staffing", "segments", "insights", "quality", "rollup",
-            "rollup_live", "peers", "peer_groups")
+            "rollup_live", "peers", "peer_groups", "rollup_heatmap")
 FILES = {t: record_schema_path(t) for t in BUILT_IN}
 VALIDATORS = {
     t: jsonschema.Draft202012Validator(json.loads(path.read_text()),
@@ -104,7 +105,7 @@ def test_topics_are_the_worker_topics() -> None:
         "bucket": "aggregates", "live": "aggregates", "forecast": "predictions", "alert": "alerts",
         "staffing": "staffing", "segments": "segments", "insights": "insights", "quality": "quality",
         "rollup": None, "rollup_live": None,  # written to Redis only
-        "peers": None, "peer_groups": None,  # written to Redis only, by `footfall peers`
+        "peers": None, "peer_groups": None, "rollup_heatmap": None,  # written to Redis only, by `footfall peers`
     }
 
 
@@ -422,6 +423,7 @@ def operator_records() -> dict[str, list[dict[str, Any]]]:
         out["peers"] += peers.records.values()
         out["peer_groups"].append(peers.summary)
     out["peer_groups"].append(ChainPeers().update({}, emitted_at_ms=T0).summary)  # no stores: no groups
+    out["rollup_heatmap"] += rollup_heatmaps(stores, T0)
     # Two door counters over London's 25-hour day (clocks go back): one stops at 06:00, the other reports every
     # other quarter hour from noon; heartbeats of a third, one of them down. Every quality, and a day's uptime.
     context = StoreContext("retail-001", BUCKET_MS, "Europe/London", "north", "retail")
@@ -589,6 +591,7 @@ def _drop(name: str) -> Callable[[dict[str, Any]], None]:
         ("peers", {}, _drop("vs_peers_pct")),  # a required field missing
         ("peer_groups", {"stores_read": 9}, _set(("groups", 0, "size"), 1.5)),  # nested: a count with a fraction
         ("peer_groups", {"stores_read": 9}, _set(("left_out", "x"), 3)),  # a reason as a number
+        ("rollup_heatmap", {"level": "chain"}, _set(("heatmap", "arrivals", "stores", 0, 9), 1.5)),  # not a count
     ],
 )
 def test_a_broken_record_fails(built: dict[str, list[dict[str, Any]]], record_type: str, where: dict[str, Any],
