@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from footfall.schemas.keys import CHAIN
 from footfall.stream.dashboard_views import (
     INSIGHTS,
+    PEERS,
     QUALITY,
     ROW_FIELDS,
     SEGMENTS,
@@ -36,6 +37,7 @@ from footfall.stream.dashboard_views import (
     parse_alert,
     parse_forecast,
     parse_insights,
+    parse_peers,
     parse_quality,
     parse_segments,
     staffing_view,
@@ -156,8 +158,9 @@ class DashboardData:
         pipe.get(self.keys.store_record(store_id, INSIGHTS))
         pipe.get(self.keys.store_record(store_id, SEGMENTS))
         pipe.get(self.keys.store_record(store_id, QUALITY))
+        pipe.get(self.keys.store_record(store_id, PEERS))
         (raw_live, raw_latest, raw_forecasts, raw_alerts, raw_staffing, raw_insights, raw_segments,
-         raw_quality) = await pipe.execute()
+         raw_quality, raw_peers) = await pipe.execute()
         live, latest = decode_hash(raw_live), decode_hash(raw_latest)
         if not live and not latest:
             return None
@@ -207,6 +210,7 @@ class DashboardData:
             "insights": parse_insights(json_or_none(raw_insights)),
             "segments": parse_segments(json_or_none(raw_segments)),
             "quality": parse_quality(json_or_none(raw_quality)),
+            "peers": parse_peers(json_or_none(raw_peers)),
         }
 
 

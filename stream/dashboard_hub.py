@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from footfall.stream.dashboard_views import (
     INSIGHTS,
+    PEERS,
     QUALITY,
     SEGMENTS,
     bucket_point,
@@ -33,6 +34,7 @@ from footfall.stream.dashboard_views import (
     parse_alert,
     parse_forecast,
     parse_insights,
+    parse_peers,
     parse_quality,
     parse_segments,
     parse_staffing,
@@ -84,12 +86,14 @@ class _Pending:
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: store -> the quality record of its latest bucket parsed.
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: store -> its newest peers record parsed (`footfall peers`).
+    peers: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
     regions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.buckets or self.forecasts or self.staffing or self.insights or self.segments
-                    or self.quality or self.alerts or self.regions)
+                    or self.quality or self.peers or self.alerts or self.regions)
 
 
 class Hub:
@@ -128,14 +132,14 @@ class Hub:
         keys = settings.redis_keys
         self._patterns = (keys.live_channel("*"), keys.forecast_channel("*"), keys.record_channel("staffing", "*"),
                           keys.record_channel(INSIGHTS, "*"), keys.record_channel(SEGMENTS, "*"),
-                          keys.record_channel(QUALITY, "*"),
+                          keys.record_channel(QUALITY, "*"), keys.record_channel(PEERS, "*"),
                           keys.rollup_channel_pattern)
         self._alerts_channel = keys.alerts_channel
         # A store's channel is this head and its id.
         self._live, self._forecast = keys.live_channel(""), keys.forecast_channel("")
         self._staffing = keys.record_channel("staffing", "")
         self._insights, self._segments = keys.record_channel(INSIGHTS, ""), keys.record_channel(SEGMENTS, "")
-        self._quality = keys.record_channel(QUALITY, "")
+        self._quality, self._peers = keys.record_channel(QUALITY, ""), keys.record_channel(PEERS, "")
 
     async def start(self) -> None:
         self._closing = False
@@ -252,6 +256,8 @@ class Hub:
             _keep_newest(pending.segments, name[len(self._segments):], parse_segments(record))
         elif name.startswith(self._quality):
             _keep_newest(pending.quality, name[len(self._quality):], parse_quality(record), "bucket_start_ms")
+        elif name.startswith(self._peers):
+            _keep_newest(pending.peers, name[len(self._peers):], parse_peers(record), "emitted_at_ms")
         elif record.get("type") == "rollup_live" and record.get("level") in ("region", "chain"):
             ident = (str(record["level"]), str(record.get("key")))
             old = pending.regions.get(ident)
@@ -306,6 +312,8 @@ class Hub:
                         chunk += sse("segments", pending.segments[store_id])
                     if store_id in pending.quality:
                         chunk += sse("quality", pending.quality[store_id])
+                    if store_id in pending.peers:
+                        chunk += sse("peers", pending.peers[store_id])
                     mine = [a for a in alerts if a["store_id"] == store_id]
                     if mine:
                         chunk += sse("alerts", mine)

@@ -90,6 +90,7 @@ NO_SALES_VERTICALS = frozenset({"bank"})
 INSIGHTS = "insights"
 SEGMENTS = "segments"
 QUALITY = "quality"
+PEERS = "peers"
 #: A series name as a key of an insights record: a bare identifier (it becomes a label and a lookup key).
 _SERIES_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: Most series of an insights record kept (the stage gives two or three).
@@ -804,6 +805,55 @@ def parse_quality(obj: Any) -> dict[str, Any] | None:
         "imbalance_ratio": number_or_none(obj.get("imbalance_ratio")),
         "uptime": _uptime(obj.get("uptime")),
         "ok_coverage": _within_or_none(thresholds.get("ok_coverage"), 0, 1),
+        "emitted_at_ms": _count_or_none(obj.get("emitted_at_ms")),
+    }
+
+
+#: Peers named at most (the record gives up to 10).
+_MAX_PEERS = 10
+
+
+def parse_peers(obj: Any) -> dict[str, Any] | None:
+    """A peers record (`footfall peers`) reduced to what the store page's comparable-stores line shows, or None.
+
+    Required: a local day and a whole group id. The group's description is cut to 200 characters, the
+    peers are store ids (at most 10), and a count or a percentage that is not one reads None.
+
+    Examples
+    --------
+    >>> record = {"type": "peers", "store_id": "retail-001", "day": "2026-01-05", "grouped_on": "2026-01-05",
+    ...           "group_id": 2, "group_size": 4, "group_description": "busiest 12:00-14:00 weekdays",
+    ...           "peers": ["retail-004", "<b>", "retail-007"], "peers_compared": 2, "arrivals": 410,
+    ...           "peer_median_arrivals": 380.0, "vs_peers_pct": 7.89, "level_index": 1.02,
+    ...           "peer_median_level_index": 0.97, "vs_peers_level_pct": 5.15}
+    >>> view = parse_peers(record)
+    >>> view["group_id"], view["peers"], view["vs_peers_pct"], view["vs_peers_level_pct"]
+    (2, ['retail-004', 'retail-007'], 7.89, 5.15)
+    >>> parse_peers({**record, "group_id": "2"}), parse_peers({**record, "day": "Monday"})
+    (None, None)
+
+    """
+    if not isinstance(obj, dict) or not is_day(obj.get("day")):
+        return None
+    group_id = _count_or_none(obj.get("group_id"))
+    if group_id is None:
+        return None
+    peers = obj.get("peers") if isinstance(obj.get("peers"), list) else []
+    return {
+        "store_id": text_or_none(obj.get("store_id"), 64),
+        "day": obj["day"],
+        "grouped_on": obj["grouped_on"] if is_day(obj.get("grouped_on")) else None,
+        "group_id": group_id,
+        "group_size": _count_or_none(obj.get("group_size")),
+        "group_description": text_or_none(obj.get("group_description"), 200),
+        "peers": [p for p in peers if is_store_id(p)][:_MAX_PEERS],
+        "peers_compared": _count_or_none(obj.get("peers_compared")),
+        "arrivals": _count_or_none(obj.get("arrivals")),
+        "peer_median_arrivals": _within_or_none(obj.get("peer_median_arrivals"), 0, _MAX_COUNT),
+        "vs_peers_pct": number_or_none(obj.get("vs_peers_pct")),
+        "level_index": number_or_none(obj.get("level_index")),
+        "peer_median_level_index": number_or_none(obj.get("peer_median_level_index")),
+        "vs_peers_level_pct": number_or_none(obj.get("vs_peers_level_pct")),
         "emitted_at_ms": _count_or_none(obj.get("emitted_at_ms")),
     }
 

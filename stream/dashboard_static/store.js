@@ -1,5 +1,5 @@
 /* footfall dashboard: one store now and its data quality, today's arrivals per bucket with the forecast,
- * staffing, insights, customer segments, open alerts. */
+ * staffing, insights, comparable stores, customer segments, open alerts. */
 "use strict";
 
 (() => {
@@ -25,6 +25,7 @@
   let insights = null; // the latest insights record (as the server parsed it)
   let segments = null; // the latest segments record (as the server parsed it)
   let quality = null; // the latest closed bucket's quality record (as the server parsed it)
+  let peers = null; // the store against its peer group (`footfall peers`, as the server parsed it)
   let missing = false; // the store has no data yet
 
   function tz() { return (snap && snap.tz) || (row && row.tz) || "UTC"; }
@@ -542,6 +543,44 @@
         && (!quality || quality.bucket_start_ms <= Q.bucket_start_ms)) quality = Q;
   }
 
+  // -- comparable stores ----------------------------------------------------------------------------------
+
+  /** "412 arrivals on 2026-01-05, 7.9 % above the median of 3 peers (380)", or why there is no comparison. */
+  function peersLine(P) {
+    if (!isNum(P.arrivals)) return `No arrivals known for ${P.day}.`;
+    if (!isNum(P.peer_median_arrivals) || !isNum(P.vs_peers_pct)) {
+      return `${P.arrivals.toLocaleString()} arrivals on ${P.day}; no peer has that day to compare with.`;
+    }
+    const pct = Math.abs(P.vs_peers_pct).toFixed(1);
+    const side = P.vs_peers_pct > 0 ? `${pct} % above` : P.vs_peers_pct < 0 ? `${pct} % below` : "level with";
+    const n = isNum(P.peers_compared) ? P.peers_compared : "its";
+    let text = `${P.arrivals.toLocaleString()} arrivals on ${P.day}, ${side} the median of ${n} peer`
+      + `${P.peers_compared === 1 ? "" : "s"} (${Math.round(P.peer_median_arrivals).toLocaleString()})`;
+    if (isNum(P.vs_peers_level_pct)) text += `; against its usual day, ${signedPct(P.vs_peers_level_pct)} vs theirs`;
+    return `${text}.`;
+  }
+
+  function renderPeers() {
+    const panel = document.getElementById("peers-panel");
+    const P = peers;
+    panel.classList.toggle("hidden", !P);
+    if (!P) return;
+    panel.dataset.groupId = String(P.group_id);
+    document.getElementById("peers-line").textContent = peersLine(P);
+    const size = isNum(P.group_size) ? `, ${P.group_size} stores` : "";
+    document.getElementById("peers-group").textContent =
+      `Group ${P.group_id}${size}: ${P.group_description || "no description"}`
+      + `${P.grouped_on ? ` (grouped on ${P.grouped_on})` : ""}. Nearest in shape:`;
+    document.getElementById("peers-list").replaceChildren(...(P.peers.length
+      ? P.peers.map((id) => el("li", {}, el("a", { href: `/stores/${encodeURIComponent(id)}`, text: id })))
+      : [el("li", { class: "empty", text: "no other store in the group" })]));
+  }
+
+  function putPeers(P) {
+    if (P && Array.isArray(P.peers) && isNum(P.group_id)
+        && (!peers || (peers.emitted_at_ms || 0) <= (P.emitted_at_ms || 0))) peers = P;
+  }
+
   // -- alerts ---------------------------------------------------------------------------------------------
 
   function renderAlerts() {
@@ -555,7 +594,7 @@
   // -- data in -----------------------------------------------------------------------------------------------
 
   const CLEAN = { tiles: false, chart: false, staffing: false, insights: false, segments: false, quality: false,
-    alerts: false };
+    peers: false, alerts: false };
   let dirty = { ...CLEAN };
   const render = FF.throttled(() => {
     const d = dirty;
@@ -566,10 +605,12 @@
     if (d.insights) renderInsights();
     if (d.segments) renderSegments();
     if (d.quality) renderQuality();
+    if (d.peers) renderPeers();
     if (d.alerts) renderAlerts();
   });
   function scheduleAll() {
-    dirty = { tiles: true, chart: true, staffing: true, insights: true, segments: true, quality: true, alerts: true };
+    dirty = { tiles: true, chart: true, staffing: true, insights: true, segments: true, quality: true, peers: true,
+      alerts: true };
     render();
   }
 
@@ -611,6 +652,8 @@
         putSegments(data.segments);
         quality = null;
         putQuality(data.quality);
+        peers = null;
+        putPeers(data.peers);
         document.body.dataset.loadedAt = String(data.now_ms);
         scheduleAll();
       } catch (e) {
@@ -660,6 +703,7 @@
     insights: (I) => { putInsights(I); dirty.insights = true; render(); },
     segments: (S) => { putSegments(S); dirty.segments = true; render(); },
     quality: (Q) => { putQuality(Q); dirty.quality = true; render(); },
+    peers: (P) => { putPeers(P); dirty.peers = true; render(); },
     alerts: (list) => { for (const a of list) putAlert(a); dirty.alerts = true; render(); },
   }, loadSnapshot);
 })();

@@ -40,6 +40,7 @@ from footfall.stream.topics import ensure_topics
 from tests.dashrecords import (
     BUCKET_MS,
     alert_record,
+    day_of,
     day_versus,
     forecast_record,
     insights_record,
@@ -732,4 +733,56 @@ def test_500_stores_one_snapshot_one_stream_quick_sort_filter_and_updates(
         text = page.inner_text("body")
         assert len(text) < 100 and "<" not in text and "alert" not in text, (path, text)
     assert not dialogs
+    context.close()
+
+
+# -- comparable stores ----------------------------------------------------------------------------------------
+
+#: Planted: three daytime shops and three evening ones (identical shapes within each kind), their arrivals that day.
+DAYTIME = {"retail-070": 300, "retail-071": 400, "retail-072": 500}
+EVENING = {"retail-073": 100, "retail-074": 200, "retail-075": 900}
+
+
+def planted_insights(store_id: str, day: str, arrivals: int) -> dict[str, Any]:
+    evening = {(d, h): (40.0 if h >= 18 else 1.0) for d in range(7) for h in range(9, 24)}
+    return insights_record(store_id, day, cells=evening if store_id in EVENING else None,
+                           today={"arrivals": day_versus(arrivals, None, None),
+                                  "transactions": day_versus(10, None, None)})
+
+
+def test_store_page_compares_the_store_with_its_peer_group_and_follows_new_comparisons(
+    services, dashboard_factory, unique_prefix, browser,
+):
+    from footfall.scripts.peers import refresh
+
+    settings = Settings(redis_url=services.redis_url, topic_prefix=unique_prefix)
+    client = redis.Redis.from_url(services.redis_url)
+    keys = RedisKeys(unique_prefix)
+    now_ms = int(time.time() * 1000)
+    day = day_of(now_ms - 86_400_000)
+    for store_id, arrivals in {**DAYTIME, **EVENING}.items():
+        client.set(keys.store_record(store_id, "insights"), orjson.dumps(planted_insights(store_id, day, arrivals)))
+    refresh(client, keys, k=2, min_cells=1)  # `footfall peers`, as a deployment runs it
+    publish(settings, [live_record("retail-070", region="north", vertical="retail", as_of_ms=now_ms,
+                                   rng=random.Random(21))])
+    dashboard = dashboard_factory().start()
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{dashboard.url}/stores/retail-070")
+
+    # Its group is the other daytime shops: their median that day (counted here) against its own.
+    page.wait_for_selector("#peers-panel:not(.hidden)", timeout=10_000)
+    median = (400 + 500) / 2
+    line = page.inner_text("#peers-line")
+    assert line.startswith(f"300 arrivals on {day}, {100 * (1 - 300 / median):.1f} % below the median of 2 peers "
+                           f"({median:,.0f})"), line
+    assert sorted(page.locator("#peers-list a").all_inner_texts()) == ["retail-071", "retail-072"]
+    assert page.get_attribute("#peers-list a >> nth=0", "href").startswith("/stores/retail-07")
+    assert "3 stores" in page.inner_text("#peers-group")
+
+    # The next run, after a busier day of the store: the comparison follows live, over the event stream.
+    client.set(keys.store_record("retail-070", "insights"), orjson.dumps(planted_insights("retail-070", day, 600)))
+    refresh(client, keys, k=2, min_cells=1)
+    want = f"600 arrivals on {day}, {100 * (600 / median - 1):.1f} % above the median of 2 peers"
+    wait_for(page, lambda: page.inner_text("#peers-line").startswith(want), 5, "the new comparison")
     context.close()
