@@ -402,10 +402,14 @@ class StaffingRecord(TypedDict):
     counters_active: Annotated[int | None, "counters open now: serving a ticket, or that called or ended one "
                                            "within the last two mean service times (5-30 min); null for retail"]
     points: Annotated[list[StaffingPoint], "the forecast intervals, nearest first"]
-    advice: Annotated[str | None, "when the counters open now are too few for the next interval, in words"]
+    advice: Annotated[str | None, "when the counters open now are too few for the next interval, in words; "
+                                  "retail: when the last bucket's door counts were incomplete"]
     services: Annotated[list[ServiceStaffing], "each service's line in the next interval; empty for retail"]
     shoppers_per_associate: Annotated[float | None, "retail: the target visitors per hour per associate; "
                                                     "null for queues"]
+    quality: Annotated[Quality | None, "retail: the data-quality grade of the bucket it was made at (partial or "
+                                       "missing: the forecast did not learn that bucket, and `advice` says so); "
+                                       "null for queues, or without door counters"]
     emitted_at_ms: Annotated[int, "wall-clock time the record was built"]
 
 

@@ -112,6 +112,7 @@ class StaffingOutput:
     advice: str | None = None
     services: list[dict[str, Any]] = field(default_factory=list)
     shoppers_per_associate: float | None = None
+    quality: str | None = None  # the grade of the bucket it was made at (retail: its forecasts' door counts)
 
     @property
     def slot(self) -> str:
@@ -123,7 +124,7 @@ class StaffingOutput:
                 "quantile": self.quantile, "aht_s": self.aht_s, "service_cv": self.service_cv,
                 "patience_s": self.patience_s, "counters_active": self.counters_active, "points": self.points,
                 "advice": self.advice, "services": self.services,
-                "shoppers_per_associate": self.shoppers_per_associate}
+                "shoppers_per_associate": self.shoppers_per_associate, "quality": self.quality}
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,8 @@ class StoreStaffing:
         forecasts = {o.published.series: o.published.forecast for o in bucket.earlier
                      if isinstance(o, ForecastOutput)}
         if context.vertical == "retail" and RETAIL_SERIES in forecasts:
-            return [self._associates(bucket, forecasts[RETAIL_SERIES])]
+            graded = next((o for o in bucket.earlier if getattr(o, "kind", None) == "quality"), None)
+            return [self._associates(bucket, forecasts[RETAIL_SERIES], None if graded is None else graded.quality)]
         aht_s = self.service.get()
         forecast = forecasts.get(SERIES)
         if forecast is None or not aht_s:
@@ -330,8 +332,12 @@ class StoreStaffing:
                         "patience_s": patience_s, "agents": need.agents, "service_level": need.service_level})
         return out
 
-    def _associates(self, bucket: ClosedBucket, forecast: Any) -> StaffingOutput:
-        """A shop floor's associates per interval: forecast visitors per hour over the target ratio."""
+    def _associates(self, bucket: ClosedBucket, forecast: Any, quality: str | None = None) -> StaffingOutput:
+        """A shop floor's associates per interval: forecast visitors per hour over the target ratio.
+
+        `quality` (the bucket's data-quality grade) is passed on: on incomplete door counts the forecast did
+        not learn the bucket (`StoreWatch.learn_bucket`), and the advice says so.
+        """
         c = self.config
         per_hour = 3_600_000 / forecast.bucket_ms
         points = []
@@ -343,8 +349,13 @@ class StoreStaffing:
                            "scheduled": math.ceil(associates / (1.0 - c.shrinkage) - 1e-9),
                            "service_level": None, "asa_s": None, "abandon": None, "sl_at_active": None,
                            "abandon_at_active": None})
+        advice = None
+        if quality in ("partial", "missing"):
+            advice = (f"door counts were {quality} in the last bucket: the visitors forecast did not learn it, "
+                      "and holds to what it expected")
         return StaffingOutput(bucket.start_ms, forecast.bucket_ms, "ratio", None, None, c.shrinkage, c.quantile,
-                              None, None, None, None, points, None, shoppers_per_associate=c.shoppers_per_associate)
+                              None, None, None, None, points, advice, shoppers_per_associate=c.shoppers_per_associate,
+                              quality=quality)
 
     def on_partial(self, bucket: OpenBucket, context: StoreContext) -> list[StaffingOutput]:
         return []

@@ -14,6 +14,7 @@ from collections import Counter
 
 from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
 from footfall.operators.pipeline.quality_stage import DataQuality
+from footfall.operators.pipeline.staffing_stage import StaffingAdvice, StaffingOutput
 from footfall.operators.pipeline.stage import AlertOutput, BucketOutput
 from footfall.operators.pipeline.store import StoreParams
 from footfall.operators.pipeline.store_pipeline import HELD_BACK, StorePipeline
@@ -52,7 +53,8 @@ def traffic() -> list[Event]:
 
 
 def run(with_quality: bool) -> list:
-    stages = [DataQuality(), ForecastsAndAlerts(horizon=4)] if with_quality else [ForecastsAndAlerts(horizon=4)]
+    stages = ([DataQuality(), ForecastsAndAlerts(horizon=4), StaffingAdvice()] if with_quality
+              else [ForecastsAndAlerts(horizon=4)])
     pipeline = StorePipeline("s1", StoreParams(bucket_ms=BUCKET, grace_ms=0), stages)
     outputs: list = []
     for event in traffic():
@@ -82,6 +84,14 @@ def test_incomplete_buckets_are_graded_and_held_back_and_the_silent_counter_is_n
             assert all(bucket.kpis[k] is None for k in HELD_BACK)
     # The newest closed bucket is the one after the traffic ended: no counter covered it.
     assert outputs[-1].kind == "live" and outputs[-1].live["quality"] == "missing"
+
+    # Retail staffing is made on the forecasts: it carries the bucket's grade, and says when it was incomplete.
+    staffing = {o.made_at_ms: o for o in outputs if isinstance(o, StaffingOutput)}
+    assert {staffing[s].quality for s in closed if s in staffing} == {"ok", "partial"}
+    for start, plan in staffing.items():
+        if start in closed:
+            assert plan.quality == closed[start].quality
+            assert (plan.advice is not None) == (plan.quality == "partial"), (start, plan.advice)
 
     opened = [o.alert for o in outputs if isinstance(o, AlertOutput) and o.alert.state == "opened"]
     after = [a for a in opened if a.bucket_start_ms >= STOP]
