@@ -178,6 +178,31 @@ def test_a_redis_outage_sends_each_record_to_kafka_once_and_probes_only():
     asyncio.run(scenario())
 
 
+def test_while_redis_is_rebuilt_the_flushes_wait_for_it_and_then_write_the_newer_records():
+    """A rebuild writes the topics' copies of the buckets: a flush writing newer ones meanwhile could be overwritten
+    by an older copy. So the records wait (sent to Kafka once), the marker too, and no failure is counted."""
+    async def scenario():
+        counter, topics, table, redis = make_counter()
+        rebuilt = asyncio.Event()
+        counter.checkpoint._rebuild = asyncio.create_task(rebuilt.wait())  # a rebuild in progress
+        await counter.process(b"s1", event(0), "t.events", 3, 0)
+        await counter.flush()
+        await counter.process(b"s1", event(1), "t.events", 3, 1)
+        await counter.flush()
+        assert redis.published == [] and markers(table) == []
+        assert counter.stats["flush_failed"] == 0 and counter.stats["redis_rebuild_waits"] == 2
+        rebuilt.set()
+        await asyncio.sleep(0)
+        await counter.flush()
+        buckets = [r for r in redis.published if r["type"] == "bucket"]
+        assert buckets and buckets[-1]["events"] == 2
+        sent = [orjson.loads(v) for _, v in topics["aggregates"].sent]
+        assert len(sent) == len({orjson.dumps(r) for r in sent}), "a record sent to Kafka twice"
+        assert read_marker_value(table.data[marker_key(3)]) == 1
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_record_send_writes_nothing_and_is_sent_again():
     async def scenario():
         counter, topics, table, redis = make_counter()
