@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.long_faul
 
 PAUSE_S = 60
 #: The worker's own counts worth reporting after a Redis outage or pause.
-REDIS_COUNTS = ("flush_failed", "consumption_paused", "redis_rebuilt_records")
+REDIS_COUNTS = ("flush_failed", "consumption_paused", "redis_rebuilt_records", "redis_rebuild_waits")
 
 
 def test_redis_paused_60_s_under_traffic_blocks_nothing_for_good(services, worker_factory, unique_prefix, own_redis):
