@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what footfall needs on a Debian machine, idempotently:
-#   Java + Maven (to fetch and run Apache Kafka), redis-server, python3-venv, chromium (Debian packages;
-#   chromium runs the dashboard's browser tests);
+#   Java + Maven (to fetch and run Apache Kafka), redis-server, python3-venv, openssl, chromium (Debian
+#   packages; openssl makes the secured stack's certificates, chromium runs the dashboard's browser tests);
 #   a virtualenv in .venv with footfall and its dependencies;
 #   the Apache Kafka broker jars from Maven Central, cached in ~/.cache/footfall.
 set -euo pipefail
@@ -14,6 +14,8 @@ command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
 { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } || packages+=(redis-server)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+# Certificates for `footfall stack up --secure` and its test (Kafka SASL_SSL, Redis TLS).
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # Headless Chromium for the dashboard's browser tests (driven by Playwright; no browser download).
 { command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; } || packages+=(chromium)
 if [ "${#packages[@]}" -gt 0 ]; then
