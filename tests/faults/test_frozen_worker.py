@@ -10,6 +10,7 @@ import signal
 import time
 
 import pytest
+import redis
 
 from tests.faults.faultkit import worker_counts
 from tests.faults.test_redis_lost_before_checkpoint import health
@@ -19,6 +20,8 @@ from tests.integration.conftest import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 FROZEN_S = 15.0  # well past the 6 s session timeout the test workers run with
+TAKEOVER_S = 90.0  # at most this long frozen, waiting for A to claim every partition (a loaded machine is slow)
+PARTITIONS = 4
 FENCING_COUNTS = ("fenced_records", "partitions_lost", "revoked_records_dropped")
 
 
@@ -26,10 +29,19 @@ def test_a_worker_frozen_past_its_session_then_woken_writes_nothing_stale(servic
     (a, port_a), (b, port_b), traffic, tally = two_workers_counting(
         services, worker_factory, unique_prefix, "2 workers, one frozen (SIGSTOP 15 s), woken, both restarted")
     assert b.proc is not None
+    owners = redis.Redis.from_url(services.redis_url)
+
+    def generations() -> list[int]:
+        return [int(owners.get(f"{unique_prefix}:owner:{p}") or 0) for p in range(PARTITIONS)]
+
     tally.fault()
+    before = max(generations())
     b.proc.send_signal(signal.SIGSTOP)
     try:
         time.sleep(FROZEN_S)  # A takes B's partitions over while B sleeps, and counts what B would have
+        # The scenario needs the takeover to have happened while B sleeps: every partition claimed anew (by A).
+        # On a loaded machine the group may rebalance later than the session timeout: B stays frozen until then.
+        wait_until(lambda: min(generations()) > before, TAKEOVER_S - FROZEN_S, "A claiming every partition")
     finally:
         b.proc.send_signal(signal.SIGCONT)
     # Awake, B flushes what it held before it hears of the rebalance: each such write must be refused.
