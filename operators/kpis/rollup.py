@@ -49,6 +49,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from footfall.operators.kpis.flow import COUNTERS
+from footfall.operators.quality.grade import INCOMPLETE
 
 __all__ = ["LIVE_SUMMED", "SUMMED", "RollUp", "compact", "compact_live", "live_rollup_kpis", "rollup_kpis",
            "rollup_quality"]
@@ -58,9 +59,6 @@ SUMMED: tuple[str, ...] = ("stores", "closed", *COUNTERS, "visitors", "sales_cen
                            # appended: a member's row saved before they existed reads them as 0
                            "stores_graded", "stores_partial", "stores_missing", "complete_visitors",
                            "complete_transactions", "complete_sales_cents")
-
-#: A bucket's grades under which its door counts are incomplete (`operators.pipeline.store_pipeline`).
-_INCOMPLETE = ("partial", "missing")
 
 
 #: What a live roll-up sums (the stores now), in row order.
@@ -135,7 +133,7 @@ def compact(record: Mapping[str, Any]) -> list[int]:
     dwell_mean = record.get("dwell_mean_s")
     dwell_n = int(record.get("dwell_n") or 0) if dwell_mean is not None else 0
     quality = record.get("quality")
-    complete = quality not in _INCOMPLETE
+    complete = quality not in INCOMPLETE
     sales_cents = round(float(record.get("sales") or 0.0) * 100)
     row = {
         "stores": 1,

@@ -107,7 +107,7 @@ class StoreModelsStage:
                                       queue_target_s=c.queue_target_s)
         self.models.set_vertical(context.vertical)
         self.changed = True
-        graded = next((o for o in bucket.earlier if getattr(o, "kind", None) == "quality"), None)
+        graded = bucket.graded
         outcome = self.models.learn_bucket(bucket.start_ms, bucket.kpis, occupancy=context.occupancy,
                                            queue_wait_s=context.queue_wait_s,
                                            quality=None if graded is None else graded.quality,

@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from footfall.operators.pipeline.stage import ClosedBucket, ForecastOutput, OpenBucket, StoreContext
+from footfall.operators.quality.grade import INCOMPLETE
 from footfall.operators.staffing.erlang import StaffingTarget
 from footfall.operators.staffing.estimators import Patience, ServiceTime
 from footfall.schemas.events import Event, QueueEvent
@@ -284,7 +285,7 @@ class StoreStaffing:
         forecasts = {o.published.series: o.published.forecast for o in bucket.earlier
                      if isinstance(o, ForecastOutput)}
         if context.vertical == "retail" and RETAIL_SERIES in forecasts:
-            graded = next((o for o in bucket.earlier if getattr(o, "kind", None) == "quality"), None)
+            graded = bucket.graded
             return [self._associates(bucket, forecasts[RETAIL_SERIES], None if graded is None else graded.quality)]
         aht_s = self.service.get()
         forecast = forecasts.get(SERIES)
@@ -350,7 +351,7 @@ class StoreStaffing:
                            "service_level": None, "asa_s": None, "abandon": None, "sl_at_active": None,
                            "abandon_at_active": None})
         advice = None
-        if quality in ("partial", "missing"):
+        if quality in INCOMPLETE:
             advice = (f"door counts were {quality} in the last bucket: the visitors forecast did not learn it, "
                       "and holds to what it expected")
         return StaffingOutput(bucket.start_ms, forecast.bucket_ms, "ratio", None, None, c.shrinkage, c.quantile,

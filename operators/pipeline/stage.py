@@ -84,6 +84,11 @@ class ClosedBucket:
     def end_ms(self) -> int:
         return self.start_ms + self.bucket_ms
 
+    @property
+    def graded(self) -> Any | None:
+        """The data-quality stage's output for this bucket (its `quality`, `silent_sensors`...), if it gave one."""
+        return next((o for o in self.earlier if getattr(o, "kind", None) == "quality"), None)
+
 
 @dataclass(frozen=True)
 class OpenBucket:

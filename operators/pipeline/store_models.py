@@ -39,6 +39,7 @@ from footfall.operators import pickled
 from footfall.operators.alerting.alerts import Alert
 from footfall.operators.alerting.watch import StoreWatch
 from footfall.operators.forecasting.store_forecast import PublishedForecast, StoreForecasts, series_for
+from footfall.operators.quality.grade import INCOMPLETE
 
 __all__ = ["ModelsOutcome", "StoreModels"]
 
@@ -161,7 +162,8 @@ class StoreModels:
         zeros are true). A bucket at or before the last one learned changes nothing.
         """
         active = any(kpis.get(k) for k in ("transactions", "visits_started", "tickets_issued"))
-        held_back = quality == "partial" or (quality == "missing" and (bool(kpis.get("arrivals")) or active))
+        # A missing bucket with no count and no activity is a closed store: not held back (see above).
+        held_back = quality in INCOMPLETE and (quality == "partial" or bool(kpis.get("arrivals")) or active)
         store_active = quality == "partial" or active
         out = ModelsOutcome()
         if self.forecasts.last_ms is not None and start_ms <= self.forecasts.last_ms:

@@ -76,12 +76,12 @@ from footfall.operators.pipeline.stage import (
     StoreContext,
 )
 from footfall.operators.pipeline.store import StoreFlow, StoreParams
+from footfall.operators.quality.grade import INCOMPLETE
 from footfall.schemas.events import Event
 
-__all__ = ["HELD_BACK", "INCOMPLETE", "STAGES", "Fate", "StorePipeline"]
+__all__ = ["HELD_BACK", "STAGES", "Fate", "StorePipeline"]
 
-#: Grades under which a bucket's door counts are incomplete, and the KPIs then held back (divided by visitors).
-INCOMPLETE = frozenset({"partial", "missing"})
+#: The KPIs held back on incomplete door counts (`quality.grade.INCOMPLETE`): those divided by visitors.
 HELD_BACK = ("conversion_rate", "sales_per_visitor")
 
 Fate = Literal["counted", "restated", "duplicate", "late"]

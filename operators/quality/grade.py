@@ -29,10 +29,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-__all__ = ["QUALITIES", "Quality", "grade", "imbalance"]
+__all__ = ["INCOMPLETE", "QUALITIES", "Quality", "grade", "imbalance"]
 
 Quality = Literal["ok", "partial", "missing", "no_sensors"]
 QUALITIES: tuple[Quality, ...] = ("ok", "partial", "missing", "no_sensors")
+#: The grades under which a bucket's door counts are incomplete: what is divided by visitors is held back,
+#: arrivals are not judged (`operators.pipeline.store_pipeline`, `alerting.watch`), roll-ups leave them out.
+INCOMPLETE: frozenset[Quality] = frozenset({"partial", "missing"})
 
 
 def grade(coverages: Sequence[float], ok_coverage: float = 0.9, missing_coverage: float = 0.1) -> Quality:
