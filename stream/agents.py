@@ -88,10 +88,21 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
             if not settled():
                 return  # the table may be half restored: never load stores from it now
             try:
-                worker.stores.load_saved(assigned())
+                worker.stores.load_saved(assigned() - worker.owners.lost)
                 await worker.send_idle_ticks(int(time.time() * 1000))  # a tick not delivered is due again
             except Exception:
                 logger.exception("idle ticks failed; will retry")
+
+    @app.timer(interval=worker.owners.refresh_s)
+    async def refresh_owners() -> None:
+        # Claims stay alive while held; a partition contested after the group was created again is won
+        # once the old claim lapses (`stream.ownership`).
+        if not settled():
+            return
+        try:
+            await worker.refresh_owners()
+        except Exception:
+            logger.exception("refreshing partition owners failed; will retry")
 
     @app.timer(interval=max(1.0, settings.stall_s / 3))
     async def catch_up_stalled() -> None:

@@ -182,7 +182,7 @@ class Checkpoint:
         applied = 0
         for partition, end in sorted(ends.items()):
             async with lock:
-                if not still_assigned(partition):
+                if not still_assigned(partition) or partition in self.redis.owners.lost:
                     continue
                 if not self.ledger.known(partition):
                     self.ledger.restore(partition, self.saved_offsets(partition))
@@ -267,6 +267,26 @@ class Checkpoint:
             records = kept
         self._leave_lost()
         return records
+
+    async def refresh_owners(self) -> None:
+        """Keep this worker's partition claims alive, and take contested ones whose claim lapsed (`stream.ownership`).
+
+        A partition won that way is read again as after an assignment: its stores from the table,
+        its input from its marker (nothing of it was applied or saved while it was contested).
+        """
+        if self._redis_away:
+            return
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S * 4):
+                await self.redis.owners.refresh(self.redis.client)
+        except Exception as exc:
+            logger.warning("could not refresh partition owners in Redis: %r", exc)
+        self._leave_lost()
+        won = self.redis.owners.drain_newly_won()
+        if won:
+            self.outbox.totals["partitions_won"] += len(won)
+            self.forget_partitions(won)
+            self.stores.forget(won)
 
     def _leave_lost(self) -> None:
         """Partitions another worker claimed: their stores leave memory, their markers are not written."""

@@ -165,7 +165,9 @@ class RedisSink:
         self._writers = {"alert": self._write_alert, "forecast": self._write_forecast, "live": self._write_live,
                          "bucket": self._write_bucket}
         #: The input partitions this worker owns (`stream.ownership`): its writes are fenced by them.
-        self.owners = PartitionOwners(self.keys)
+        # A claim lapses after three session timeouts without its holder: by then Kafka has given the
+        # partition away if its holder is merely frozen, and a re-created group's workers may take it.
+        self.owners = PartitionOwners(self.keys, alive_ms=int(max(10.0, 3 * settings.session_timeout_s) * 1000))
         #: Records not written because their partition was lost to another worker, since start.
         self.fenced_records = 0
 

@@ -66,6 +66,11 @@ class FlowWorker:
         if self.backlogged():
             await self._wait_for_room()
         async with self._lock:
+            if partition in self.owners.lost:
+                # Another worker owns it now (or a lapsed claim is awaited): its messages are that worker's to
+                # apply; read again from the marker if this worker wins the partition back.
+                self.outbox.totals["messages_not_owned"] += 1
+                return
             if await self.checkpoint.admit(topic, partition, offset, self.intake.apply):
                 await self.intake.apply(key, value, topic, partition, offset, headers)
                 self.checkpoint.applied(partition, offset)
@@ -104,6 +109,11 @@ class FlowWorker:
                 self.last_flush_s = time.monotonic() - started
                 self.flush_s_sum += self.last_flush_s
                 self.flush_count += 1
+
+    async def refresh_owners(self) -> None:
+        """Keep the partition claims alive and take lapsed ones (`Checkpoint.refresh_owners`)."""
+        async with self._lock:
+            await self.checkpoint.refresh_owners()
 
     async def send_idle_ticks(self, now_ms: int) -> int:
         """Send a tick through the events topic for each store due one (`StoreRegistry.idle_ticks`).

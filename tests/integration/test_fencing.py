@@ -11,6 +11,7 @@ Redis fence and what the checkpoint leaves out of Kafka and the changelog).
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -127,6 +128,72 @@ def test_a_redis_that_lost_the_owner_keys_is_claimed_again(services, unique_pref
         await old.flush()
         assert old.owners.lost == {0}
         assert new.stats["flush_failed"] == 0 and marker_key(0) in {key for _, key in new_table.changelog}
+        await old_sink.close()
+        await new_sink.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for key in plain.scan_iter(f"{unique_prefix}:*"):
+            plain.delete(key)
+        plain.close()
+
+
+class InputLog:
+    """Partition 0 of the input topic, read back by offset (as `stream.refetch.RangeReader` does)."""
+
+    def __init__(self, values: list[bytes]) -> None:
+        self.values = values
+
+    async def beginning_offsets(self, topic, partitions):
+        return {p: 0 for p in partitions}
+
+    async def read(self, topic, partition, start, end, timeout_s=30.0):
+        return [SimpleNamespace(key=b"s1", value=self.values[offset], offset=offset, headers=None)
+                for offset in range(start, min(end, len(self.values)))]
+
+
+def test_a_group_created_again_takes_its_partitions_once_the_old_claims_lapse(services, unique_prefix):
+    """The consumer group was deleted: its new generations start at 1, below what Redis holds (9).
+
+    While the old holder's claim is alive, the newly assigned worker writes nothing of the partition and
+    applies none of its messages (it may be a worker frozen since its assignment); once the claim lapses it
+    takes the partition, reads it from its marker, and counts on.
+    """
+    settings = Settings(broker="unused:9092", redis_url=services.redis_url, topic_prefix=unique_prefix,
+                        pseudonym_secret="0123456789abcdef-secret", idle_timeout_s=0, bucket_s=900, grace_s=0)
+    keys = settings.redis_keys
+    plain = redis.Redis.from_url(services.redis_url)
+    plain.set(keys.written_marker, b"1")
+
+    async def scenario() -> None:
+        old, _, old_table, old_sink = make_worker(settings)
+        old.owners.assigned({0}, generation=9)
+        await old.process(b"s1", door(0, T0), "t.events", 0, 0)
+        await old.flush()
+        assert int(plain.get(old.owners.key(0))) == 9 and plain.exists(old.owners.alive_key(0))
+        # The group is created again; the new worker starts from what the old one saved.
+        new, new_topics, new_table, new_sink = make_worker(settings)
+        new_table.data.update(old_table.data)
+        new.owners.assigned({0}, generation=1)
+        await new.refresh_owners()
+        assert new.owners.contested == {0: 1} and new.owners.lost == {0}
+        await new.process(b"s1", door(1, T0 + MIN), "t.events", 0, 1)
+        await new.flush()
+        assert new.stats["messages_not_owned"] == 1 and "s1" not in new.stores
+        assert new_topics["aggregates"].sent == [] and int(plain.get(new.owners.key(0))) == 9
+        await new.refresh_owners()  # the old claim is still alive: still contested
+        assert new.owners.contested == {0: 1}
+        plain.delete(old.owners.alive_key(0))  # the old holder stopped refreshing and its claim lapsed
+        await new.refresh_owners()
+        assert new.owners.contested == {} and new.owners.lost == set() and new.stats["partitions_won"] == 1
+        assert int(plain.get(new.owners.key(0))) == 1
+        # The message skipped while contested is read back from the marker before the next one.
+        new.checkpoint.range_reader = InputLog([door(0, T0), door(1, T0 + MIN)])
+        await new.process(b"s1", door(2, T0 + 2 * MIN), "t.events", 0, 2)
+        await new.flush()
+        bucket = orjson.loads(plain.hget(keys.store_day("s1", "2026-06-01"), "2026-06-01T05:00:00Z"))
+        assert bucket["arrivals"] == 3 and new.stats["flush_failed"] == 0
         await old_sink.close()
         await new_sink.close()
 
