@@ -11,7 +11,9 @@ Redis fence and what the checkpoint leaves out of Kafka and the changelog).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
@@ -40,6 +42,16 @@ def make_worker(settings: Settings) -> tuple[FlowWorker, dict[str, FakeTopic], F
     worker = FlowWorker(settings, table, topics["events"], topics["aggregates"], topics["dead-letter"], sink)
     worker.checkpoint.range_reader = FakeRangeReader()
     return worker, topics, table, sink
+
+
+def run_and_clean(scenario: Coroutine[Any, Any, None], plain: redis.Redis, prefix: str) -> None:
+    """Run the scenario, then delete the prefix's keys from the session's Redis."""
+    try:
+        asyncio.run(scenario)
+    finally:
+        for key in plain.scan_iter(f"{prefix}:*"):
+            plain.delete(key)
+        plain.close()
 
 
 def test_a_worker_that_lost_its_partition_writes_nothing_of_it(services, unique_prefix):
@@ -94,12 +106,7 @@ def test_a_worker_that_lost_its_partition_writes_nothing_of_it(services, unique_
         await a_sink.close()
         await b_sink.close()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        for key in plain.scan_iter(f"{unique_prefix}:*"):
-            plain.delete(key)
-        plain.close()
+    run_and_clean(scenario(), plain, unique_prefix)
 
 
 def test_a_redis_that_lost_the_owner_keys_is_claimed_again(services, unique_prefix):
@@ -131,12 +138,7 @@ def test_a_redis_that_lost_the_owner_keys_is_claimed_again(services, unique_pref
         await old_sink.close()
         await new_sink.close()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        for key in plain.scan_iter(f"{unique_prefix}:*"):
-            plain.delete(key)
-        plain.close()
+    run_and_clean(scenario(), plain, unique_prefix)
 
 
 class InputLog:
@@ -197,9 +199,4 @@ def test_a_group_created_again_takes_its_partitions_once_the_old_claims_lapse(se
         await old_sink.close()
         await new_sink.close()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        for key in plain.scan_iter(f"{unique_prefix}:*"):
-            plain.delete(key)
-        plain.close()
+    run_and_clean(scenario(), plain, unique_prefix)
