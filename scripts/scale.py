@@ -90,6 +90,8 @@ class ScaleConfig:
     partitions: int = 4
     window_s: float = 30.0
     startup_timeout_s: float = 120.0
+    #: Run the worker under cProfile, its profile written here when it stops (None: not profiled).
+    profile_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.stores < 1 or self.speed <= 0 or self.minutes <= 0 or self.window_s < 0:
@@ -394,7 +396,7 @@ def _measure(config: ScaleConfig, broker: str, redis_url: str, run_path: Path) -
                             client_id="footfall-scale-offsets")
     events_tps = [TopicPartition(settings.topic("events"), p) for p in range(config.partitions)]
     worker_log = run_path / "worker.log"
-    worker = pipeline_process("c", settings, worker_log).start()
+    worker = pipeline_process("c", settings, worker_log, config.profile_path).start()
     sim: SimulatorProcess | None = None
     measured_log_bytes = 0
     t0 = time.time()
@@ -594,6 +596,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-dir", type=Path,
                         help="keep logs here (default: a temp folder, removed if the run succeeded)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the summary (with samples) as JSON")
+    parser.add_argument("--profile", type=Path, metavar="PATH",
+                        help="run the worker under cProfile (main thread) and write its profile here when it stops")
     parser.set_defaults(func=run)
 
 
@@ -606,7 +610,8 @@ def run(args: argparse.Namespace) -> int:
             parsed = dt.datetime.fromisoformat(args.start)
             start_ms = int((parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp() * 1000)
         config = ScaleConfig(stores=args.stores, speed=args.speed, minutes=args.minutes, bucket_s=args.bucket_s,
-                             seed=args.seed, start_ms=start_ms, partitions=args.partitions, window_s=args.window_s)
+                             seed=args.seed, start_ms=start_ms, partitions=args.partitions, window_s=args.window_s,
+                             profile_path=args.profile)
         report = run_scale(config, broker=args.broker, redis_url=args.redis_url, run_dir=args.run_dir)
     except ValueError as exc:
         print(f"footfall scale: {exc}", file=sys.stderr)
