@@ -186,10 +186,10 @@ class SlidingCounts:
         counts: dict[str, list[int]] = {}
         for q, ring in self._ring.items():
             ordered = ring[start:] + ring[:start]
-            i = 0
-            while i < len(ordered) and ordered[i] == 0:
-                i += 1
-            counts[q] = ordered[i:]
+            # The first non-zero slot, found in C (`filter`, `index`): a Python loop over the leading zeros was
+            # measured at 54 us a save for a quiet store's 4 x 360 slots, a tenth of a store's saving.
+            first = next(filter(None, ordered), None)
+            counts[q] = [] if first is None else ordered[ordered.index(first):]
         return {"wm": self.watermark_ms, "slot_ms": self.slot_ms, "counts": counts}
 
     @classmethod
