@@ -92,6 +92,8 @@ class ScaleConfig:
     startup_timeout_s: float = 120.0
     #: Run the worker under cProfile, its profile written here when it stops (None: not profiled).
     profile_path: Path | None = None
+    #: The worker's FOOTFALL_CHECKPOINT_INTERVAL_S (None: its default).
+    checkpoint_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.stores < 1 or self.speed <= 0 or self.minutes <= 0 or self.window_s < 0:
@@ -372,7 +374,9 @@ def _measure(config: ScaleConfig, broker: str, redis_url: str, run_path: Path) -
     prefix = f"scale-{secrets.token_hex(4)}"
     settings = Settings(broker=broker, redis_url=redis_url, topic_prefix=prefix, app_id=f"{prefix}-worker",
                         partitions=config.partitions, pseudonym_secret=secrets.token_hex(16), bucket_s=config.bucket_s,
-                        data_dir=str(run_path / "data"), log_level="info")
+                        data_dir=str(run_path / "data"), log_level="info",
+                        **({} if config.checkpoint_interval_s is None
+                           else {"checkpoint_interval_s": config.checkpoint_interval_s}))
     report = ScaleReport(config, broker, prefix)
     now_ms = int(time.time() * 1000)
     start_ms = config.start_ms if config.start_ms is not None else default_start_ms(now_ms, config.speed,
@@ -596,6 +600,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-dir", type=Path,
                         help="keep logs here (default: a temp folder, removed if the run succeeded)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the summary (with samples) as JSON")
+    parser.add_argument("--checkpoint-interval-s", type=float, metavar="S",
+                        help="the worker's FOOTFALL_CHECKPOINT_INTERVAL_S (default: the worker's default)")
     parser.add_argument("--profile", type=Path, metavar="PATH",
                         help="run the worker under cProfile (main thread) and write its profile here when it stops")
     parser.set_defaults(func=run)
@@ -611,7 +617,7 @@ def run(args: argparse.Namespace) -> int:
             start_ms = int((parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp() * 1000)
         config = ScaleConfig(stores=args.stores, speed=args.speed, minutes=args.minutes, bucket_s=args.bucket_s,
                              seed=args.seed, start_ms=start_ms, partitions=args.partitions, window_s=args.window_s,
-                             profile_path=args.profile)
+                             profile_path=args.profile, checkpoint_interval_s=args.checkpoint_interval_s)
         report = run_scale(config, broker=args.broker, redis_url=args.redis_url, run_dir=args.run_dir)
     except ValueError as exc:
         print(f"footfall scale: {exc}", file=sys.stderr)

@@ -48,11 +48,19 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
     @app.on_partitions_revoked.connect
     async def _save_revoked(app: faust.App, revoked: set, **kwargs: object) -> None:
         # Publish and save what changed before another worker restores these partitions from the changelog.
-        await worker.flush()
+        await worker.flush(save=True)
         await app.producer.flush()
         partitions = {tp.partition for tp in revoked if tp.topic == events_name}
         worker.forget_partitions(partitions)  # and what failed to get out: the new owner publishes it again
         worker.owners.revoked(partitions)
+
+    async def _save_before_stop() -> None:
+        # Nothing more is applied, then everything is published and saved, markers included.
+        await worker.stop()
+        await app.producer.flush()
+
+    if hasattr(app, "before_stop"):
+        app.before_stop.append(_save_before_stop)
 
     @app.on_partitions_assigned.connect
     async def _forget_assigned(app: faust.App, assigned: set, **kwargs: object) -> None:
@@ -70,7 +78,7 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
                 m = event.message
                 await worker.process(m.key, m.value, m.topic, m.partition, m.offset, m.headers)
         finally:
-            await worker.flush()  # on stop: nothing counted stays unpublished
+            await worker.flush(save=True)  # on stop: nothing counted stays unpublished or unsaved
 
     if settings.live_interval_s > 0:
 

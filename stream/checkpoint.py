@@ -9,6 +9,9 @@ The order makes counts exact per input offset (`flush`):
    changelog (`operators.pipeline.persistence`), and wait for them;
 4. only then write each partition's marker: the last input offset applied there.
 
+Steps 3 and 4 run at most every `FOOTFALL_CHECKPOINT_INTERVAL_S` (and when asked: at a stop or
+a rebalance); 1 and 2 at every flush.
+
 A marker therefore never says a message was applied while its outputs could still be
 lost: a crash re-applies everything after the marker, which republishes the same
 values (repeats of re-routed events are recognised by their source partition and offset). When a
@@ -81,7 +84,8 @@ class Checkpoint:
     """The flush protocol, the offset ledger and the read-back of skipped offsets (see the module docstring)."""
 
     def __init__(self, table: faust.Table, stores: StoreRegistry, outbox: Outbox, redis_sink: RedisSink,
-                 record_topics: dict[str, faust.TopicT], default_topic: faust.TopicT, kafka: KafkaAccess) -> None:
+                 record_topics: dict[str, faust.TopicT], default_topic: faust.TopicT, kafka: KafkaAccess,
+                 save_interval_s: float = 0.0) -> None:
         self.table = table
         self.stores = stores
         self.outbox = outbox
@@ -92,6 +96,7 @@ class Checkpoint:
         self.range_reader = RangeReader(kafka)
         self._applied: dict[int, int] = {}  # partition -> last applied offset, not yet in a marker
         self.saved_at: float | None = None  # when the last checkpoint saved everything (monotonic)
+        self.save_interval_s = save_interval_s  # FOOTFALL_CHECKPOINT_INTERVAL_S
         self.failing = False  # the last flush failed: pending work grows (`FlowWorker.process` may pause)
         self.kafka = kafka
         self._in_kafka: dict[tuple[str, int | str], dict[str, Any]] = {}  # sent, waiting for Redis
@@ -202,8 +207,16 @@ class Checkpoint:
 
     # -- on the way out -----------------------------------------------------------------------------
 
-    async def flush(self) -> None:
-        """Publish what waits, then save the state it came from (see the module docstring). Call under the lock."""
+    async def flush(self, save: bool = False) -> None:
+        """Publish what waits, then save the state it came from (see the module docstring). Call under the lock.
+
+        States and markers are saved when `save` is asked (a stop, a rebalance) or when the last
+        save is `FOOTFALL_CHECKPOINT_INTERVAL_S` old: each save writes every store changed since,
+        whether once or fifty times, so saving every few seconds rather than at every 1 s flush
+        cuts the changelog writes (by 40 % at 3,000 simulated stores: README, "Exactly once per
+        input offset"). Records go out at every flush all the same; a crash re-applies what came
+        after the last save and publishes the same values again.
+        """
         records, counts, sends = self.outbox.take()
         partitions = {store_id: self.stores[store_id].partition for store_id, _ in records
                       if store_id in self.stores}
@@ -244,7 +257,11 @@ class Checkpoint:
             if self._in_kafka.get(key) is record:
                 del self._in_kafka[key]
         self.failing = False
-        await self._save_states()
+        if save or self._save_due():
+            await self._save_states()
+
+    def _save_due(self) -> bool:
+        return self.saved_at is None or time.monotonic() - self.saved_at >= self.save_interval_s
 
     async def _owned(self, records: dict[tuple[str, int | str], dict[str, Any]],
                      partitions: dict[str, int]) -> dict[tuple[str, int | str], dict[str, Any]]:

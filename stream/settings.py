@@ -99,6 +99,7 @@ class Settings:
     processing_guarantee: str = "at_least_once"
     dead_letter_log_every_s: float = 10.0
     live_interval_s: float = 1.0
+    checkpoint_interval_s: float = 5.0
     log_level: str = "info"
     web_enabled: bool = False
     web_port: int = 6066
@@ -410,6 +411,8 @@ def _validate(s: Settings) -> None:
         _fail("dead_letter_log_every_s", s.dead_letter_log_every_s, "must be a finite number >= 0")
     if not 0 <= s.live_interval_s <= 60:
         _fail("live_interval_s", s.live_interval_s, "must be between 0 and 60 seconds")
+    if not 0 <= s.checkpoint_interval_s <= 300:
+        _fail("checkpoint_interval_s", s.checkpoint_interval_s, "must be between 0 and 300 seconds")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         _fail("log_level", s.log_level, "must be debug, info, warning, error or critical")
     if not 0 < s.staffing_target_sl < 1:
@@ -431,6 +434,9 @@ def _validate(s: Settings) -> None:
         _fail("startup_timeout_s", s.startup_timeout_s, "must be a positive number of seconds")
     if not s.health_max_checkpoint_age_s > 0:
         _fail("health_max_checkpoint_age_s", s.health_max_checkpoint_age_s, "must be a positive number of seconds")
+    if s.checkpoint_interval_s >= s.health_max_checkpoint_age_s:
+        _fail("checkpoint_interval_s", s.checkpoint_interval_s,
+              f"must be below FOOTFALL_HEALTH_MAX_CHECKPOINT_AGE_S ({s.health_max_checkpoint_age_s:g} s)")
 
 
 #: Each variable, its default and what it does (the README's configuration table).
@@ -541,6 +547,10 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_DEAD_LETTER_LOG_EVERY_S": "At most one dead-letter log line per reason this often (s). Default 10.",
     "FOOTFALL_LIVE_INTERVAL_S": (
         "Live records are coalesced: at most one per store and bucket this often (s); 0 = every message. Default 1."
+    ),
+    "FOOTFALL_CHECKPOINT_INTERVAL_S": (
+        "Store states and offset markers are saved at most this often (s), records still every "
+        "FOOTFALL_LIVE_INTERVAL_S; a crash re-applies at most this much more input. 0 = at every flush. Default 5."
     ),
     "FOOTFALL_STALL_S": (
         "When the consumer delivers nothing from a partition for this long while messages wait there, the "

@@ -48,9 +48,11 @@ class FlowWorker:
         self.stores = StoreRegistry(settings, table)
         self.intake = Intake(settings, self.stores, self.outbox, events_topic, dead_letter_topic, redis_sink)
         self.checkpoint = Checkpoint(table, self.stores, self.outbox, redis_sink, dict(record_topics or {}),
-                                     aggregates_topic, settings.kafka)
+                                     aggregates_topic, settings.kafka, settings.checkpoint_interval_s)
         #: The input partitions this worker owns in Redis' eyes (`stream.ownership`).
         self.owners = redis_sink.owners
+        #: Set by `stop`: no message is applied any more.
+        self.stopping = False
         self._lock = asyncio.Lock()  # one message at a time, whether the agent or the catch-up reader applies it
         self._last_flush = time.monotonic()
         self.flush_count, self.flush_s_sum, self.last_flush_s = 0, 0.0, None  # for /metrics
@@ -63,9 +65,13 @@ class FlowWorker:
     async def process(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
                       headers: Any = None) -> None:
         """Handle one message exactly once; never raises. Waits while the checkpoints fail and work piles up."""
+        if self.stopping:
+            return  # stopping: not applied, not saved; read again from the marker at the next start
         if self.backlogged():
             await self._wait_for_room()
         async with self._lock:
+            if self.stopping:
+                return
             if partition in self.owners.lost:
                 # Another worker owns it now (or a lapsed claim is awaited): its messages are that worker's to
                 # apply; read again from the marker if this worker wins the partition back.
@@ -98,17 +104,22 @@ class FlowWorker:
                     break
         logger.warning("consumption resumed")
 
-    async def flush(self) -> None:
-        """Collect open buckets and live states, then publish and save (`stream.checkpoint`)."""
+    async def flush(self, save: bool = False) -> None:
+        """Collect open buckets and live states, then publish, and save if due or asked (`stream.checkpoint`)."""
         async with self._lock:
             self._last_flush = started = time.monotonic()
             try:
                 self.intake.collect_live()
-                await self.checkpoint.flush()
+                await self.checkpoint.flush(save)
             finally:
                 self.last_flush_s = time.monotonic() - started
                 self.flush_s_sum += self.last_flush_s
                 self.flush_count += 1
+
+    async def stop(self) -> None:
+        """Apply nothing more, then publish and save everything (the worker is stopping)."""
+        self.stopping = True
+        await self.flush(save=True)
 
     async def refresh_owners(self) -> None:
         """Keep the partition claims alive and take lapsed ones (`Checkpoint.refresh_owners`)."""
@@ -150,7 +161,7 @@ class FlowWorker:
 
         Not while backlogged: the consumer is held back on purpose then, not stalled.
         """
-        if self.backlogged():
+        if self.backlogged() or self.stopping:
             return 0
         applied = await self.checkpoint.catch_up(topic, partitions, stall_s, self._lock, self.intake.apply,
                                                  still_assigned)

@@ -46,7 +46,7 @@ def test_events_consumed_before_any_checkpoint_are_counted_after_a_restart(servi
     own_redis.start()
     port = free_port()
     worker = worker_factory(redis_url=own_redis.url, web_enabled="true", web_port=port,
-                            health_max_checkpoint_age_s=5)
+                            health_max_checkpoint_age_s=5, checkpoint_interval_s=1)
     worker.start()
     wait_until(lambda: health(port) == 200, 90, "the worker up")
     own_redis.kill()

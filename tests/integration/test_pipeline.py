@@ -271,6 +271,8 @@ def test_no_raw_identifier_reaches_any_output(services, worker_factory, unique_p
     client = run_and_check(services, unique_prefix, worker, traffic, services.bootstrap)
     wait_until(lambda: len(read_topic(services.bootstrap, f"{unique_prefix}.dead-letter")) >= traffic.expected_rejects,
                60, "dead letters")
+    # Stopped, it has saved every store's state (saves come every FOOTFALL_CHECKPOINT_INTERVAL_S otherwise).
+    assert worker.stop(signal.SIGTERM) == 0, worker.log_text()[-3000:]
     mark = RAW_ID_MARK.encode()
     outputs = [f"{unique_prefix}.aggregates", f"{unique_prefix}.dead-letter",
                f"{unique_prefix}-worker-stores-changelog"]

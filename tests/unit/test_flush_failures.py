@@ -229,3 +229,49 @@ def test_a_store_whose_saved_models_are_broken_still_counts_and_starts_its_model
         assert counter.stats["events"] == 1 and "internal_error" not in counter.stats
 
     asyncio.run(scenario())
+
+
+def test_states_and_markers_are_saved_at_the_checkpoint_interval_while_records_go_out_at_every_flush():
+    async def scenario():
+        counter, _, table, redis = make_counter()
+        counter.checkpoint.save_interval_s = 30.0
+        await counter.process(b"s1", event(1), "t.events", 0, 0)
+        await counter.flush()  # the first flush saves: nothing was saved yet
+        assert markers(table) == [marker_key(0)] and read_marker_value(table.data[marker_key(0)]) == 0
+        saved = len(table.changelog)
+        await counter.process(b"s1", event(2), "t.events", 0, 1)
+        await counter.flush()  # within the interval: the records go out, nothing is saved
+        assert len(table.changelog) == saved
+        buckets = [r for r in redis.published if r["type"] == "bucket"]
+        assert buckets[-1]["arrivals"] == 2
+        await counter.flush(save=True)  # asked (a stop, a rebalance): saved now
+        assert read_marker_value(table.data[marker_key(0)]) == 1
+        assert read_store_value("s1", table.data["s1"]).offset == 1
+        await counter.process(b"s1", event(3), "t.events", 0, 2)
+        await counter.flush()
+        assert read_marker_value(table.data[marker_key(0)]) == 1
+        counter.checkpoint.saved_at -= 31.0  # the interval has passed since the last save
+        await counter.process(b"s1", event(4), "t.events", 0, 3)
+        await counter.flush()
+        assert read_marker_value(table.data[marker_key(0)]) == 3
+        assert read_store_value("s1", table.data["s1"]).offset == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_stopping_worker_saves_everything_and_applies_nothing_more():
+    async def scenario():
+        counter, _, table, _ = make_counter()
+        counter.checkpoint.save_interval_s = 30.0
+        await counter.process(b"s1", event(1), "t.events", 0, 0)
+        await counter.flush()
+        await counter.process(b"s1", event(2), "t.events", 0, 1)
+        await counter.stop()  # within the interval: saved all the same
+        assert read_marker_value(table.data[marker_key(0)]) == 1
+        assert read_store_value("s1", table.data["s1"]).offset == 1
+        await counter.process(b"s1", event(3), "t.events", 0, 2)  # still delivered while Faust stops
+        await counter.flush(save=True)
+        assert read_marker_value(table.data[marker_key(0)]) == 1, "not applied: read again at the next start"
+        assert counter.stats["events"] == 2
+
+    asyncio.run(scenario())

@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "processing_guarantee": "at_least_once",
     "dead_letter_log_every_s": 10.0,
     "live_interval_s": 1.0,
+    "checkpoint_interval_s": 5.0,
     "log_level": "info",
     "web_enabled": False,
     "web_port": 6066,
@@ -126,6 +127,7 @@ def test_unrelated_variables_are_ignored() -> None:
         ("FOOTFALL_DEAD_LETTER_LOG_EVERY_S", "0", "dead_letter_log_every_s", 0.0),  # log every dead letter
         ("FOOTFALL_LIVE_INTERVAL_S", "0", "live_interval_s", 0.0),  # no coalescing: every message
         ("FOOTFALL_LIVE_INTERVAL_S", "2.5", "live_interval_s", 2.5),  # slower live updates
+        ("FOOTFALL_CHECKPOINT_INTERVAL_S", "0", "checkpoint_interval_s", 0.0),  # save at every flush
         ("FOOTFALL_LOG_LEVEL", "DEBUG", "log_level", "DEBUG"),  # any case
         ("FOOTFALL_WEB_ENABLED", "true", "web_enabled", True),  # true
         ("FOOTFALL_WEB_ENABLED", " YES ", "web_enabled", True),  # spaces and case
@@ -232,6 +234,8 @@ def test_min_event_time_ms_is_exact_to_the_millisecond(text: str, expected_ms: i
         ("FOOTFALL_DEAD_LETTER_LOG_EVERY_S", "-1"),  # negative
         ("FOOTFALL_LIVE_INTERVAL_S", "-0.5"),  # negative
         ("FOOTFALL_LIVE_INTERVAL_S", "61"),  # a live view a minute late is not live
+        ("FOOTFALL_CHECKPOINT_INTERVAL_S", "-1"),  # negative
+        ("FOOTFALL_CHECKPOINT_INTERVAL_S", "60"),  # not below the 60 s health bound on checkpoint age
         ("FOOTFALL_DEAD_LETTER_LOG_EVERY_S", "ten"),  # not a number
         ("FOOTFALL_LOG_LEVEL", "verbose"),  # not a level
         ("FOOTFALL_WEB_ENABLED", "maybe"),  # not a boolean

@@ -27,7 +27,7 @@ HOUR_MS = 3_600_000
 
 def make_worker(**settings) -> tuple[FlowWorker, dict[str, FakeTopic], FakeTable, FakeRedis]:
     params = {"pseudonym_secret": SECRET, "bucket_s": 60, "grace_s": 0, "forecast_horizon_h": 0,
-              "store_idle_evict_s": 10, **settings}
+              "store_idle_evict_s": 10, "checkpoint_interval_s": 0, **settings}  # every flush saves
     topics = {name: FakeTopic(name) for name in ("events", "aggregates", "dead-letter")}
     table, redis = FakeTable(), FakeRedis()
     worker = FlowWorker(Settings(**params), table, topics["events"], topics["aggregates"], topics["dead-letter"],
