@@ -18,7 +18,7 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -27,6 +27,9 @@ from footfall.stream.metrics import WorkerSnapshot, health, prometheus_text
 from footfall.stream.settings import Settings
 from footfall.stream.worker import FlowWorker
 
+if TYPE_CHECKING:  # app.py imports this module
+    from footfall.stream.app import FlowApp
+
 __all__ = ["PROGRESS_LOG_S", "register_agents", "register_metrics_pages"]
 
 logger = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ logger = logging.getLogger(__name__)
 PROGRESS_LOG_S = 30.0
 
 
-def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, events_topic: faust.TopicT) -> None:
+def register_agents(app: FlowApp, settings: Settings, worker: FlowWorker, events_topic: faust.TopicT) -> None:
     """Attach the agent, the timers and the rebalance hooks to `app`."""
     events_name = events_topic.get_topic_name()
 
@@ -59,8 +62,7 @@ def register_agents(app: faust.App, settings: Settings, worker: FlowWorker, even
         await worker.stop()
         await app.producer.flush()
 
-    if hasattr(app, "before_stop"):
-        app.before_stop.append(_save_before_stop)
+    app.before_stop.append(_save_before_stop)
 
     @app.on_partitions_assigned.connect
     async def _forget_assigned(app: faust.App, assigned: set, **kwargs: object) -> None:

@@ -302,8 +302,7 @@ class Checkpoint:
         won = self.redis.owners.drain_newly_won()
         if won:
             self.outbox.totals["partitions_won"] += len(won)
-            self.forget_partitions(won)
-            self.stores.forget(won)
+            self._drop_held(won)
 
     def _leave_lost(self) -> None:
         """Partitions another worker claimed: their stores leave memory, their markers are not written."""
@@ -312,10 +311,14 @@ class Checkpoint:
             logger.warning("partitions %s were claimed by another worker: dropping what this worker held of them",
                            sorted(lost))
             self.outbox.totals["partitions_lost"] += len(lost)
-            self.forget_partitions(lost)
-            self.stores.forget(lost)
-            for key in [k for k in self._in_kafka if k[0] not in self.stores]:
-                del self._in_kafka[key]
+            self._drop_held(lost)
+
+    def _drop_held(self, partitions: set[int]) -> None:
+        """Forget what memory holds of these partitions: the table and their markers are read again."""
+        self.forget_partitions(partitions)
+        self.stores.forget(partitions)
+        for key in [k for k in self._in_kafka if k[0] not in self.stores]:
+            del self._in_kafka[key]
 
     async def _to_redis(self, records: list[dict[str, Any]], counts: Any, partitions: dict[str, int]) -> bool:
         """Write to Redis; while it is known to be away, only a short probe (the lock is held meanwhile)."""
