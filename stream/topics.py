@@ -42,6 +42,46 @@ def topic_names(settings: Settings) -> list[str]:
     return list(dict.fromkeys([*TOPIC_NAMES, *record_topic_names().values()]))
 
 
+class _ConnectionFailures(logging.Handler):
+    """Remembers why kafka-python's bootstrap attempts failed, to name the cause in one line.
+
+    kafka-python retries until its bootstrap timeout and only raises "unable to
+    bootstrap"; the reasons are in its log. A broker refusing SASL credentials
+    either answers with an authentication error or, as often, closes the TLS
+    socket before that answer is read, so both are told apart here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.refused_credentials = False
+        self.disconnects = 0
+        self.refused_connections = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "SaslAuthenticationFailed" in text or "Authentication failed" in text:
+            self.refused_credentials = True
+        elif "socket disconnected" in text:
+            self.disconnects += 1
+        elif "ECONNREFUSED" in text or "Connection refused" in text:
+            self.refused_connections += 1
+
+    def diagnosis(self, settings: Settings) -> str:
+        """One sentence naming the likely cause and the settings to check."""
+        credentials = "FOOTFALL_KAFKA_SASL_USERNAME / FOOTFALL_KAFKA_SASL_PASSWORD"
+        if self.refused_credentials:
+            return f"The broker refused the SASL credentials: check {credentials}"
+        if self.disconnects and settings.kafka.uses_sasl:
+            return (f"The broker closed every connection during the handshake, which is how it refuses wrong "
+                    f"SASL credentials or a wrong mechanism: check {credentials} and FOOTFALL_KAFKA_SASL_MECHANISM")
+        if self.disconnects:
+            return ("The broker closed every connection: check FOOTFALL_KAFKA_SECURITY_PROTOCOL against the "
+                    "listener (TLS, SASL) and the lines above")
+        if self.refused_connections:
+            return "Nothing listens there: check the address and that the broker runs"
+        return "Check the address, the FOOTFALL_KAFKA_* settings and the lines above"
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]:
     """Create footfall's topics where missing; return each topic's partition count.
 
@@ -54,19 +94,21 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     deadline = time.monotonic() + timeout_s
+    seen = _ConnectionFailures()
+    kafka_logger = logging.getLogger("kafka")
+    kafka_logger.addHandler(seen)
     try:
         admin = KafkaAdminClient(**settings.kafka.kafka_python(), request_timeout_ms=15_000)
     except KafkaError as exc:
-        # kafka-python retries until its bootstrap timeout and logs why (refused, TLS, authentication);
-        # what reaches here is only "unable to bootstrap", so the message says where to look.
         security = settings.kafka_security_protocol
         if settings.kafka.uses_sasl:
             security += f" {settings.kafka_sasl_mechanism} as {settings.kafka_sasl_username!r}"
         raise RuntimeError(
             f"no Kafka broker answered at {settings.broker} (FOOTFALL_BROKER) over {security} "
-            f"(FOOTFALL_KAFKA_SECURITY_PROTOCOL): {exc}. Check the address, the FOOTFALL_KAFKA_* settings and "
-            "the lines above (a refused connection, a TLS error or an authentication failure): not consuming."
+            f"(FOOTFALL_KAFKA_SECURITY_PROTOCOL): {exc}. {seen.diagnosis(settings)}: not consuming."
         ) from exc
+    finally:
+        kafka_logger.removeHandler(seen)
     try:
         names = [settings.topic(n) for n in topic_names(settings)]
         existing = set(admin.list_topics())
