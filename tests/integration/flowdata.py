@@ -45,9 +45,14 @@ def _iso(ts_ms: int) -> str:
 
 def make_valid_traffic(
     rng: random.Random, *, stores: int, events_per_store: int, start_ms: int, span_ms: int,
-    batch_fraction: float = 0.4, miskeyed_fraction: float = 0.02,
+    batch_fraction: float = 0.4, miskeyed_fraction: float = 0.02, last_at_span_end: bool = False,
 ) -> Traffic:
-    """Valid events of every kind from stores of all three verticals, in per-store time order."""
+    """Valid events of every kind from stores of all three verticals, in per-store time order.
+
+    `last_at_span_end`: each store's last event a second before the span's end. An idle store's event
+    time runs on with the wall clock from its last event, so a span ending on a bucket boundary then has
+    every last bucket closed by an idle tick within seconds, not after the random gap (up to minutes).
+    """
     traffic = Traffic()
     verticals = ["retail", "bank", "telecom"]
     for s in range(stores):
@@ -55,6 +60,8 @@ def make_valid_traffic(
         store_id = f"{vertical}-{s:03d}"
         region = f"region-{s % 2}"
         times = sorted(start_ms + rng.randrange(span_ms) for _ in range(events_per_store))
+        if last_at_span_end:
+            times[-1] = start_ms + span_ms - 1_000
         events = [_event(rng, store_id, vertical, region, ts, traffic) for ts in times]
         traffic.valid_events.extend(events)
         i = 0
