@@ -100,15 +100,18 @@ class SeasonalNaive(Forecaster):
             raise ValueError(f"m must be >= 1, got {m}")
         self.m = m
         self.name = name or f"seasonal_naive_{m}"
-        self._ring = np.full(m, np.nan)  # the last m values (NaN: a gap), oldest at n_seen % m
+        # The last m values (NaN: a gap), oldest at n_seen % m. float32: counts are exact in it up to 2**24,
+        # and a week of 15-minute buckets takes 2.6 KB instead of 5.3.
+        self._ring = np.full(m, np.nan, dtype=np.float32)
 
     def __setstate__(self, state: dict) -> None:
         last = state.pop("_last", None)
         self.__dict__.update(state)
         if last is not None:  # saved before the ring: a deque of the last m values
-            self._ring = np.full(self.m, np.nan)
+            self._ring = np.full(self.m, np.nan, dtype=np.float32)
             for i, v in enumerate(last, start=self.n_seen - len(last)):
                 self._ring[i % self.m] = math.nan if v is None else v
+        self._ring = self._ring.astype(np.float32, copy=False)  # saved before float32
 
     @classmethod
     def _unit_test_params(cls):
@@ -190,6 +193,11 @@ class HoltWintersForecaster(_RiverForecaster):
         self.warm_up = 2 * m  # River initialises level and season from the first seasons
         self.model = time_series.HoltWinters(alpha=alpha, beta=beta, gamma=gamma, seasonality=m)
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.model._initialized:  # saved when the first season was still kept
+            self.model._first_values = []
+
     @classmethod
     def _unit_test_params(cls):
         yield {"m": 4, "bucket_ms": 6 * 3_600_000}
@@ -209,6 +217,7 @@ class HoltWintersForecaster(_RiverForecaster):
                 model.trend.append(statistics.mean(b - a for a, b in itertools.pairwise(first)))
             model.season.extend([v - model.level[-1] for v in first])
             model._initialized = True
+            model._first_values = []  # read only until initialised: a season of floats held for nothing
             return
         model.learn_one(y)
 
@@ -318,7 +327,8 @@ class CalendarRegression(_RiverForecaster):
         self.warm_up = 1
         # Per slot of the week, the EW mean of log1p counts (NaN: not seen yet); the holiday shift's and
         # the level's running means as [n, mean] (River's `stats.EWMean` and `stats.Mean`, same updates).
-        self._slot_mean = np.full(-(-7 * 86_400_000 // bucket_ms), np.nan)
+        # float32 (log1p counts to 7 digits): 2.6 KB a week of 15-minute slots instead of 5.3.
+        self._slot_mean = np.full(-(-7 * 86_400_000 // bucket_ms), np.nan, dtype=np.float32)
         self._shift = [0.0, 0.0]
         self._level = [0.0, 0.0]  # every ordinary bucket: the guess for a slot not seen yet
         self._zone = ZoneInfo(tz)
@@ -334,11 +344,12 @@ class CalendarRegression(_RiverForecaster):
         self.__dict__.update(state)
         self._zone = ZoneInfo(self.tz)
         if slots is not None:  # saved before the arrays: River EWMean per slot seen, River Means
-            self._slot_mean = np.full(-(-7 * 86_400_000 // self.bucket_ms), np.nan)
+            self._slot_mean = np.full(-(-7 * 86_400_000 // self.bucket_ms), np.nan, dtype=np.float32)
             for slot, mean in slots.items():
                 self._slot_mean[slot] = mean.get()
             self._shift = [float(shift.n), float(shift.get())]
             self._level = [float(level.n), float(level.get())]
+        self._slot_mean = self._slot_mean.astype(np.float32, copy=False)  # saved before float32
 
     @classmethod
     def _unit_test_params(cls):
@@ -372,7 +383,7 @@ class CalendarRegression(_RiverForecaster):
             slots = np.array([self.slot_of(start_ms + h * self.bucket_ms) for h in range(horizon)], dtype=np.int64)
         else:
             slots = (local // 60_000 + _EPOCH_WEEKDAY_MIN) % 10_080 * 60_000 // self.bucket_ms
-        z = self._slot_mean[slots]
+        z = self._slot_mean[slots].astype(float)
         z = np.where(np.isnan(z), self._level[1], z)
         if self.holidays:
             days = [local_day(start_ms + h * self.bucket_ms, self.tz) for h in range(horizon)] if local is None \

@@ -8,10 +8,11 @@ import pickle
 import random
 from collections import deque
 
+import numpy as np
 import pytest
 
 from footfall.operators.alerting.detectors import Expected, ResidualDetector
-from footfall.operators.alerting.rules import SilentSensor
+from footfall.operators.alerting.rules import EntryExitDrift, SilentSensor
 from footfall.operators.forecasting.cold_start import VerticalProfile
 from footfall.operators.forecasting.forecast_select import OnlineSelector, ResidualIntervals, _quantile
 from footfall.operators.forecasting.forecasters import (
@@ -45,7 +46,7 @@ def test_intervals_are_the_quantiles_of_the_last_window_residuals():
     for i in range(400):
         h, r, f = rng.randint(1, 3), rng.gauss(0, 5), rng.uniform(0, 40)
         intervals.add(h, r, f)
-        kept[h - 1].append(r / math.sqrt(f + 1.0))
+        kept[h - 1].append(float(np.float32(r / math.sqrt(f + 1.0))))  # residuals are kept in float32
         if i % 7:
             continue
         every = intervals.all_quantiles()
@@ -79,18 +80,21 @@ def test_the_selector_scores_and_publishes_what_a_brute_force_replay_says():
     # Errors and counts: every forecast whose bucket closed with a value, in order, through the EW mean.
     for slot, h in enumerate(scored):
         for c in shadow:
-            mean, n = 0.0, 0
+            mean, exact_mean, n = 0.0, 0.0, 0
             for i, y in enumerate(values):
                 origin = i - h
                 if origin < 0 or y is None:
                     continue
-                f = made[origin][c.name][h - 1]
-                if f is None:
+                exact = made[origin][c.name][h - 1]
+                if exact is None:
                     continue
+                f = float(np.float32(exact))  # forecasts wait for their bucket in float32
                 mean = abs(y - f) if n == 0 else 0.05 * abs(y - f) + 0.95 * mean
+                exact_mean = abs(y - exact) if n == 0 else 0.05 * abs(y - exact) + 0.95 * exact_mean
                 n += 1
             assert selector.scored[c.name][slot] == n
             assert selector.errors[c.name][slot] == mean
+            assert mean == pytest.approx(exact_mean, rel=1e-6)  # what keeping float32 costs
     # Published: at each horizon the best-ranked candidate with a value there.
     last = made[len(values) - 1]
     published = selector.forecast()
@@ -166,3 +170,19 @@ def test_states_saved_before_the_arrays_still_load():
     restored_silent.__setstate__(dict(silent.__dict__, slots={10: [0.2, 3.0]}))
     assert restored_silent.zero_share(10) == (0.2 + 0.5) / 4.0
     assert restored_silent.zero_share(11) == 0.5
+
+
+def test_drift_pickled_as_a_deque_loads_into_the_ring_and_sums_as_before():
+    window, rng = 5, random.Random(4)
+    pairs = [(float(rng.randint(0, 60)), float(rng.randint(0, 60))) for _ in range(12)]
+    drift = EntryExitDrift(window=window, min_gap=5.0)
+    for a, d in pairs:
+        drift.learn_one(a, d)
+    last = pairs[-window:]
+    assert drift.pairs == last
+    assert drift._sums() == (sum(a for a, _ in last), sum(d for _, d in last))
+    old = EntryExitDrift.__new__(EntryExitDrift)
+    old.__setstate__({"window": window, "min_gap": 5.0, "ratio": 0.3, "pairs": deque(pairs, maxlen=window)})
+    assert old.pairs == last and old.score_one() == drift.score_one()
+    assert pickle.loads(pickle.dumps(drift)).pairs == last
+    assert EntryExitDrift.from_state(drift.to_state()).pairs == last
