@@ -65,15 +65,17 @@ PROBE_TIMEOUT_S = 0.5
 #: Tries of a fenced write whose owner keys changed under it (each try checks them again).
 FENCE_TRIES = 5
 
-# Replace one member's row of a roll-up and keep the totals its sum (operators.kpis.rollup.RollUp's rule),
+# Replace members' rows of a roll-up and keep the totals their sum (operators.kpis.rollup.RollUp's rule),
 # then the same for the region's row in the chain, atomically: stores of every partition and worker
 # meet here, and two writers never interleave. A row equal to the stored one changes nothing, so a
-# record published twice counts once. KEYS: region members, region totals, chain members, chain
-# totals; ARGV: store id, row (JSON array), region, names (comma-separated, row order), ttl seconds.
+# record published twice counts once. One call takes every row of one region and slot in a flush:
+# one call per record cost the worker a Redis round of argument packing per store and per second.
+# KEYS: region members, region totals, chain members, chain totals; ARGV: region, names
+# (comma-separated, row order), ttl seconds, then store id and row (JSON array) for each member.
 # Returns the region and chain totals (HGETALL lists).
 _ROLLUP_LUA = '''
 local names = {}
-for name in string.gmatch(ARGV[4], '[^,]+') do names[#names + 1] = name end
+for name in string.gmatch(ARGV[2], '[^,]+') do names[#names + 1] = name end
 local function apply(members, totals, member, row_json)
   local old = redis.call('HGET', members, member)
   if old == row_json then return false end
@@ -87,15 +89,19 @@ local function apply(members, totals, member, row_json)
     if d ~= 0 or not old then redis.call('HINCRBY', totals, name, d) end
   end
   redis.call('HINCRBY', totals, 'seq', 1)
-  redis.call('EXPIRE', members, ARGV[5])
-  redis.call('EXPIRE', totals, ARGV[5])
+  redis.call('EXPIRE', members, ARGV[3])
+  redis.call('EXPIRE', totals, ARGV[3])
   return true
 end
-if apply(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then
+local changed = false
+for i = 4, #ARGV - 1, 2 do
+  if apply(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1]) then changed = true end
+end
+if changed then
   local values = redis.call('HMGET', KEYS[2], unpack(names))
   local row = {}
   for i = 1, #names do row[i] = tonumber(values[i]) or 0 end
-  apply(KEYS[3], KEYS[4], ARGV[3], cjson.encode(row))
+  apply(KEYS[3], KEYS[4], ARGV[1], cjson.encode(row))
 end
 return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4])}
 '''
@@ -318,30 +324,32 @@ class RedisSink:
         if not records:
             return
         k = self.keys
-        pipe = self.client.pipeline(transaction=False)
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (region, slot) -> its records, in order
         for record in records:
-            region = record.get("region") or "unassigned"
-            live = record["type"] == "live"
-            slot = "live" if live else str(record["bucket_start_ms"])
-            names = ",".join(LIVE_SUMMED if live else SUMMED)
-            row = orjson.dumps(compact_live(record) if live else compact(record)).decode()
+            slot = "live" if record["type"] == "live" else str(record["bucket_start_ms"])
+            groups.setdefault((record.get("region") or "unassigned", slot), []).append(record)
+        pipe = self.client.pipeline(transaction=False)
+        for (region, slot), group in groups.items():
+            live = slot == "live"
+            args: list[Any] = [region, ",".join(LIVE_SUMMED if live else SUMMED), self._retention_s]
+            for record in group:
+                args += [record["store_id"], orjson.dumps(compact_live(record) if live else compact(record)).decode()]
             keys = [k.rollup_members("region", region, slot),
                     k.rollup_totals("region", region, slot),
                     k.rollup_members("chain", CHAIN, slot),
                     k.rollup_totals("chain", CHAIN, slot)]
-            await self._rollup(keys=keys, args=[record["store_id"], row, region, names, self._retention_s],
-                               client=pipe)
+            await self._rollup(keys=keys, args=args, client=pipe)
         results = await pipe.execute()
         newest: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for record, (region_totals, chain_totals) in zip(records, results, strict=True):
-            region = record.get("region") or "unassigned"
-            live = record["type"] == "live"
+        for ((region, slot), group), (region_totals, chain_totals) in zip(groups.items(), results, strict=True):
+            live = slot == "live"
             for level, key, flat in (("region", region, region_totals), ("chain", CHAIN, chain_totals)):
                 totals = {k.decode(): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
-                rollup = live_rollup_record(level, key, totals) if live else rollup_record(level, key, record, totals)
-                ident = (level, key, "live" if live else str(record["bucket_start_ms"]))
-                if ident not in newest or rollup["seq"] > newest[ident]["seq"]:
-                    newest[ident] = rollup
+                ident = (level, key, slot)
+                if ident in newest and totals.get("seq", 0) <= newest[ident]["seq"]:
+                    continue
+                newest[ident] = live_rollup_record(level, key, totals) if live else \
+                    rollup_record(level, key, group[-1], totals)
         pipe = self.client.pipeline(transaction=False)
         for (level, key, slot), rollup in newest.items():
             body = orjson.dumps(rollup)
