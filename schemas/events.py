@@ -289,18 +289,31 @@ _CLASSES: dict[str, type[Event]] = {
 }
 
 
-def _checked(obj: Mapping[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
+#: Per field: name, required, its fast acceptor, the field (see `Field.acceptor`).
+_Plan = tuple[tuple[str, bool, Callable[[Any], bool], Field], ...]
+
+
+def _plan(fields: tuple[Field, ...]) -> _Plan:
+    return tuple((field.name, field.required, field.acceptor(), field) for field in fields)
+
+
+_COMMON_PLAN = _plan(COMMON_FIELDS)
+_KIND_PLANS = {kind: _plan(fields) for kind, fields in KIND_FIELDS.items()}
+
+
+def _checked(obj: Mapping[str, Any], plan: _Plan) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for field in fields:
-        value = obj.get(field.name)
+    get = obj.get
+    for name, required, accepts, field in plan:
+        value = get(name)
         if value is None:
-            if field.required:
-                raise InvalidEvent(
-                    "missing_field", f"field {field.name!r}: value missing violates rule 'required'", field.name
-                )
-            values[field.name] = None
+            if required:
+                raise InvalidEvent("missing_field", f"field {name!r}: value missing violates rule 'required'", name)
+            values[name] = None
+        elif accepts(value):
+            values[name] = value
         else:
-            values[field.name] = field.check(value)
+            values[name] = field.check(value)  # converts (3.0 -> 3) or raises naming the rule
     return values
 
 
@@ -333,12 +346,12 @@ def parse_event(
     """
     if not isinstance(obj, dict):
         raise InvalidEvent("not_an_object", f"event: value {type(obj).__name__} violates rule 'is a JSON object'")
-    common = _checked(obj, COMMON_FIELDS)
+    common = _checked(obj, _COMMON_PLAN)
     if "ts" not in obj or obj["ts"] is None:
         raise InvalidEvent("missing_field", "field 'ts': value missing violates rule 'required'", "ts")
     ts_ms = parse_ts_ms(obj["ts"], now_ms=now_ms, limits=limits)
     kind = common["kind"]
-    values = _checked(obj, KIND_FIELDS[kind])
+    values = _checked(obj, _KIND_PLANS[kind])
     if pseudonymize is not None:
         for name in IDENTIFIER_FIELDS[kind]:
             if values[name] is not None:

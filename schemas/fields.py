@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +166,46 @@ class Field:
                 "out_of_range", f"field {name!r}: value {value!r} violates rule '<= {_num(self.maximum)}'", name
             )
         return value
+
+    def acceptor(self) -> Callable[[Any], bool]:
+        """A fast test of the common case: true only for a value `check` returns unchanged, as it is.
+
+        A value it refuses is not necessarily invalid (`3.0` for an integer field is made `3`
+        by `check`): callers fall back to `check`, which converts it or raises with the rule.
+        Built once per field, it spares each valid value the generic checks (an event's ten
+        fields took about half of its decoding time).
+
+        >>> accepts = Field("items", "integer", minimum=0, maximum=10).acceptor()
+        >>> accepts(3), accepts(3.0), accepts(11), accepts(True)
+        (True, False, False, False)
+        >>> accepts = Field("vertical", "string", enum=("retail", "bank")).acceptor()
+        >>> accepts("bank"), accepts("shop"), accepts(["bank"])
+        (True, False, False)
+
+        """
+        if self.type == "boolean":
+            return lambda value: type(value) is bool
+        if self.type == "string":
+            longest = self.max_length
+            if self.enum is not None and self.pattern is None:
+                allowed = frozenset(v for v in self.enum if 0 < len(v) <= longest)
+                return lambda value: type(value) is str and value in allowed
+            if self.pattern is not None:
+                fullmatch = _compiled(self.pattern).fullmatch
+                allowed_or_all = frozenset(self.enum) if self.enum is not None else None
+
+                def accepts_pattern(value: Any) -> bool:
+                    return (type(value) is str and 0 < len(value) <= longest and fullmatch(value) is not None
+                            and (allowed_or_all is None or value in allowed_or_all))
+
+                return accepts_pattern
+            return lambda value: type(value) is str and 0 < len(value) <= longest
+        # Numbers: NaN fails every comparison and the infinities lie outside the largest finite bounds.
+        lowest = -sys.float_info.max if self.minimum is None else self.minimum
+        highest = sys.float_info.max if self.maximum is None else self.maximum
+        if self.type == "integer":
+            return lambda value: type(value) is int and lowest <= value <= highest
+        return lambda value: (type(value) is float or type(value) is int) and lowest <= value <= highest
 
     def json_schema(self) -> dict[str, Any]:
         """This field as a JSON Schema (draft 2020-12) property."""

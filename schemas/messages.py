@@ -187,15 +187,17 @@ def too_deep(raw: bytes, doc: Any) -> bool:
     """
     if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
         return False
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        value, level = stack.pop()
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
-        if children is None:
-            continue
+    # Level by level, carrying only the containers: a batch of flat events costs one pass over
+    # its members (a stack of every member, scalars included, took a third of a batch's decoding).
+    level, containers = 1, [doc]
+    while containers:
         if level > MAX_DEPTH:
             return True
-        stack.extend((child, level + 1) for child in children)
+        below: list[Any] = []
+        for container in containers:
+            members = container.values() if type(container) is dict else container
+            below += [m for m in members if type(m) is dict or type(m) is list]
+        containers, level = below, level + 1
     return False
 
 
