@@ -89,6 +89,8 @@ class ForecastsAndAlerts:
 class StoreModelsStage:
     """One store's forecasts and watches, made at its first closed bucket."""
 
+    event_kinds: ClassVar[frozenset[str]] = frozenset()  # buckets carry every count it reads
+
     def __init__(self, config: ForecastsAndAlerts, models: StoreModels | None = None) -> None:
         self.config = config
         self.models = models

@@ -131,6 +131,8 @@ class Insights:
 class StoreInsights:
     """One store's heatmap and daily totals, and its day's insights at each local day's close."""
 
+    event_kinds: ClassVar[frozenset[str]] = frozenset()  # buckets carry every count it reads
+
     def __init__(self, config: Insights, tz: str, heatmap: HourlyHeatmap | None = None,
                  daily: DailyTotals | None = None, day: int | None = None, reported: int | None = None) -> None:
         self.config = config

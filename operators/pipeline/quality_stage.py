@@ -187,6 +187,8 @@ class DataQuality:
 class StoreQuality:
     """One store's sensors and what their reports cover, graded at each closed bucket."""
 
+    event_kinds: ClassVar[frozenset[str]] = frozenset({"door", "heartbeat"})
+
     def __init__(self, config: DataQuality | None = None, tz: str = "UTC") -> None:
         self.config = config = config or DataQuality()
         self.sensors = KnownSensors(config.known_for_ms, config.max_sensors)

@@ -157,6 +157,8 @@ class CustomerSegments:
 class StoreSegments:
     """One store's till and visit segments, and the counts of each segment per open bucket and per day."""
 
+    event_kinds: ClassVar[frozenset[str]] = frozenset({"pos", "visit"})
+
     def __init__(self, config: CustomerSegments) -> None:
         self.config = config
         self.models: dict[str, OnlineSegments] = {}  # a kind appears with its first event

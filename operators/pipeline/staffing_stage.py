@@ -192,6 +192,8 @@ class StaffingAdvice:
 class StoreStaffing:
     """One store's service times, patience and counters, and its staffing at each closed bucket."""
 
+    event_kinds: ClassVar[frozenset[str]] = frozenset({"queue"})
+
     def __init__(self, config: StaffingAdvice) -> None:
         self.config = config
         self.service = ServiceTime(config.service_fading)

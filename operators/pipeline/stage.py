@@ -127,6 +127,10 @@ class Stage(Protocol):
     `changed` is True from any call that changed the state until the pipeline's
     `mark_stages_saved`: the worker saves a stage's state, before its store's, only then.
     `on_event` sees the store's identity only (`StoreContext` without occupancy or queues).
+    A stage may declare `event_kinds` (a class attribute: the event kinds its `on_event` reads);
+    the pipeline then calls `on_event` for those kinds only. Without it, every counted event
+    reaches it: most stages read one or two kinds, and a call per stage per event is most of
+    what a store's stages cost per event.
     """
 
     changed: bool

@@ -81,7 +81,7 @@ from footfall.operators.kpis.queues import QueueKpis
 from footfall.operators.kpis.retail import RetailKpis
 from footfall.operators.windows.buckets import TumblingBuckets
 from footfall.operators.windows.dedupe import RecentEventIds
-from footfall.operators.windows.localtime import local_day
+from footfall.operators.windows.localtime import LocalDays, local_day
 from footfall.operators.windows.rolling import BucketBaseline, _versus
 from footfall.operators.windows.sliding import SlidingCounts
 from footfall.schemas.events import DoorEvent, Event, PosEvent, QueueEvent, VisitEvent
@@ -187,14 +187,15 @@ class StoreFlow:
     """One store's buckets, windows, occupancy, queues, days and baselines (see the module docstring)."""
 
     __slots__ = (
-        "_kpis", "_refs", "baseline", "buckets", "days", "dedupe", "duplicates", "last_closed", "late", "occupancy",
-        "params", "queues", "restated", "sliding", "touched",
+        "_days_of", "_kpis", "_refs", "baseline", "buckets", "days", "dedupe", "duplicates", "last_closed", "late",
+        "occupancy", "params", "queues", "restated", "sliding", "touched",
     )
 
     def __init__(self, params: StoreParams | None = None) -> None:
         p = params or StoreParams()
         self.params = p
         self._kpis = BucketKpis()
+        self._days_of = LocalDays(p.tz)
         self.buckets = TumblingBuckets(aggregation=self._kpis, **p.buckets_kwargs())
         self.dedupe = RecentEventIds(p.dedupe_horizon_ms)
         self.sliding = SlidingCounts(SLIDING, p.windows_ms, p.slot_ms)
@@ -245,23 +246,29 @@ class StoreFlow:
         wm = buckets.watermark_ms
         if wm is not None and ts > wm:
             ts = wm  # ahead of the watermark (not corroborated yet): it counts now in the store's clocks
-        if self.sliding.watermark_ms is None or wm > self.sliding.watermark_ms:  # type: ignore[operator]
-            self.sliding.update(wm, {})  # type: ignore[arg-type]
+        counts: dict[str, int] | None = None
         if isinstance(event, DoorEvent):
-            self.sliding.update(ts, {"arrivals": event.count_in, "departures": event.count_out})
+            counts = {"arrivals": event.count_in, "departures": event.count_out}
             self.occupancy.update(ts, event.count_in, event.count_out)
         elif isinstance(event, VisitEvent):
             arrive = event.action == "arrive"
-            self.sliding.update(ts, {"arrivals": 1} if arrive else {"departures": 1})
+            counts = {"arrivals": 1} if arrive else {"departures": 1}
             self.occupancy.update(ts, 1 if arrive else 0, 0 if arrive else 1)
         elif isinstance(event, PosEvent):
-            self.sliding.update(ts, {"transactions": 1})
+            counts = {"transactions": 1}
         elif isinstance(event, QueueEvent):
             if self.queues is None:
                 self.queues = QueueKpis(self.params.target_wait_s, tz=self.params.tz, reset_at=self.params.reset_at)
             self.queues.update(event if ts == event.ts_ms else dataclasses.replace(event, ts_ms=ts))
             if event.action == "issued":
-                self.sliding.update(ts, {"tickets_issued": 1})
+                counts = {"tickets_issued": 1}
+        # The windows' clock follows the watermark; an event at the watermark (the usual one) moves it
+        # with its own counts, in one call.
+        behind = self.sliding.watermark_ms is None or wm > self.sliding.watermark_ms  # type: ignore[operator]
+        if behind and (counts is None or ts != wm):
+            self.sliding.update(wm, {})  # type: ignore[arg-type]
+        if counts is not None:
+            self.sliding.update(ts, counts)
         self._count_day(event)
         return "restated" if restating else "counted"
 
@@ -276,7 +283,7 @@ class StoreFlow:
         return ts_ms
 
     def _count_day(self, event: Event) -> None:
-        day = local_day(event.ts_ms, self.params.tz).isoformat()
+        day = self._days_of.iso(event.ts_ms)
         state = self.days.get(day)
         if state is None:
             state = self._kpis.initialize()

@@ -113,7 +113,8 @@ class StorePipeline:
 
     """
 
-    __slots__ = ("_changed", "_factories", "_outputs", "flow", "quality", "region", "stages", "store_id", "vertical")
+    __slots__ = ("_changed", "_factories", "_outputs", "_readers", "flow", "quality", "region", "stages", "store_id",
+                 "vertical")
 
     def __init__(self, store_id: str, params: StoreParams | None = None, stages: Sequence[StageFactory] = (),
                  region: str | None = None, vertical: str | None = None, flow: StoreFlow | None = None,
@@ -127,6 +128,7 @@ class StorePipeline:
             raise ValueError(f"stage names must be unique: {[f.name for f in stages]}")
         self._changed: set[str] = set()
         self._outputs: list[Output] = []
+        self._readers: dict[str, tuple[str, ...]] = {}  # event kind -> the stages whose on_event reads it
         self.quality: str | None = None  # the newest closed bucket's grade (not saved: graded again at the next)
         context = self.context(identity_only=True)
         saved = stage_states or {}
@@ -174,13 +176,21 @@ class StorePipeline:
             self.region = event.region
         if event.vertical:
             self.vertical = event.vertical
-        if self.stages:
+        readers = self._readers.get(event.kind)
+        if readers is None:
+            readers = self._readers[event.kind] = self._readers_of(event.kind)
+        if readers:
             # Occupancy and queues are not read per event (a queue's KPIs cost tens of µs): a stage
             # reads them at a bucket's close.
             context = self.context(identity_only=True)
-            for name, stage in self.stages.items():
-                self._call(name, "event", None, stage.on_event, event, context)
+            for name in readers:
+                self._call(name, "event", None, self.stages[name].on_event, event, context)
         return fate
+
+    def _readers_of(self, kind: str) -> tuple[str, ...]:
+        """The stages, in order, whose `on_event` reads events of `kind` (`Stage.event_kinds`; none: all)."""
+        return tuple(name for name, stage in self.stages.items()
+                     if getattr(stage, "event_kinds", None) is None or kind in stage.event_kinds)
 
     def late_by_ms(self, ts_ms: int) -> int:
         """How far past its bucket's close an event at `ts_ms` is (for a `late` event's reason)."""
@@ -258,6 +268,7 @@ class StorePipeline:
             if restart:
                 self.stages[name] = self._factories[name].build(self.context(), None)
                 self._changed.add(name)
+                self._readers.clear()  # the new stage may read other kinds
             self._outputs.append(StageError(name, moment, bucket_start_ms, f"{type(exc).__name__}: {exc}",
                                             restart, {"traceback": traceback.format_exc()}))
             return False

@@ -17,6 +17,7 @@ The hand-worked values come from the zones' 2026 rules:
 from __future__ import annotations
 
 import datetime as dt
+import random
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from footfall.operators.windows.localtime import (
+    LocalDays,
     buckets_of_day,
     day_bounds_ms,
     hour_of_week,
@@ -254,3 +256,27 @@ def test_next_local_time_is_the_next_matching_instant(ts_ms: int, tz: str, hh: i
     # it is that local day's resolved hh:mm (so not a second occurrence)
     day = local_day(nxt, tz)
     assert nxt == wall_time_ms(day, tz, hh, mm)
+
+
+@pytest.mark.parametrize("tz", ["Europe/London", "America/New_York", "Pacific/Auckland", "America/Santiago",
+                                "Pacific/Apia", "Asia/Kolkata", "UTC"])
+def test_local_days_give_the_date_local_day_gives_in_time_order_and_out_of_it(tz: str) -> None:
+    # Pacific/Apia skipped 30 December 2011 whole; the others change their offsets in 2026.
+    start = 1_293_840_000_000 if tz == "Pacific/Apia" else 1_767_225_600_000  # 2011-01-01Z / 2026-01-01Z
+    rng = random.Random(tz)
+    days = LocalDays(tz)
+    ts = start
+    for _ in range(20_000):
+        # Mostly forward by up to an hour (a store's events), now and then a jump back or far ahead.
+        # Some 6 years in all, through every change of offset and Apia's skipped day.
+        ts += rng.choice([rng.randint(0, 3_600_000)] * 8 + [-rng.randint(0, 86_400_000),
+                                                              rng.randint(0, 3 * 86_400_000)])
+        assert days.iso(ts) == dt.datetime.fromtimestamp(ts / 1000, ZoneInfo(tz)).date().isoformat(), ts
+    # Each midnight and the millisecond either side, in order: the remembered span ends exactly there.
+    days = LocalDays(tz)
+    day = dt.datetime.fromtimestamp(start / 1000, ZoneInfo(tz)).date()
+    for _ in range(800):
+        midnight = day_bounds_ms(day, tz)[1]
+        for ts in (midnight - 1, midnight, midnight + 1):
+            assert days.iso(ts) == dt.datetime.fromtimestamp(ts / 1000, ZoneInfo(tz)).date().isoformat(), ts
+        day += dt.timedelta(days=1)
