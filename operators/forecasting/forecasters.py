@@ -256,6 +256,9 @@ class SnarimaxForecaster(_RiverForecaster):
     def _forecast(self, horizon: int, start_ms: int) -> list[float]:
         return [math.expm1(min(v, 50.0)) for v in self._log_forecast(horizon)]
 
+    def _forecast_array(self, horizon: int, start_ms: int) -> np.ndarray:
+        return np.expm1(np.minimum(np.array(self._log_forecast(horizon), dtype=float), 50.0))
+
     def _log_forecast(self, horizon: int) -> list[float]:
         """River's `SNARIMAX.forecast` (p lags and one seasonal lag, a seasonal difference), without its dicts.
 
@@ -279,15 +282,28 @@ class SnarimaxForecaster(_RiverForecaster):
             coef.append(scale)
             shift -= scale * scaler.means[key] if var else 0.0
         intercept = regression.intercept + shift
-        lags = [*range(p), m - 1]
+        # River keeps the newest first (`insert(0, ...)`, a shift of the whole list per step); here the
+        # lists run oldest first and grow at the end: the same sums in the same order, lag l at [-1 - l].
+        back = [-1 - lag for lag in (*range(p), m - 1)]
+        terms = list(zip(coef, back, strict=True))
+        diffs, history = y_diff[::-1], y_hist[::-1]
         out = []
+        if p == 2:  # the configuration used: the three terms written out (a third of the time of the loop below)
+            (c1, _), (c2, _), (cm, _) = terms
+            for _ in range(horizon):
+                pred = intercept + c1 * diffs[-1] + c2 * diffs[-2] + cm * diffs[-m]  # the same order of sums
+                diffs.append(pred)
+                value = pred + history[-m]
+                history.append(value)
+                out.append(value)
+            return out
         for _ in range(horizon):
             pred = intercept
-            for c, lag in zip(coef, lags, strict=True):
-                pred += c * y_diff[lag]
-            y_diff.insert(0, pred)
-            value = pred + y_hist[m - 1]
-            y_hist.insert(0, value)
+            for c, at in terms:
+                pred += c * diffs[at]
+            diffs.append(pred)
+            value = pred + history[-m]
+            history.append(value)
             out.append(value)
         return out
 

@@ -150,6 +150,8 @@ def test_river_candidates_forecast_as_river_does():
     river_snarimax = [math.expm1(min(v, 50.0)) for v in snarimax.model.forecast(60)]
     assert snarimax.forecast(60, 0) == pytest.approx([min(max(v, 0.0), ceiling) for v in river_snarimax],
                                                      rel=1e-9)
+    assert snarimax.forecast_array(60, 0).tolist() == pytest.approx(
+        [min(max(v, 0.0), ceiling) for v in river_snarimax], rel=1e-9)
 
 
 def test_states_saved_before_the_arrays_still_load():

@@ -114,6 +114,57 @@ def test_forecasts_are_judged_only_when_their_bucket_closes_and_each_horizon_pic
     assert [n for n, _ in selector.ranking(2)] == ["good_far", "good_near"]
 
 
+class _Noisy(Forecaster):
+    """A candidate off the truth by its own noise level, with no value now and then (for selection tests)."""
+
+    def __init__(self, name: str, noise: float, gaps: float, seed: int) -> None:
+        super().__init__(HOUR)
+        self.name, self.noise, self.gaps, self.seed = name, noise, gaps, seed
+
+    def learn_one(self, y, ts_ms):
+        self.n_seen += 1
+
+    def forecast(self, horizon, start_ms):
+        rng = random.Random(f"{self.seed}:{start_ms}")  # the same forecast each time it is asked
+        return [None if rng.random() < self.gaps else 50.0 + rng.gauss(0, self.noise) for _ in range(horizon)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_each_horizon_publishes_the_most_trusted_candidate_that_has_a_value(seed):
+    """Against the rule written out plainly: per horizon, the candidates scored `min_scored` times at its
+    scored horizon (the nearest at or below it) by error, then the others in the order given; the
+    first with a value."""
+    rng = random.Random(seed)
+    horizon = rng.choice([5, 12, 24])
+    scored_horizons = sorted({1, *rng.sample(range(2, horizon + 1), rng.randint(0, horizon // 2))})
+    candidates = [_Noisy(f"c{i}", rng.choice([0.5, 2.0, 8.0]), rng.choice([0.0, 0.1, 0.4]), seed * 10 + i)
+                  for i in range(rng.randint(2, 5))]
+    selector = OnlineSelector(candidates, horizon, HOUR, min_scored=rng.choice([3, 10, 40]),
+                              scored_horizons=scored_horizons)
+    checked = 0
+    for i in range(80):
+        selector.learn_one(50.0 + rng.gauss(0, 1), MONDAY + i * HOUR)
+        published = selector.forecast()
+        latest = selector.candidate_forecasts()
+        errors, scored = selector.errors, selector.scored
+        expected_models, expected_values = [], []
+        for h in range(1, horizon + 1):
+            slot = max(j for j, s in enumerate(scored_horizons) if s <= h)
+            ready = sorted((c.name for c in candidates if scored[c.name][slot] >= selector.min_scored),
+                           key=lambda name: errors[name][slot])
+            order = ready + [c.name for c in candidates if c.name not in ready]
+            first = next((name for name in order if latest[name][h - 1] is not None), None)
+            expected_models.append(first)
+            expected_values.append(None if first is None else latest[first][h - 1])
+        if None in expected_models:
+            assert published is None
+            continue
+        assert published.models == expected_models
+        assert published.values == pytest.approx(expected_values, rel=1e-12)
+        checked += 1
+    assert checked > 20
+
+
 def test_a_gap_scores_nothing():
     naive = SeasonalNaive(1, HOUR, name="last")
     selector = OnlineSelector([naive], horizon=1, bucket_ms=HOUR, min_scored=1)
