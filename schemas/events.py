@@ -35,6 +35,7 @@ out_of_range | field 'amount': value nan violates rule 'is finite'
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -289,6 +290,26 @@ _CLASSES: dict[str, type[Event]] = {
 }
 
 
+def _filler(cls: type[Event]) -> Callable[..., Event]:
+    """`cls(**fields)`, made empty and each slot filled through its descriptor.
+
+    The frozen dataclass's `__init__` sets each field with `object.__setattr__` (to get past its
+    own `__setattr__`): 3.3 µs of a door event's 9 µs of decoding, about 14 % of the worker's
+    CPU on batches (sampled). Filling the slots directly gives the same frozen, equal instance in
+    about half the time. Generated once per class, like the dataclass's own `__init__`.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    source = (f"def fill(*, {', '.join(names)}):\n    event = new(cls)\n"
+              + "".join(f"    set_{name}(event, {name})\n" for name in names) + "    return event\n")
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    scope.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
+    exec(source, scope)  # the source is built here from the dataclass's own field names
+    return scope["fill"]  # type: ignore[no-any-return]
+
+
+_FILLERS: dict[str, Callable[..., Event]] = {kind: _filler(cls) for kind, cls in _CLASSES.items()}
+
+
 #: Per field: name, required, its fast acceptor, the field (see `Field.acceptor`).
 _Plan = tuple[tuple[str, bool, Callable[[Any], bool], Field], ...]
 
@@ -364,7 +385,7 @@ def parse_event(
         _door_counts(values)
     elif kind == "visit" and values["action"] == "arrive" and values["dwell_s"] is not None:
         raise InvalidEvent("out_of_range", "field 'dwell_s': value given violates rule 'only on leave'", "dwell_s")
-    return _CLASSES[kind](**envelope, **values)
+    return _FILLERS[kind](**envelope, **values)
 
 
 def _door_counts(values: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from footfall.schemas.events import COMMON_FIELDS, KIND_FIELDS
+from footfall.schemas.events import _CLASSES, _FILLERS, COMMON_FIELDS, KIND_FIELDS
 from footfall.schemas.fields import Field, InvalidEvent
 from footfall.schemas.messages import MAX_DEPTH, too_deep
 
@@ -99,3 +99,24 @@ def test_too_deep_agrees_with_a_recursive_depth_count() -> None:
         assert depth(doc) == levels + 1
         assert too_deep(orjson.dumps(doc), doc) is expected
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("kind", sorted(_CLASSES))
+def test_events_filled_slot_by_slot_are_the_events_the_dataclass_makes(kind: str) -> None:
+    import dataclasses
+
+    cls = _CLASSES[kind]
+    rng = random.Random(kind)
+    for _ in range(50):
+        fields = {f.name: rng.choice([None, rng.randint(0, 9), f"v{rng.randint(0, 9)}", rng.random()])
+                  for f in dataclasses.fields(cls)}
+        made, reference = _FILLERS[kind](**fields), cls(**fields)
+        assert type(made) is cls
+        assert made == reference and hash(made) == hash(reference) and repr(made) == repr(reference)
+        assert dataclasses.asdict(made) == fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.ts_ms = 0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _FILLERS[kind](**{**fields, "unknown": 1})
+    with pytest.raises(TypeError):
+        _FILLERS[kind](**{k: v for k, v in fields.items() if k != "ts_ms"})
