@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +57,13 @@ class Outbox:
         self.counts[name] += n
         self.totals[name] += n
 
-    def count_all(self, counts: Counter[str]) -> None:
-        self.counts.update(counts)
-        self.totals.update(counts)
+    def count_all(self, counts: Mapping[str, int]) -> None:
+        # Key by key: Counter.update checks its argument against the Mapping ABC and loops in Python
+        # anyway (two per message, measured at about 1 % of the worker's time on single events).
+        own, totals = self.counts, self.totals
+        for name, n in counts.items():
+            own[name] += n
+            totals[name] += n
 
     async def send(self, topic: faust.TopicT, key: bytes | None, value: bytes,
                    headers: list[tuple[str, bytes]] | None) -> None:

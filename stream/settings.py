@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
+import functools
 import math
 import re
 import zoneinfo
@@ -175,9 +176,9 @@ class Settings:
         """Buckets ahead to forecast (0: forecasts off)."""
         return round(self.forecast_horizon_h * 3600 / self.bucket_s)
 
-    @property
+    @functools.cached_property
     def store_id_patterns(self) -> tuple[str, ...]:
-        """`FOOTFALL_STORE_IDS` as fnmatch globs (none: every store id is allowed)."""
+        """`FOOTFALL_STORE_IDS` as fnmatch globs (none: every store id is allowed); read once (asked per message)."""
         return _store_id_patterns(self.store_ids)
 
     def store_allowed(self, store_id: str) -> bool:
