@@ -1,0 +1,65 @@
+"""Live and latest-bucket hashes written as one JSON argument hold what an HSET of each field would.
+
+The sink hands Redis a record's fields as one JSON object and a Lua script sets them (redis-py's
+packing of 80 fields a record was the worker's largest cost at thousands of stores). The reference
+here is redis-py's own HSET of the same fields, on the session's real Redis, with awkward strings:
+NUL, escapes, non-BMP characters, long values, texts that look like JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from footfall.stream.settings import Settings
+from footfall.stream.sinks import RedisSink, _flat
+
+pytestmark = pytest.mark.integration
+
+AWKWARD = ["x\u0000y", 'é\n\t"\\', "", "\u2028 \U0001f600", "1.5", "null", "[1, 2]", "z" * 5000]
+
+
+def record(kind: str, store_id: str, n: int) -> dict[str, Any]:
+    fields: dict[str, Any] = {f"f{i}": AWKWARD[i % len(AWKWARD)] for i in range(n)}
+    fields.update({"type": kind, "store_id": store_id, "region": "r-1", "bucket_start_ms": 1_780_290_000_000,
+                   "bucket_start": "2026-06-01T05:00:00Z", "status": "open", "day": "2026-06-01",
+                   "count": 7, "ratio": 0.125, "nothing": None, "nested": {"a": [1, None, "b"]}})
+    return fields
+
+
+def test_live_and_latest_hashes_hold_what_hset_of_each_field_would(services, unique_prefix):
+    settings = Settings(broker="unused:9092", redis_url=services.redis_url, topic_prefix=unique_prefix,
+                        pseudonym_secret="0123456789abcdef-secret")
+    keys, plain = settings.redis_keys, redis.Redis.from_url(services.redis_url)
+    sink = RedisSink(settings)
+    live, bucket = record("live", "s-1", 300), record("bucket", "s-2", 90)
+
+    async def write(records: list[dict[str, Any]]) -> None:
+        try:
+            async with sink.client.pipeline(transaction=False) as pipe:
+                await sink._queue_records(pipe, records)
+                await pipe.execute()
+        finally:
+            await sink.client.aclose()
+
+    try:
+        # Fields the live record no longer has must go; the latest bucket hash keeps others.
+        plain.hset(keys.store_live("s-1"), "stale", "1")
+        plain.hset(keys.store_latest("s-2"), "kept", "1")
+        asyncio.run(write([live, bucket]))
+        for key, rec, extra in ((keys.store_live("s-1"), live, {}), (keys.store_latest("s-2"), bucket, {"kept": "1"})):
+            reference = f"{unique_prefix}:reference"
+            plain.delete(reference)
+            plain.hset(reference, mapping={**_flat(rec), **extra})
+            assert plain.hgetall(key) == plain.hgetall(reference)
+            assert 0 < plain.ttl(key) <= settings.bucket_retention_days * 86_400
+            assert orjson.loads(plain.hget(key, "nested")) == {"a": [1, None, "b"]}
+            assert plain.hget(key, "f0") == "x\u0000y".encode()
+    finally:
+        for key in plain.scan_iter(f"{unique_prefix}:*"):
+            plain.delete(key)
+        plain.close()
