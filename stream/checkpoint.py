@@ -401,9 +401,13 @@ class Checkpoint:
                 return
             for store, name in saved_stages:
                 store.pipeline.mark_stages_saved([name])
-        written = [(store_id, self._save(store.partition, store_id, store_value(
-            store_id, store.pipeline.to_state(), store.partition, store.offset, store.rerouted.to_state())))
-            for store_id, store in dirty]
+        written, now = [], time.monotonic()
+        for store_id, store in dirty:
+            value = store_value(store_id, store.pipeline.to_state(), store.partition, store.offset,
+                                store.rerouted.to_state())
+            raw = orjson.dumps(value)
+            store.state_value_bytes, store.state_measured_at = len(raw), now  # for `Intake.fits`
+            written.append((store_id, self._save(store.partition, store_id, value, raw)))
         results = await asyncio.gather(*(future for _, future in written), return_exceptions=True)
         failed = {store_id for (store_id, _), result in zip(written, results, strict=True)
                   if isinstance(result, BaseException)}
@@ -418,11 +422,12 @@ class Checkpoint:
         self._applied.clear()
         self.saved_at = time.monotonic()
 
-    def _save(self, partition: int, key: str, value: dict[str, Any]) -> Any:
+    def _save(self, partition: int, key: str, value: dict[str, Any], raw: bytes | None = None) -> Any:
         # Set the value without Faust's own changelog send (which needs the current event for its
         # partition, absent in the timer), and send the changelog record to the store's partition.
         self.table.data[key] = value
-        return self.table.send_changelog(partition, key, orjson.dumps(value), value_serializer="raw")
+        return self.table.send_changelog(partition, key, orjson.dumps(value) if raw is None else raw,
+                                         value_serializer="raw")
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop what the ledger holds of these partitions (after a rebalance the table is the truth)."""

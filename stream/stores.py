@@ -158,6 +158,10 @@ class HeldStore:
     # Re-routed messages applied, by source partition and offset: one sent again (its source re-applied
     # after a crash, or its failed send resent after later ones) is recognised whatever its events' age.
     rerouted: ReroutedSeen = field(default_factory=ReroutedSeen)
+    # Bytes of its saved state's value and when they were measured (monotonic), by the checkpoint
+    # that serialised it or by `Intake.fits`: the size check reuses the save's serialisation.
+    state_value_bytes: int = -1
+    state_measured_at: float = 0.0
 
     @property
     def meta(self) -> StoreMeta:

@@ -50,12 +50,14 @@ class FakeTable:
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.changelog: list[tuple[int, str]] = []
+        self.sent_values: dict[str, bytes] = {}  # key -> the last value sent to the changelog
 
     def get(self, key, default=None):
         return self.data.get(key, default)
 
     def send_changelog(self, partition, key, value, value_serializer=None):
         self.changelog.append((partition, key))
+        self.sent_values[key] = value
         future = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
@@ -273,5 +275,35 @@ def test_a_stopping_worker_saves_everything_and_applies_nothing_more():
         await counter.flush(save=True)
         assert read_marker_value(table.data[marker_key(0)]) == 1, "not applied: read again at the next start"
         assert counter.stats["events"] == 2
+
+    asyncio.run(scenario())
+
+
+def test_the_size_check_reuses_the_checkpoints_serialisation_and_measures_again_once_it_is_stale_or_large():
+    async def scenario():
+        counter, _, table, _ = make_counter()
+        await counter.process(b"s1", event(1), "t.events", 0, 0)
+        store = counter.stores["s1"]
+        await counter.checkpoint.flush(save=True)  # the save alone, no size check before it
+        assert store.state_value_bytes == len(table.sent_values["s1"]), "the bytes the checkpoint sent"
+        measured: list[str] = []
+        real = counter.intake.state_bytes
+
+        def spy(store_id, held):
+            measured.append(store_id)
+            return real(store_id, held)
+
+        counter.intake.state_bytes = spy
+        await counter.process(b"s1", event(2), "t.events", 0, 1)
+        counter.intake.collect_live()
+        assert measured == [], "a fresh, small measure from the save stands"
+        store.state_value_bytes = counter.intake.max_bytes // 4  # as if it had grown to a quarter of the limit
+        await counter.process(b"s1", event(3), "t.events", 0, 2)
+        counter.intake.collect_live()
+        assert measured == ["s1"], "a large one is measured at every collection"
+        store.state_measured_at -= 3600.0
+        await counter.process(b"s1", event(4), "t.events", 0, 3)
+        counter.intake.collect_live()
+        assert measured == ["s1", "s1"], "a stale one is measured again"
 
     asyncio.run(scenario())
