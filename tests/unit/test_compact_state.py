@@ -10,6 +10,7 @@ from collections import deque
 
 import numpy as np
 import pytest
+from river import linear_model, optim, preprocessing, time_series
 
 from footfall.operators.alerting.detectors import Expected, ResidualDetector
 from footfall.operators.alerting.rules import EntryExitDrift, SilentSensor
@@ -141,13 +142,18 @@ def test_calendar_and_profile_forecasts_read_each_bucket_as_the_slow_way_does(bu
 def test_river_candidates_forecast_as_river_does():
     values = [v if v is not None else 0.0 for v in _counts(24 * 6, HOUR)]
     holt, snarimax = HoltWintersForecaster(24, HOUR), SnarimaxForecaster(24, HOUR)
+    # River's SNARIMAX in the configuration the forecaster's compact model stands for, run beside it.
+    river = time_series.SNARIMAX(p=2, d=0, q=0, m=24, sp=1, sd=1, sq=0,
+                                 regressor=preprocessing.StandardScaler() | linear_model.LinearRegression(
+                                     optimizer=optim.SGD(0.005), intercept_lr=0.05))
     for i, y in enumerate(values):
         holt.learn_one(y, i * HOUR)
         snarimax.learn_one(y, i * HOUR)
+        river.learn_one(math.log1p(y))
     ceiling = 3 * max(values)
     river_holt = [min(max(v, 0.0), ceiling) for v in holt.model.forecast(60)]
     assert holt.forecast_array(60, 0).tolist() == river_holt
-    river_snarimax = [math.expm1(min(v, 50.0)) for v in snarimax.model.forecast(60)]
+    river_snarimax = [math.expm1(min(v, 50.0)) for v in river.forecast(60)]
     assert snarimax.forecast(60, 0) == pytest.approx([min(max(v, 0.0), ceiling) for v in river_snarimax],
                                                      rel=1e-9)
     assert snarimax.forecast_array(60, 0).tolist() == pytest.approx(
@@ -188,3 +194,24 @@ def test_drift_pickled_as_a_deque_loads_into_the_ring_and_sums_as_before():
     assert old.pairs == last and old.score_one() == drift.score_one()
     assert pickle.loads(pickle.dumps(drift)).pairs == last
     assert EntryExitDrift.from_state(drift.to_state()).pairs == last
+
+
+def test_a_snarimax_forecaster_saved_with_rivers_model_loads_and_goes_on_as_river_would():
+    values = [v if v is not None else 0.0 for v in _counts(24 * 5, HOUR)]
+    river = time_series.SNARIMAX(p=2, d=0, q=0, m=24, sp=1, sd=1, sq=0,
+                                 regressor=preprocessing.StandardScaler() | linear_model.LinearRegression(
+                                     optimizer=optim.SGD(0.005), intercept_lr=0.05))
+    old = SnarimaxForecaster(24, HOUR)
+    for i, y in enumerate(values[:24 * 3]):
+        old.learn_one(y, i * HOUR)
+        river.learn_one(math.log1p(y))
+    old.model = river  # as an older worker kept it
+    loaded = pickle.loads(pickle.dumps(old))
+    reference = pickle.loads(pickle.dumps(river))
+    for i, y in enumerate(values[24 * 3:], start=24 * 3):
+        loaded.learn_one(y, i * HOUR)
+        reference.learn_one(math.log1p(y))
+    ceiling = 3 * max(values)
+    expected = [min(max(math.expm1(min(v, 50.0)), 0.0), ceiling) for v in reference.forecast(30)]
+    assert type(loaded.model).__name__ == "CompactSnarimax"
+    assert loaded.forecast(30, 0) == pytest.approx(expected, rel=1e-9)
