@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import pickle
 import random
+import statistics
 from collections import deque
 
 import numpy as np
@@ -146,12 +148,21 @@ def test_river_candidates_forecast_as_river_does():
     river = time_series.SNARIMAX(p=2, d=0, q=0, m=24, sp=1, sd=1, sq=0,
                                  regressor=preprocessing.StandardScaler() | linear_model.LinearRegression(
                                      optimizer=optim.SGD(0.005), intercept_lr=0.05))
+    river_holt_model = time_series.HoltWinters(alpha=0.2, beta=0.01, gamma=0.2, seasonality=24)
     for i, y in enumerate(values):
         holt.learn_one(y, i * HOUR)
         snarimax.learn_one(y, i * HOUR)
         river.learn_one(math.log1p(y))
+        if i == 23:  # the additive start (River's own is the multiplicative form), then River's updates
+            first = values[:24]
+            river_holt_model.level.append(statistics.mean(first))
+            river_holt_model.trend.append(statistics.mean(b - a for a, b in itertools.pairwise(first)))
+            river_holt_model.season.extend([v - river_holt_model.level[-1] for v in first])
+            river_holt_model._initialized = True
+        elif i > 23:
+            river_holt_model.learn_one(y)
     ceiling = 3 * max(values)
-    river_holt = [min(max(v, 0.0), ceiling) for v in holt.model.forecast(60)]
+    river_holt = [min(max(v, 0.0), ceiling) for v in river_holt_model.forecast(60)]
     assert holt.forecast_array(60, 0).tolist() == river_holt
     river_snarimax = [math.expm1(min(v, 50.0)) for v in river.forecast(60)]
     assert snarimax.forecast(60, 0) == pytest.approx([min(max(v, 0.0), ceiling) for v in river_snarimax],

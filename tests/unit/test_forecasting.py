@@ -233,7 +233,7 @@ def test_holt_winters_starts_an_additive_season_from_differences_even_after_a_da
     model = HoltWintersForecaster(m=4, bucket_ms=HOUR)
     for i, y in enumerate([1.0, 5.0, 9.0, 3.0]):
         model.learn_one(y, i * HOUR)
-    assert list(model.model.season) == [-3.5, 0.5, 4.5, -1.5]
+    assert [model.model._season_back(lag) for lag in (4, 3, 2, 1)] == [-3.5, 0.5, 4.5, -1.5]
     raw = model.model.forecast(2)
     assert raw[0] == pytest.approx(4.5 + 2 / 3 - 3.5)
     assert raw[1] == pytest.approx(4.5 + 2 * 2 / 3 + 0.5)
