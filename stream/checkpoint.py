@@ -57,7 +57,6 @@ from footfall.operators.pipeline.persistence import (
     read_marker_value,
     stage_key,
     stage_value,
-    store_value,
 )
 from footfall.stream.kafka_access import KafkaAccess
 from footfall.stream.offsets import OffsetLedger
@@ -401,12 +400,9 @@ class Checkpoint:
                 return
             for store, name in saved_stages:
                 store.pipeline.mark_stages_saved([name])
-        written, now = [], time.monotonic()
+        written = []
         for store_id, store in dirty:
-            value = store_value(store_id, store.pipeline.to_state(), store.partition, store.offset,
-                                store.rerouted.to_state())
-            raw = orjson.dumps(value)
-            store.state_value_bytes, store.state_measured_at = len(raw), now  # for `Intake.fits`
+            value, raw = store.serialise()  # its size noted for `Intake.fits`
             written.append((store_id, self._save(store.partition, store_id, value, raw)))
         results = await asyncio.gather(*(future for _, future in written), return_exceptions=True)
         failed = {store_id for (store_id, _), result in zip(written, results, strict=True)

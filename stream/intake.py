@@ -46,7 +46,6 @@ from typing import Any
 import faust
 import orjson
 
-from footfall.operators.pipeline.persistence import store_value
 from footfall.operators.pipeline.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, Output, StageError
 from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import EXCERPT_BYTES, decode_message, scrub_identifiers
@@ -263,10 +262,7 @@ class Intake:
 
     def state_bytes(self, store_id: str, store: HeldStore) -> int:
         """Bytes of the record that saves the store's state (as `stream.checkpoint` writes it)."""
-        value = orjson.dumps(store_value(store_id, store.pipeline.to_state(), store.partition, store.offset,
-                                         store.rerouted.to_state()))
-        store.state_value_bytes, store.state_measured_at = len(value), time.monotonic()
-        return record_bytes(orjson.dumps(store_id), value)
+        return record_bytes(orjson.dumps(store_id), store.serialise()[1])
 
     def fits(self, store_id: str, store: HeldStore) -> bool:
         """Whether the store's saved state fits in one message, forgetting its oldest event ids if that is needed.

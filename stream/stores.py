@@ -38,12 +38,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from footfall.operators.pipeline.persistence import (
     StateRefused,
     legacy_stage_key,
     read_stage_value,
     read_store_value,
     stage_key,
+    store_value,
 )
 from footfall.operators.pipeline.stage import StageFactory
 from footfall.operators.pipeline.store import StoreParams
@@ -162,6 +165,14 @@ class HeldStore:
     # that serialised it or by `Intake.fits`: the size check reuses the save's serialisation.
     state_value_bytes: int = -1
     state_measured_at: float = 0.0
+
+    def serialise(self) -> tuple[dict[str, Any], bytes]:
+        """The value that saves the store's state and its JSON bytes, whose size is noted (`state_value_bytes`)."""
+        p = self.pipeline
+        value = store_value(p.store_id, p.to_state(), self.partition, self.offset, self.rerouted.to_state())
+        raw = orjson.dumps(value)
+        self.state_value_bytes, self.state_measured_at = len(raw), time.monotonic()
+        return value, raw
 
     @property
     def meta(self) -> StoreMeta:

@@ -164,11 +164,10 @@ class CompactSnarimax:
         if model.d or model.q or model.sq or model.sp != 1 or model.sd != 1:
             raise ValueError("only SNARIMAX(p, 0, 0)(1, 1, 0)_m converts")
         scaler, regression = model.regressor.steps.values()
-        lr = regression.optimizer.lr
-        lr = lr.learning_rate if hasattr(lr, "learning_rate") else lr
-        intercept_lr = regression.intercept_lr
-        intercept_lr = intercept_lr.learning_rate if hasattr(intercept_lr, "learning_rate") else intercept_lr
-        compact = cls(model.p, model.m, float(lr), float(intercept_lr))
+        def rate(lr: Any) -> float:  # a number, or River's constant scheduler of it
+            return float(getattr(lr, "learning_rate", lr))
+
+        compact = cls(model.p, model.m, rate(regression.optimizer.lr), rate(regression.intercept_lr))
         for k, lag in enumerate(compact.lags):
             key = f"y-{lag}" if k < model.p else f"sy-{lag}"
             compact.counts[k] = int(scaler.counts.get(key, 0))
