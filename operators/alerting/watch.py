@@ -67,6 +67,7 @@ from footfall.operators.alerting.detectors import (
     early_warning,
     value_to_learn,
 )
+from footfall.operators.alerting.pending import PendingExpectations
 from footfall.operators.alerting.rules import (
     EntryExitDrift,
     QueueWaitBreach,
@@ -171,10 +172,16 @@ class StoreWatch:
         self.silent = SilentSensor(max(1, math.ceil(silent_after_ms / bucket_ms)), silent_min_expected)
         self.drift = EntryExitDrift(max(1, drift_window_ms // bucket_ms), drift_min_gap, drift_ratio)
         self.signals = None if signals_threshold is None else MultiSignalDetector(threshold=signals_threshold)
-        self.pending: dict[int, list[float]] = {}  # bucket start -> Expected, made `lead` buckets before it
+        # Bucket start -> Expected, made `lead` buckets before it.
+        self.pending = PendingExpectations(self.lead + 1)
         self.flag_run = 0
         self.last_start_ms: int | None = None
         self.sensor_runs: dict[str, int] = {}  # sensor -> closed buckets in a row it reported nothing in
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.pending, dict):  # pickled before the arrays: a dict of lists
+            self.pending = PendingExpectations.of(sorted(self.pending.items()), self.lead + 1)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -200,7 +207,7 @@ class StoreWatch:
             target = forecast.start_ms + (h - 1) * forecast.bucket_ms
             if h == 1 and target in self.pending and self.lead > 1:
                 continue  # the lead forecast for this bucket was kept earlier
-            self.pending[target] = list(Expected.from_forecast(forecast, h - 1))
+            self.pending.put(target, Expected.from_forecast(forecast, h - 1))
 
     def expected_for(self, bucket_start_ms: int) -> Expected | None:
         values = self.pending.get(bucket_start_ms)
@@ -233,7 +240,7 @@ class StoreWatch:
             return WatchOutcome([], 0.0, False, observed, None)  # a repeat: judged already
         self.last_start_ms = bucket_start_ms
         expected = _as_expected(forecast) if forecast is not None else self.expected_for(bucket_start_ms)
-        self.pending = {t: v for t, v in self.pending.items() if t > bucket_start_ms}
+        self.pending.drop_through(bucket_start_ms)
         signals = dict(signals or {})
         now = bucket_end_ms
         changes: list[Alert] = []
@@ -367,7 +374,7 @@ class StoreWatch:
             "queue": None if self.queue is None else self.queue.to_state(),
             "detector": self.detector.to_state(), "book": self.book.to_state(), "silent": self.silent.to_state(),
             "drift": self.drift.to_state(), "signals": None if self.signals is None else self.signals.to_state(),
-            "pending": [[t, v] for t, v in sorted(self.pending.items())], "flag_run": self.flag_run,
+            "pending": [[t, v] for t, v in self.pending.items()], "flag_run": self.flag_run,
             "last_start_ms": self.last_start_ms, "sensor_runs": dict(getattr(self, "sensor_runs", {})),
         }
 
@@ -386,7 +393,7 @@ class StoreWatch:
             watch.queue = QueueWaitBreach.from_state(state["queue"])
         watch.drift = EntryExitDrift.from_state(state["drift"])
         watch.signals = None if state["signals"] is None else MultiSignalDetector.from_state(state["signals"])
-        watch.pending = {int(t): list(v) for t, v in state["pending"]}
+        watch.pending = PendingExpectations.of(state["pending"], watch.lead + 1)
         watch.flag_run = state["flag_run"]
         watch.last_start_ms = state["last_start_ms"]
         watch.sensor_runs = {str(s): int(n) for s, n in state.get("sensor_runs", {}).items()}
