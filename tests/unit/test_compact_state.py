@@ -226,3 +226,81 @@ def test_a_snarimax_forecaster_saved_with_rivers_model_loads_and_goes_on_as_rive
     expected = [min(max(math.expm1(min(v, 50.0)), 0.0), ceiling) for v in reference.forecast(30)]
     assert type(loaded.model).__name__ == "CompactSnarimax"
     assert loaded.forecast(30, 0) == pytest.approx(expected, rel=1e-9)
+
+
+def test_pending_expectations_answer_as_a_dict_of_lists_does_under_random_use():
+    from footfall.operators.alerting.pending import PendingExpectations
+
+    rng = random.Random(5)
+    for capacity in (1, 3, 25):
+        pending, reference = PendingExpectations(capacity), {}
+        for _ in range(2_000):
+            start = rng.randrange(40) * 900_000
+            op = rng.random()
+            if op < 0.5:
+                values = [rng.uniform(-1e6, 1e6) for _ in range(5)]
+                pending.put(start, values)
+                reference[start] = values
+            elif op < 0.6:
+                pending.drop_through(start)
+                reference = {t: v for t, v in reference.items() if t > start}
+            assert (start in pending) == (start in reference)
+            got = pending.get(start)
+            assert got == (None if start not in reference else tuple(reference[start]))
+            assert len(pending) == len(reference)
+        assert list(pending.items()) == sorted(reference.items())
+        again = pickle.loads(pickle.dumps(pending))
+        assert list(again.items()) == sorted(reference.items())
+
+
+def test_a_watch_pickled_with_a_dict_of_pending_forecasts_loads_and_judges_as_before():
+    from footfall.operators.alerting.watch import StoreWatch
+    from footfall.operators.forecasting.forecast_select import Forecast
+
+    bucket = 900_000
+    t0 = 1_795_600_800_000
+    watch = StoreWatch("retail-001", bucket_ms=bucket, tz="UTC", lead_ms=4 * bucket, warmup_ms=0)
+    for i in range(30):
+        start = t0 + i * bucket
+        watch.note_forecast(Forecast(start - bucket, start, bucket, "m", [100.0 + j for j in range(8)],
+                                     [90.0] * 8, [110.0] * 8, [80.0] * 8, [120.0] * 8))
+        watch.learn_bucket(start, start + bucket, 100.0 + (i % 3))
+    legacy = pickle.loads(pickle.dumps(watch))
+    legacy.pending = {t: list(v) for t, v in watch.pending.items()}  # as kept before the arrays
+    loaded = pickle.loads(pickle.dumps(legacy))
+    assert loaded.to_state() == watch.to_state()
+    assert [loaded.expected_for(t0 + i * bucket) for i in range(28, 36)] == [
+        watch.expected_for(t0 + i * bucket) for i in range(28, 36)]
+    assert any(watch.expected_for(t0 + i * bucket) is not None for i in range(30, 36))
+
+
+def test_signals_are_scored_as_rivers_gaussian_scorer_fits_them_and_old_pickles_load():
+    from river import anomaly
+
+    from footfall.operators.alerting.detectors import MultiSignalDetector
+
+    rng = random.Random(8)
+    detector = MultiSignalDetector(grace_period=10, threshold=3.0)
+    river = {k: anomaly.GaussianScorer(grace_period=10) for k in ("dwell_s", "queue_wait_s")}
+    for i in range(300):
+        x = {"dwell_s": rng.lognormvariate(6, 0.3), "queue_wait_s": None if i % 7 == 0 else rng.expovariate(0.02)}
+        best, name = 0.0, None
+        for key, value in x.items():  # the score by hand, from River's scorer
+            g = river[key].gaussian
+            if value is None or g.n_samples < 10 or g.sigma <= 1e-12:
+                continue
+            surprise = -math.log10(max(1 - river[key].score_one(None, math.log1p(value)), 1e-300)) / 3.0
+            if surprise > best:
+                best, name = surprise, key
+        score, got = detector.explain(x)
+        assert got == name and score == pytest.approx(best, rel=1e-6, abs=1e-9)
+        detector.learn_one(x)
+        for key, value in x.items():
+            if value is not None:
+                river[key].learn_one(None, math.log1p(value))
+    legacy = pickle.loads(pickle.dumps(detector))
+    legacy.__dict__["scorers"] = river  # as pickled before: River's scorers
+    loaded = pickle.loads(pickle.dumps(legacy))
+    probe = {"dwell_s": 900.0, "queue_wait_s": 400.0}
+    assert loaded.explain(probe) == detector.explain(probe)
+    assert loaded.to_state() == detector.to_state()
