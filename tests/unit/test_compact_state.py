@@ -62,7 +62,7 @@ def test_intervals_are_the_quantiles_of_the_last_window_residuals():
             ordered = sorted(residuals)
             want = tuple(_quantile(ordered, q) for q in (0.10, 0.90, 0.025, 0.975))
             assert got == want
-            assert tuple(every[h - 1]) == pytest.approx(want, rel=1e-12, abs=1e-12)
+            assert tuple(every[h - 1].tolist()) == want  # all horizons at once: the same numbers to the bit
 
 
 def test_the_selector_scores_and_publishes_what_a_brute_force_replay_says():
@@ -304,3 +304,16 @@ def test_signals_are_scored_as_rivers_gaussian_scorer_fits_them_and_old_pickles_
     probe = {"dwell_s": 900.0, "queue_wait_s": 400.0}
     assert loaded.explain(probe) == detector.explain(probe)
     assert loaded.to_state() == detector.to_state()
+
+
+def test_the_model_named_is_the_most_used_and_a_tie_goes_to_the_one_used_first():
+    selector = OnlineSelector([SeasonalNaive(1, HOUR, name=f"m{i}") for i in range(4)], horizon=8, bucket_ms=HOUR)
+    rng = random.Random(3)
+    for _ in range(500):
+        models = [rng.randrange(-1, 4) for _ in range(rng.randint(1, 8))]
+        counts = {m: models.count(m) for m in models}
+        top = max(counts.values())
+        first = next(m for m in models if counts[m] == top)  # by hand: the first of the most used
+        want = "blend" if first < 0 else f"m{first}"
+        assert selector._most_used(np.array(models, dtype=np.int16)) == (want, {want: 1.0})
+
