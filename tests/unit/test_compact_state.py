@@ -49,7 +49,7 @@ def test_intervals_are_the_quantiles_of_the_last_window_residuals():
     for i in range(400):
         h, r, f = rng.randint(1, 3), rng.gauss(0, 5), rng.uniform(0, 40)
         intervals.add(h, r, f)
-        kept[h - 1].append(float(np.float32(r / math.sqrt(f + 1.0))))  # residuals are kept in float32
+        kept[h - 1].append(float(np.float16(r / math.sqrt(f + 1.0))))  # residuals are kept in float16
         if i % 7:
             continue
         every = intervals.all_quantiles()
@@ -317,3 +317,11 @@ def test_the_model_named_is_the_most_used_and_a_tie_goes_to_the_one_used_first()
         want = "blend" if first < 0 else f"m{first}"
         assert selector._most_used(np.array(models, dtype=np.int16)) == (want, {want: 1.0})
 
+
+def test_a_huge_residual_is_capped_not_kept_as_infinity():
+    intervals = ResidualIntervals(horizon=1, window=20, min_residuals=5)
+    for r in [1e9, -1e9, 1.0, 2.0, 3.0, 4.0]:
+        intervals.add(1, r, forecast=0.0)
+    q = intervals.all_quantiles()[0]
+    assert np.isfinite(q).all() and q.max() <= 60_000 and q.min() >= -60_000
+    assert intervals.quantiles(1) == tuple(q.tolist())
