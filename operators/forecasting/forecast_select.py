@@ -101,8 +101,17 @@ class ResidualIntervals:
         # Quantiles are taken in float64 of these values; a residual is capped at +-60,000 (float16 ends at 65,504).
         self._ring = np.zeros((horizon, window), dtype=RESIDUAL_DTYPE)
         self._added = np.zeros(horizon, dtype=np.int64)  # residuals ever added per horizon
+        # `all_quantiles` as of a number of residuals ever added (not saved): a bucket that adds none (a closed
+        # hour, forecast empty and empty) publishes the same intervals without sorting again.
+        self._quantiles_at: tuple[int, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_quantiles_at", None)
+        return state
 
     def __setstate__(self, state: dict) -> None:
+        self._quantiles_at = None
         if "_by_h" in state:  # saved before the ring: a deque of floats per horizon
             by_h = state.pop("_by_h")
             window = by_h[0].maxlen if by_h and by_h[0].maxlen else 200
@@ -139,13 +148,16 @@ class ResidualIntervals:
         return q10, q90, q025, q975
 
     def all_quantiles(self) -> np.ndarray:
-        """`quantiles(h)` of every horizon, one row each (NaN: too few yet), the same numbers to the bit.
+        """`quantiles(h)` of every horizon, one row each (NaN: too few yet), the same numbers to the bit; read-only.
 
         One sort of the whole ring (the empty places of a ring not yet full pushed to the end as
         infinities) and each quantile read at every horizon at once; the pooled residuals of the
         horizons that have too few of their own are sorted once, not once per such horizon. Per
         horizon, in Python, this took a fifth of a store's bucket until every ring had filled.
         """
+        added = int(self._added.sum())
+        if self._quantiles_at is not None and self._quantiles_at[0] == added:
+            return self._quantiles_at[1]
         out = np.full((self.horizon, 4), np.nan)
         held = np.minimum(self._added, self.window)
         own = np.flatnonzero(held >= max(self.min_residuals, 1))
@@ -168,6 +180,8 @@ class ResidualIntervals:
                 ordered = np.sort(pooled).astype(float)
                 rest = np.setdiff1d(np.arange(self.horizon), own)
                 out[rest] = [_quantile(ordered, q) for q in _LEVELS]
+        out.flags.writeable = False
+        self._quantiles_at = (added, out)
         return out
 
     def interval(self, h: int, forecast: float) -> tuple[float, float, float, float]:
