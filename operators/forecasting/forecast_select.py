@@ -130,6 +130,13 @@ class ResidualIntervals:
     def add(self, h: int, residual: float, forecast: float) -> None:
         self._push(h - 1, residual / math.sqrt(max(forecast, 0.0) + 1.0))
 
+    def add_many(self, hs: np.ndarray, residuals: np.ndarray, forecasts: np.ndarray) -> None:
+        """`add` at several distinct horizons at once (the same numbers as one `add` each, in a few array steps)."""
+        i = np.asarray(hs, dtype=np.int64) - 1
+        scaled = np.asarray(residuals, dtype=float) / np.sqrt(np.maximum(forecasts, 0.0) + 1.0)
+        self._ring[i, self._added[i] % self.window] = np.minimum(np.maximum(scaled, -RESIDUAL_CAP), RESIDUAL_CAP)
+        self._added[i] += 1
+
     def _held(self, i: int) -> np.ndarray:
         return self._ring[i, :min(int(self._added[i]), self.window)]
 
@@ -380,9 +387,10 @@ class OnlineSelector:
                 # A bucket forecast empty that stayed empty (a closed hour) says nothing about the spread of
                 # an open one; kept, such exact zeros filled most of the window at stores closed at night
                 # and collapsed the 80 % band of their open hours to the point forecast (measured).
-                for slot, published in zip(slots.tolist(), waiting[:, k].tolist(), strict=True):
-                    if not math.isnan(published) and not (y == 0 and published < 0.5):
-                        self.intervals.add(slot + 1, y - published, published)
+                published = waiting[:, k].astype(float)
+                scored = ~np.isnan(published) & ~((y == 0) & (published < 0.5))
+                if scored.any():
+                    self.intervals.add_many(slots[scored] + 1, y - published[scored], published[scored])
         for candidate in self.candidates:
             candidate.learn_one(y if known else None, ts_ms)
         self.last_ms = ts_ms

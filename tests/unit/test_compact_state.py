@@ -326,3 +326,17 @@ def test_a_huge_residual_is_capped_not_kept_as_infinity():
     q = intervals.all_quantiles()[0]
     assert np.isfinite(q).all() and q.max() <= 60_000 and q.min() >= -60_000
     assert intervals.quantiles(1) == tuple(q.tolist())
+
+
+def test_adding_residuals_at_several_horizons_at_once_keeps_what_one_add_each_keeps():
+    rng = np.random.default_rng(4)
+    one, many = ResidualIntervals(horizon=13, window=20), ResidualIntervals(horizon=13, window=20)
+    for _ in range(300):
+        hs = np.sort(rng.choice(np.arange(1, 14), size=rng.integers(1, 14), replace=False))
+        residuals = rng.normal(0, 30, len(hs)) * rng.choice([1.0, 1e-3, 1e4], len(hs))
+        forecasts = rng.uniform(-1, 500, len(hs))
+        for h, r, f in zip(hs.tolist(), residuals.tolist(), forecasts.tolist(), strict=True):
+            one.add(h, r, f)
+        many.add_many(hs, residuals, forecasts)
+    assert np.array_equal(one._added, many._added)
+    assert one._ring.tobytes() == many._ring.tobytes()
