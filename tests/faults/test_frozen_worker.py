@@ -20,7 +20,11 @@ from tests.integration.conftest import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 FROZEN_S = 15.0  # well past the 6 s session timeout the test workers run with
-TAKEOVER_S = 90.0  # at most this long frozen, waiting for A to claim every partition (a loaded machine is slow)
+# At most this long frozen, waiting for A to claim every partition. Alone, or beside two busy cores, A claims
+# them as soon as B has been frozen 15 s; in the full test command (the main run beside this suite, two brokers
+# and their workers on 2 cores) A's recovery of B's partitions once took over 90 s. A longer freeze changes
+# nothing in the scenario: B wakes the same way, only later.
+TAKEOVER_S = 240.0
 PARTITIONS = 4
 FENCING_COUNTS = ("fenced_records", "partitions_lost", "revoked_records_dropped")
 
@@ -41,7 +45,15 @@ def test_a_worker_frozen_past_its_session_then_woken_writes_nothing_stale(servic
         time.sleep(FROZEN_S)  # A takes B's partitions over while B sleeps, and counts what B would have
         # The scenario needs the takeover to have happened while B sleeps: every partition claimed anew (by A).
         # On a loaded machine the group may rebalance later than the session timeout: B stays frozen until then.
-        wait_until(lambda: min(generations()) > before, TAKEOVER_S - FROZEN_S, "A claiming every partition")
+        frozen_at = time.monotonic() - FROZEN_S
+        try:
+            wait_until(lambda: min(generations()) > before, TAKEOVER_S - FROZEN_S, "A claiming every partition")
+        except AssertionError as timed_out:
+            rebalance = [line for line in a.log_text().splitlines()
+                         if any(w in line.lower() for w in ("rebalanc", "assign", "revok", "generation", "recover"))]
+            raise AssertionError(f"{timed_out}; generations {generations()} (before {before}); A's log on the "
+                                 f"group:\n" + "\n".join(rebalance[-40:])) from None
+        tally.extra["takeover_s"] = round(time.monotonic() - frozen_at, 1)
     finally:
         b.proc.send_signal(signal.SIGCONT)
     # Awake, B flushes what it held before it hears of the rebalance: each such write must be refused.

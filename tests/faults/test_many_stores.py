@@ -67,9 +67,15 @@ def test_thousands_of_store_ids_leave_memory_when_idle_and_come_back_whole(servi
     wait_until(lambda: in_memory() >= 0 and counted() == brute, 300, "every store's bucket closed in Redis",
                interval_s=2)
     wait_until(lambda: in_memory() <= 50, 120, "the idle stores evicted from memory", interval_s=1)
-    evicted = [int(n) for n in re.findall(r"evicted \d+ idle stores from memory \(\d+ left, (\d+) since start\)",
-                                          worker.log_text())]
-    assert evicted and evicted[-1] >= STORES, f"evictions logged: {evicted[-3:]}"
+
+    def evicted() -> list[int]:
+        pattern = r"evicted \d+ idle stores from memory \(\d+ left, (\d+) since start\)"
+        return [int(n) for n in re.findall(pattern, worker.log_text())]
+
+    # The last few stores leave at the next eviction pass after the gauge read 50 or fewer (measured: 5,954 of
+    # 6,000 logged at that moment): wait for the log to say every store left.
+    wait_until(lambda: bool(evicted()) and evicted()[-1] >= STORES, 60, "the log saying every store was evicted",
+               interval_s=1)
     assert client.hget(RedisKeys(unique_prefix).dead_letter_counts, "unknown_store") == b"1"
     assert not client.exists(RedisKeys(unique_prefix).store_latest("other-1"))
 
