@@ -129,7 +129,7 @@ class RecentEventIds:
 
     """
 
-    __slots__ = ("_by_slot", "_first_slot", "_slot_of", "horizon_ms", "max_ids", "overflow", "slot_ms",
+    __slots__ = ("_by_slot", "_first_slot", "_joined", "_slot_of", "horizon_ms", "max_ids", "overflow", "slot_ms",
                  "watermark_ms")
 
     def __init__(self, horizon_ms: int | dt.timedelta, slot_ms: int | dt.timedelta = 60_000,
@@ -153,6 +153,10 @@ class RecentEventIds:
         self._by_slot: dict[int, deque[str]] = {}
         self._first_slot = 0  # oldest kept slot, once there is a watermark
         self.watermark_ms: int | None = None
+        # slot -> its digests joined as `to_state` saves them, until the slot changes: a store is saved
+        # every few seconds and only its newest slots change in between (joining every id each time took
+        # 5 % of a worker's time at 5,000 live stores, cProfile).
+        self._joined: dict[int, str] = {}
 
     @classmethod
     def _unit_test_params(cls):
@@ -198,6 +202,7 @@ class RecentEventIds:
         while len(self._slot_of) > keep:
             oldest = min(self._by_slot)
             filed = self._by_slot[oldest]
+            self._joined.pop(oldest, None)
             while filed and len(self._slot_of) > keep:
                 h = filed.popleft()
                 if self._slot_of.get(h) == oldest:  # else: a stale entry, the id is filed later too
@@ -214,6 +219,10 @@ class RecentEventIds:
         return n
 
     def _file(self, h: str, slot: int) -> None:
+        moved_from = self._slot_of.get(h)
+        if moved_from is not None:
+            self._joined.pop(moved_from, None)
+        self._joined.pop(slot, None)
         self._slot_of[h] = slot
         filed = self._by_slot.get(slot)
         if filed is None:
@@ -229,6 +238,7 @@ class RecentEventIds:
         if fresh or first_slot > self._first_slot:
             self._first_slot = first_slot
             for slot in [s for s in self._by_slot if s < first_slot]:
+                self._joined.pop(slot, None)
                 for h in self._by_slot.pop(slot):
                     if self._slot_of.get(h) == slot:
                         del self._slot_of[h]
@@ -238,8 +248,11 @@ class RecentEventIds:
     def to_state(self) -> dict[str, Any]:
         """Plain JSON-able state: the watermark and, per slot number, its digests concatenated."""
         ids: dict[str, str] = {}
+        cache = self._joined
         for slot in sorted(self._by_slot):
-            joined = "".join(h for h in self._by_slot[slot] if self._slot_of.get(h) == slot)
+            joined = cache.get(slot)
+            if joined is None:
+                joined = cache[slot] = "".join(h for h in self._by_slot[slot] if self._slot_of.get(h) == slot)
             if joined:
                 ids[str(slot)] = joined
         return {"wm": self.watermark_ms, "slot_ms": self.slot_ms, "ids": ids}

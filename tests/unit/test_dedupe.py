@@ -97,6 +97,11 @@ def test_matches_brute_force_at_every_step(scenario: Scenario, data: st.DataObje
             assert len(ids) == len(model.remembered())
             state = ids.to_state()
             assert sum(len(joined) for joined in state["ids"].values()) == 8 * len(model.remembered())
+            # Slot by slot, what is saved is what the brute force remembers (saved slots are joined once and
+            # kept until they change: a stale one would show here).
+            saved = {(int(slot), joined[i:i + 8]) for slot, joined in state["ids"].items()
+                     for i in range(0, len(joined), 8)}
+            assert saved == {(model.last_seen[e] // scenario.slot_ms, digest(e)) for e in model.remembered()}
         if len(replicas) < 3 and data.draw(st.integers(0, 9), label="restore") == 0:
             restored = round_trip(replicas[0])
             assert restored.to_state() == orjson.loads(orjson.dumps(replicas[0].to_state()))
