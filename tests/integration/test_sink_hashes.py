@@ -31,6 +31,16 @@ def record(kind: str, store_id: str, n: int) -> dict[str, Any]:
     return fields
 
 
+async def write(sink: RedisSink, records: list[dict[str, Any]]) -> None:
+    """The records' writes as a flush queues them, in one pipeline; then the sink's client closes."""
+    try:
+        async with sink.client.pipeline(transaction=False) as pipe:
+            await sink._queue_records(pipe, records)
+            await pipe.execute()
+    finally:
+        await sink.client.aclose()
+
+
 def test_live_and_latest_hashes_hold_what_hset_of_each_field_would(services, unique_prefix):
     settings = Settings(broker="unused:9092", redis_url=services.redis_url, topic_prefix=unique_prefix,
                         pseudonym_secret="0123456789abcdef-secret")
@@ -38,19 +48,11 @@ def test_live_and_latest_hashes_hold_what_hset_of_each_field_would(services, uni
     sink = RedisSink(settings)
     live, bucket = record("live", "s-1", 300), record("bucket", "s-2", 90)
 
-    async def write(records: list[dict[str, Any]]) -> None:
-        try:
-            async with sink.client.pipeline(transaction=False) as pipe:
-                await sink._queue_records(pipe, records)
-                await pipe.execute()
-        finally:
-            await sink.client.aclose()
-
     try:
         # Fields the live record no longer has must go; the latest bucket hash keeps others.
         plain.hset(keys.store_live("s-1"), "stale", "1")
         plain.hset(keys.store_latest("s-2"), "kept", "1")
-        asyncio.run(write([live, bucket]))
+        asyncio.run(write(sink, [live, bucket]))
         for key, rec, extra in ((keys.store_live("s-1"), live, {}), (keys.store_latest("s-2"), bucket, {"kept": "1"})):
             reference = f"{unique_prefix}:reference"
             plain.delete(reference)
@@ -84,16 +86,8 @@ def test_a_records_other_writes_are_what_rediss_own_commands_make(services, uniq
     pubsub.subscribe(keys.live_channel("s-3"))
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
 
-    async def write() -> None:
-        try:
-            async with sink.client.pipeline(transaction=False) as pipe:
-                await sink._queue_records(pipe, records)
-                await pipe.execute()
-        finally:
-            await sink.client.aclose()
-
     try:
-        asyncio.run(write())
+        asyncio.run(write(sink, records))
         # The reference: redis-py's commands, as the sink sent them before, under other keys.
         ref = f"{unique_prefix}:ref"
         for rec in records[:-1]:
