@@ -140,38 +140,35 @@ return 0
 # each field and value in Python (133 µs a record, and one live record per store a second); as one
 # JSON argument, 11 µs. The values are strings on both sides, so the hash holds the same bytes.
 # KEYS: the hash; ARGV: the fields (a JSON object of strings), ttl seconds, "replace" or "merge".
-_SET_HASH_JSON = '''
-local fields = cjson.decode(ARGV[1])
+_HSET_JSON = '''
 local flat = {}
-for name, value in pairs(fields) do flat[#flat + 1] = name; flat[#flat + 1] = value end
-if ARGV[3] == 'replace' then redis.call('DEL', KEYS[1]) end
-for i = 1, #flat, 400 do redis.call('HSET', KEYS[1], unpack(flat, i, math.min(i + 399, #flat))) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ARGV[1] ~= '' then
+  local fields = cjson.decode(ARGV[1])
+  for name, value in pairs(fields) do flat[#flat + 1] = name; flat[#flat + 1] = value end
+  if ARGV[3] == 'replace' then redis.call('DEL', KEYS[1]) end
+  for i = 1, #flat, 400 do redis.call('HSET', KEYS[1], unpack(flat, i, math.min(i + 399, #flat))) end
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
 '''
 
 # A record's writes as one command each, not two (live) or five (bucket): redis-py packed every command
 # and parsed its reply in Python, and Redis writes took a fifth of the worker's main thread at 5,000 live
 # stores (cProfile). The same commands run, in the same order, inside the script.
-# Live: KEYS: the live hash; ARGV: its fields (JSON), ttl seconds, "replace", the channel, the record.
-_WRITE_LIVE_LUA = _SET_HASH_JSON + '''
+# Both start from `_HSET_JSON` (ARGV[1]: the hash's fields as JSON, empty for none; ARGV[2]: ttl seconds;
+# ARGV[3]: "replace" or "merge"); ARGV[4]: the channel, ARGV[5]: the record.
+# Live: KEYS: the live hash.
+_WRITE_LIVE_LUA = _HSET_JSON + '''
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return #flat / 2
 '''
-# Bucket: KEYS: the latest hash, the history stream, the day hash; ARGV: the latest hash's fields (JSON; empty
-# for a restated revision, which goes there only if no newer bucket is (`_SET_BUCKET_LATEST_LUA`)), ttl
-# seconds, the channel, the record, the history's approximate bound, the day hash's field.
-_WRITE_BUCKET_LUA = '''
-local flat = {}
-if ARGV[1] ~= '' then
-  local fields = cjson.decode(ARGV[1])
-  for name, value in pairs(fields) do flat[#flat + 1] = name; flat[#flat + 1] = value end
-  for i = 1, #flat, 400 do redis.call('HSET', KEYS[1], unpack(flat, i, math.min(i + 399, #flat))) end
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'record', ARGV[4])
-redis.call('HSET', KEYS[3], ARGV[6], ARGV[4])
+# Bucket: KEYS: the latest hash, the history stream, the day hash; ARGV[1] is empty for a restated revision
+# (it goes to the latest hash only if no newer bucket is there, `_SET_BUCKET_LATEST_LUA`); ARGV[6]: the
+# history's approximate bound, ARGV[7]: the day hash's field.
+_WRITE_BUCKET_LUA = _HSET_JSON + '''
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'record', ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[7], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return #flat / 2
 '''
 
@@ -340,7 +337,7 @@ class RedisSink:
         day = record.get("day") or _day_of(record["bucket_start_ms"], self._tz)
         await self._write_bucket_script(
             keys=[k.store_latest(store), k.store_history(store), k.store_day(store, day)],
-            args=[latest, self._retention_s, k.live_channel(store), body, self.settings.history_maxlen,
+            args=[latest, self._retention_s, "merge", k.live_channel(store), body, self.settings.history_maxlen,
                   record["bucket_start"]], client=pipe)
 
     async def _write_other(self, pipe: Any, record: dict[str, Any], body: bytes) -> None:

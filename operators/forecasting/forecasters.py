@@ -72,6 +72,7 @@ _EPOCH_WEEKDAY_MIN = 3 * 1440  # 1970-01-01 was a Thursday
 _EPOCH = dt.date(1970, 1, 1)
 
 
+@functools.lru_cache(maxsize=256)
 def local_steps(start_ms: int, horizon: int, step_ms: int, zone: ZoneInfo) -> np.ndarray | None:
     """Local wall-clock epoch ms of `start_ms + i * step_ms` for `i < horizon`, or None across a change of offset.
 
@@ -79,11 +80,6 @@ def local_steps(start_ms: int, horizon: int, step_ms: int, zone: ZoneInfo) -> np
     The array is read-only and shared: every calendar candidate of every series of a store asks for the
     same span at each closed bucket (three time-zone conversions each, measured at 3 % of a bucket's work).
     """
-    return _local_steps(start_ms, horizon, step_ms, zone)
-
-
-@functools.lru_cache(maxsize=256)
-def _local_steps(start_ms: int, horizon: int, step_ms: int, zone: ZoneInfo) -> np.ndarray | None:
     end_ms = start_ms + max(horizon - 1, 0) * step_ms
     first = dt.datetime.fromtimestamp(start_ms / 1000, zone).utcoffset()
     if first is None or dt.datetime.fromtimestamp(end_ms / 1000, zone).utcoffset() != first:
