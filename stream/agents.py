@@ -7,6 +7,7 @@
   `FOOTFALL_IDLE_TIMEOUT_S` with a bucket due to close (the store's own partition
   applies it, in order, exactly once);
 - `catch_up_stalled` reads straight from Kafka what a stalled consumer does not deliver;
+- `watch_recovery` does the same for a table recovery its consumer gives nothing (`stream.recovery_watch`);
 - on a rebalance, revoked partitions are flushed before another worker restores them,
   and memory forgets them (the table is the truth after recovery);
 - with `FOOTFALL_WEB_ENABLED`, `/metrics` (Prometheus) and `/health` on the web port.
@@ -24,6 +25,8 @@ import faust
 
 from footfall.stream.diagnostics import consumer_state, log_task_stacks
 from footfall.stream.metrics import WorkerSnapshot, health, prometheus_text
+from footfall.stream.recovery_watch import RecoveryWatch
+from footfall.stream.refetch import RangeReader
 from footfall.stream.settings import Settings
 from footfall.stream.worker import FlowWorker
 
@@ -125,6 +128,21 @@ def register_agents(app: FlowApp, settings: Settings, worker: FlowWorker, events
                                       still_assigned=lambda p: settled() and p in assigned())
         except Exception:  # the broker may be away for a while: log, and try again at the next tick
             logger.exception("catching up stalled partitions failed; will retry")
+
+    if settings.stall_s > 0:
+        # Its own reader: the catch-up's may be reading events meanwhile. `recovery_fed` counts what it hands over.
+        recovery_watch = RecoveryWatch(app, RangeReader(settings.kafka), settings.stall_s, count=worker.outbox.count)
+
+        async def watch_recovery() -> None:
+            while not app.should_stop:
+                await asyncio.sleep(max(1.0, settings.stall_s / 3))
+                try:
+                    await recovery_watch.check()
+                except Exception:  # the broker may be away for a while: log, and look again next time
+                    logger.exception("feeding the stalled table recovery failed; will retry")
+
+        app.from_start.append(watch_recovery)  # from the start: the first recovery can stall too
+        app.before_stop.append(recovery_watch.reader.close)
 
     @app.task
     async def _dump_tasks_on_sigusr1() -> None:

@@ -69,7 +69,8 @@ def faust_app_settings(settings: Settings, data_dir_prefix: str = "footfall-") -
 
 
 class FlowApp(faust.App):
-    """A Faust app that runs `before_stop` coroutines when it starts to stop, before Faust stops anything.
+    """A Faust app that runs `before_stop` coroutines when it starts to stop, before Faust stops anything,
+    and `from_start` tasks from its start, table recovery included.
 
     Faust's own stop stops the consumer and the tables before its agents, and cancels changelog
     sends still on their way (measured: a worker's last save before a SIGTERM, made from the
@@ -78,6 +79,14 @@ class FlowApp(faust.App):
     """
 
     before_stop: list[Callable[[], Awaitable[None]]]
+    from_start: list[Callable[[], Awaitable[None]]]
+
+    async def on_start(self) -> None:
+        # Faust starts timers and tasks only once the first table recovery is over: a watch on that
+        # recovery (`stream.recovery_watch`) has to run before.
+        await super().on_start()
+        for task in getattr(self, "from_start", ()):
+            self.add_future(task())
 
     async def on_stop(self) -> None:
         for hook in getattr(self, "before_stop", ()):
@@ -91,7 +100,7 @@ class FlowApp(faust.App):
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's Faust app: topics, the per-store `stores` table, the flow worker and its agent."""
     app = FlowApp(settings.app_id, **faust_app_settings(settings))
-    app.before_stop = []
+    app.before_stop, app.from_start = [], []
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
     def topic(name: str) -> faust.TopicT:

@@ -7,7 +7,7 @@ import logging
 
 import faust
 
-__all__ = ["consumer_state", "log_task_stacks"]
+__all__ = ["consumer_state", "log_task_stacks", "recovery_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +48,30 @@ def consumer_state(app: faust.App, topic: str) -> str:
 def log_task_stacks() -> None:
     for task in asyncio.all_tasks():
         logger.warning("task %s waits at:\n  %s", task.get_name(), "\n  ".join(_await_chain(task)))
+
+
+def recovery_state(app: faust.App, tps: list) -> str:
+    """What Faust's consumer and its aiokafka consumer hold for changelog partitions `tps` (for a stall's log)."""
+    parts: list[str] = []
+    try:  # diagnostics never fail the caller; the aiokafka consumer lives in Faust's consumer thread: only read
+        consumer = app.consumer
+        parts.append(f"flow {'on' if consumer.flow_active else 'off'}")
+        for tp in tps:
+            where = ("fetching" if tp in (consumer._active_partitions or ()) else
+                     "paused" if tp in consumer._paused_partitions else "neither fetching nor paused")
+            parts.append(f"{tp.topic}[{tp.partition}] {where}, read offset {consumer._read_offset.get(tp)}")
+        fetcher = app._fetcher  # type: ignore[attr-defined]
+        drainer = getattr(fetcher, "_drainer", None)
+        drained = "done" if drainer is not None and drainer.done() else drainer
+        parts.append(f"fetcher {fetcher.state}, drainer {drained}")
+        assignment = consumer._thread._consumer._subscription.subscription.assignment
+        for tp in tps:
+            state = assignment.state_value(tp) if assignment is not None else None
+            if state is None:
+                parts.append(f"aiokafka: {tp.topic}[{tp.partition}] not assigned")
+            else:
+                parts.append(f"aiokafka: {tp.topic}[{tp.partition}] paused {state.paused}, "
+                             f"position {state._position}, status {state._status}, highwater {state.highwater}")
+    except Exception as exc:
+        parts.append(f"(the rest unreadable: {exc!r})")
+    return "; ".join(parts)

@@ -555,7 +555,8 @@ ENV_VARIABLES: dict[str, str] = {
     ),
     "FOOTFALL_STALL_S": (
         "When the consumer delivers nothing from a partition for this long while messages wait there, the "
-        "worker reads them straight from Kafka (a guard against a stalled Faust fetcher); 0 = off. Default 15."
+        "worker reads them straight from Kafka (a guard against a stalled Faust fetcher); the same for a table "
+        "recovery given nothing from its changelog. 0 = off. Default 15."
     ),
     "FOOTFALL_LOG_LEVEL": "debug, info, warning, error. Default info.",
     "FOOTFALL_WEB_ENABLED": (
