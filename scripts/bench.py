@@ -80,7 +80,8 @@ from typing import Any
 
 import orjson
 
-from footfall.stream.settings import Settings
+from footfall.stream.preflight import redact
+from footfall.stream.settings import Settings, kafka_security
 
 __all__ = [
     "MODES",
@@ -506,6 +507,8 @@ def pipeline_process(
         env.update(settings.to_env())
         cmd = [*python, "-m", "footfall.scripts.cli", "--log-level", settings.log_level, "worker"]
     else:
+        # Only how to reach the brokers (TLS, SASL): the rest is given on the command line.
+        env.update({var: value for var, value in settings.to_env().items() if var.startswith("FOOTFALL_KAFKA_")})
         cmd = [*python, "-m", "footfall.scripts.benchpipes", "raw" if pipeline == "a" else "faust",
                "--broker", settings.broker, "--redis-url", settings.redis_url, "--prefix", settings.topic_prefix,
                "--app-id", settings.app_id, "--partitions", str(settings.partitions),
@@ -882,7 +885,7 @@ async def produce_backlog(
 
 async def run_one(
     pipeline: str, mode: str, config: BenchConfig, broker: str, redis_url: str, run_dir: Path, run_id: str,
-    client: Any, producer: Any, offsets: Any, backlog_now_ms: int,
+    client: Any, producer: Any, offsets: Any, backlog_now_ms: int, security: dict[str, Any] | None = None,
 ) -> PipelineResult:
     """Measure `pipeline` in `mode` on fresh topics, keys and app id; never raises BenchError."""
     from footfall.stream.topics import ensure_topics
@@ -890,7 +893,7 @@ async def run_one(
     per_message = MODES[mode]
     prefix = f"bench-{run_id}-{pipeline}-{mode}"
     settings = Settings(
-        broker=broker, redis_url=redis_url, topic_prefix=prefix, app_id=f"{prefix}-app",
+        broker=broker, redis_url=redis_url, topic_prefix=prefix, app_id=f"{prefix}-app", **(security or {}),
         partitions=config.partitions, pseudonym_secret=secrets.token_hex(16),
         data_dir=str(run_dir / prefix / "data"), log_level="warning", live_interval_s=FLUSH_S,
         processing_guarantee="exactly_once" if pipeline == "e" else "at_least_once",
@@ -964,7 +967,7 @@ def _check_cancelled() -> None:
 
 async def bench(
     config: BenchConfig, broker: str, redis_url: str, run_dir: Path, report: BenchReport,
-    handle_signals: bool = False,
+    handle_signals: bool = False, security: dict[str, Any] | None = None,
 ) -> None:
     """Every pipeline in every mode, one after the other, into `report.results`.
 
@@ -994,9 +997,10 @@ async def bench(
     # Python 3.11 (see `_check_cancelled`); calls are bounded with asyncio.timeout instead.
     client = aioredis.Redis.from_url(redis_url, socket_timeout=None, socket_connect_timeout=10)
     # linger 0: a paced message leaves at once (the backlog still batches while a request is in flight).
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0, max_batch_size=262_144,
+    kafka = Settings(broker=broker, **(security or {})).kafka
+    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=0, max_batch_size=262_144,
                                 max_request_size=2_097_152)
-    offsets = AIOKafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False)
+    offsets = AIOKafkaConsumer(**kafka.aiokafka(), group_id=None, enable_auto_commit=False)
     await producer.start()
     await offsets.start()
     try:
@@ -1006,7 +1010,7 @@ async def bench(
                 _check_cancelled()
                 report.results.append(
                     await run_one(pipeline, mode, config, broker, redis_url, run_dir, run_id, client, producer,
-                                  offsets, backlog_now_ms)
+                                  offsets, backlog_now_ms, security)
                 )
     finally:
         for signum in signals:
@@ -1029,9 +1033,13 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def run_bench(
     config: BenchConfig, *, broker: str | None = None, redis_url: str | None = None, broker_kind: str = "kafka",
-    run_dir: Path | None = None, handle_signals: bool = False,
+    run_dir: Path | None = None, handle_signals: bool = False, environ: dict[str, str] | None = None,
 ) -> BenchReport:
     """Run the bench; start an attached Kafka (or Tansu) and/or Redis for what is not given.
+
+    With `broker` given, `environ`'s `FOOTFALL_KAFKA_*` (TLS, SASL; default: the process's
+    environment) apply to every Kafka client of every pipeline; a broker the bench starts
+    itself is spoken to in plain text.
 
     The temporary run folder (logs, stack data) is removed afterwards unless
     `run_dir` is given or a pipeline failed. With `handle_signals` (the CLI),
@@ -1046,6 +1054,7 @@ def run_bench(
     started = time.monotonic()
     loadavg_start = _loadavg()  # before a broker of our own starts: what else runs here
     report: BenchReport | None = None
+    security = kafka_security(os.environ if environ is None else environ) if broker is not None else {}
     try:
         with contextlib.ExitStack() as stack:
             if broker is None or redis_url is None:
@@ -1058,11 +1067,11 @@ def run_bench(
                              "none": "given"}[kind]
             else:
                 described = "given"
-            report = BenchReport(config, broker, described, redis_url,
+            report = BenchReport(config, broker, described, redact(redis_url),  # its password never shown
                                  started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), loadavg_start=loadavg_start)
             with asyncio.Runner(loop_factory=_new_loop) as runner:
                 try:
-                    runner.run(bench(config, broker, redis_url, run_path, report, handle_signals))
+                    runner.run(bench(config, broker, redis_url, run_path, report, handle_signals, security))
                 except asyncio.CancelledError:
                     if report.stopped_by is None:
                         raise
@@ -1197,7 +1206,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--only", default=",".join(DEFAULT_PIPELINES),
                         help="pipelines to run, e.g. a,c (default a,b,c; e: the worker under exactly_once)")
     parser.add_argument("--modes", default=",".join(MODES), help="single,batch (default both)")
-    parser.add_argument("--broker", help="use this Kafka (host:port) instead of starting one")
+    parser.add_argument("--broker", help="use this Kafka (host:port) instead of starting one; FOOTFALL_KAFKA_* "
+                        "(TLS, SASL) then apply to every client of the run")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--broker-kind", choices=("kafka", "tansu"), default="kafka",
                         help="broker to start when --broker is not given (default kafka)")

@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -52,7 +53,7 @@ import redis.asyncio as aioredis
 
 from footfall.operators.kpis.flow import COUNTERS
 from footfall.stream.records import bucket_record
-from footfall.stream.settings import Settings
+from footfall.stream.settings import Settings, kafka_security
 
 __all__ = ["PIPES", "BucketCounts", "Flusher", "create_faust_app", "main", "run_raw"]
 
@@ -235,14 +236,14 @@ async def run_raw(settings: Settings, flush_s: float) -> None:
         loop.add_signal_handler(sig, stop.set)
     out_topic = settings.topic("aggregates")
     consumer = AIOKafkaConsumer(
-        settings.topic("events"), bootstrap_servers=settings.broker, group_id=settings.app_id,
+        settings.topic("events"), **settings.kafka.aiokafka(), group_id=settings.app_id,
         auto_offset_reset="earliest", enable_auto_commit=True,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_s * 1000),
         max_partition_fetch_bytes=1024**2,  # Faust's consumer_max_fetch_size
     )
     # Faust's producer defaults (acks=all) with the worker's linger and batch size.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=5, max_batch_size=65_536)
+    producer = AIOKafkaProducer(**settings.kafka.aiokafka(), acks="all", linger_ms=5, max_batch_size=65_536)
 
     async def send(key: bytes, value: bytes) -> Awaitable[Any]:
         return await producer.send(out_topic, key=key, value=value)
@@ -343,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     settings = Settings(broker=args.broker, redis_url=args.redis_url, topic_prefix=args.prefix, app_id=args.app_id,
-                        partitions=args.partitions, data_dir=args.data_dir, log_level=args.log_level)
+                        partitions=args.partitions, data_dir=args.data_dir, log_level=args.log_level,
+                        **kafka_security(os.environ))  # FOOTFALL_KAFKA_*: TLS, SASL
     try:
         import uvloop
 

@@ -62,7 +62,8 @@ from typing import Any
 
 import orjson
 
-from footfall.stream.settings import Settings
+from footfall.stream.kafka_access import KafkaAccess
+from footfall.stream.settings import Settings, kafka_security
 
 __all__ = ["ScaleConfig", "ScaleReport", "default_start_ms", "format_report", "register", "run", "run_scale"]
 
@@ -202,9 +203,9 @@ class LiveListener(threading.Thread):
 class ChangelogReader(threading.Thread):
     """Reads the worker's table changelog from the start: (record timestamp s, key + value bytes)."""
 
-    def __init__(self, broker: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaAccess, topic: str) -> None:
         super().__init__(name="scale-changelog", daemon=True)
-        self.broker, self.topic = broker, topic
+        self.kafka, self.topic = kafka, topic
         self.stop_event = threading.Event()
         self.at_s = array.array("d")
         self.sizes = array.array("q")
@@ -214,7 +215,7 @@ class ChangelogReader(threading.Thread):
         from kafka import KafkaConsumer, TopicPartition
 
         try:
-            consumer = KafkaConsumer(bootstrap_servers=self.broker.split(","), group_id=None,
+            consumer = KafkaConsumer(**self.kafka.kafka_python(), group_id=None,
                                      enable_auto_commit=False, client_id="footfall-scale-changelog",
                                      fetch_max_bytes=16 * 1024 * 1024)
         except Exception as exc:
@@ -339,14 +340,20 @@ def _rebalance_lines(log_text: str) -> tuple[int, list[str]]:
 
 
 def run_scale(config: ScaleConfig, *, broker: str | None = None, redis_url: str | None = None,
-              run_dir: Path | None = None) -> ScaleReport:
-    """Run one scale measurement; starts a local Kafka and/or Redis for what is not given."""
+              run_dir: Path | None = None, environ: dict[str, str] | None = None) -> ScaleReport:
+    """Run one scale measurement; starts a local Kafka and/or Redis for what is not given.
+
+    With `broker` given, `environ`'s `FOOTFALL_KAFKA_*` (TLS, SASL; default: the process's
+    environment) apply to every Kafka client of the run, the worker's and the simulator's included;
+    a broker the harness starts itself is spoken to in plain text.
+    """
     from footfall.scripts.stack import LocalStack
 
     own_dir = run_dir is None
     run_path = Path(tempfile.mkdtemp(prefix="footfall-scale-")) if run_dir is None else run_dir
     run_path.mkdir(parents=True, exist_ok=True)
     report: ScaleReport | None = None
+    security = kafka_security(os.environ if environ is None else environ) if broker is not None else {}
     try:
         with contextlib.ExitStack() as stack:
             if broker is None or redis_url is None:
@@ -355,7 +362,7 @@ def run_scale(config: ScaleConfig, *, broker: str | None = None, redis_url: str 
                 stack.enter_context(local)
                 broker = broker or local.bootstrap
                 redis_url = redis_url or local.redis_url
-            report = _measure(config, broker, redis_url, run_path)
+            report = _measure(config, broker, redis_url, run_path, security)
     finally:
         if own_dir and report is not None and report.error is None:
             shutil.rmtree(run_path, ignore_errors=True)
@@ -364,7 +371,8 @@ def run_scale(config: ScaleConfig, *, broker: str | None = None, redis_url: str 
     return report
 
 
-def _measure(config: ScaleConfig, broker: str, redis_url: str, run_path: Path) -> ScaleReport:
+def _measure(config: ScaleConfig, broker: str, redis_url: str, run_path: Path,
+             security: dict[str, Any]) -> ScaleReport:
     import redis
     from kafka import KafkaConsumer, TopicPartition
 
@@ -373,6 +381,7 @@ def _measure(config: ScaleConfig, broker: str, redis_url: str, run_path: Path) -
 
     prefix = f"scale-{secrets.token_hex(4)}"
     settings = Settings(broker=broker, redis_url=redis_url, topic_prefix=prefix, app_id=f"{prefix}-worker",
+                        **security,
                         partitions=config.partitions, pseudonym_secret=secrets.token_hex(16), bucket_s=config.bucket_s,
                         data_dir=str(run_path / "data"), log_level="info",
                         **({} if config.checkpoint_interval_s is None
@@ -394,9 +403,9 @@ def _measure(config: ScaleConfig, broker: str, redis_url: str, run_path: Path) -
     client = redis.Redis.from_url(redis_url)
     listener = LiveListener(redis_url, settings.redis_keys.live_channel("*"))
     listener.start()
-    changelog = ChangelogReader(broker, f"{settings.app_id}-stores-changelog")
+    changelog = ChangelogReader(settings.kafka, f"{settings.app_id}-stores-changelog")
     changelog.start()
-    offsets = KafkaConsumer(bootstrap_servers=broker.split(","), group_id=None, enable_auto_commit=False,
+    offsets = KafkaConsumer(**settings.kafka.kafka_python(), group_id=None, enable_auto_commit=False,
                             client_id="footfall-scale-offsets")
     events_tps = [TopicPartition(settings.topic("events"), p) for p in range(config.partitions)]
     worker_log = run_path / "worker.log"
@@ -595,7 +604,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--window-s", type=float, default=30.0,
                         help="wall seconds either side of a bucket boundary counted as 'near' it (default 30)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the events topic (default 4)")
-    parser.add_argument("--broker", help="use this Kafka (host:port) instead of starting one")
+    parser.add_argument("--broker", help="use this Kafka (host:port) instead of starting one; FOOTFALL_KAFKA_* "
+                        "(TLS, SASL) then apply to every client of the run")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
     parser.add_argument("--run-dir", type=Path,
                         help="keep logs here (default: a temp folder, removed if the run succeeded)")

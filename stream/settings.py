@@ -34,7 +34,7 @@ from footfall.schemas.events import DEFAULT_MAX_MESSAGE_BYTES
 from footfall.schemas.keys import RedisKeys
 from footfall.stream.kafka_access import KafkaAccess, problems_of
 
-__all__ = ["ENV_VARIABLES", "STATE_SHAPING", "Settings", "SettingsError", "state_shape_changes"]
+__all__ = ["ENV_VARIABLES", "STATE_SHAPING", "Settings", "SettingsError", "kafka_security", "state_shape_changes"]
 
 
 class SettingsError(ValueError):
@@ -219,6 +219,22 @@ class Settings:
                 value = "true" if value else "false"
             env[f"FOOTFALL_{f.name.upper()}"] = str(value)
         return env
+
+
+def kafka_security(environ: Mapping[str, str]) -> dict[str, Any]:
+    """How to speak to the brokers (the `kafka_*` fields) from `environ`'s `FOOTFALL_KAFKA_*`, checked.
+
+    For tools that set every other setting themselves (`footfall bench`, `footfall scale`).
+
+    >>> kafka_security({"FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "FOOTFALL_BUCKET_S": "60",
+    ...                 "FOOTFALL_KAFKA_SASL_MECHANISM": "PLAIN", "FOOTFALL_KAFKA_SASL_USERNAME": "u",
+    ...                 "FOOTFALL_KAFKA_SASL_PASSWORD": "p"})  # doctest: +NORMALIZE_WHITESPACE
+    {'kafka_security_protocol': 'SASL_PLAINTEXT', 'kafka_sasl_mechanism': 'PLAIN', 'kafka_sasl_username': 'u',
+     'kafka_sasl_password': 'p', 'kafka_ssl_cafile': '', 'kafka_ssl_certfile': '', 'kafka_ssl_keyfile': '',
+     'kafka_ssl_check_hostname': True}
+    """
+    settings = Settings.from_env({k: v for k, v in environ.items() if k.startswith("FOOTFALL_KAFKA_")})
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings) if f.name.startswith("kafka_")}
 
 
 #: Settings the saved per-store state is made with, and what a restart may change of each: a store's

@@ -141,3 +141,28 @@ def test_a_plaintext_client_setting_is_refused_before_connecting(secure_stack: L
     env = {**secure_stack.client_env(), "FOOTFALL_KAFKA_SSL_CAFILE": str(tmp_path / "missing.pem")}
     with pytest.raises(ValueError, match="FOOTFALL_KAFKA_SSL_CAFILE"):
         Settings.from_env(env)
+
+
+def test_the_measurement_tools_run_over_tls_with_authentication(secure_stack: LocalStack, tmp_path: Path) -> None:
+    """`footfall scale` and `footfall bench` on a secured cluster: every client of theirs takes `FOOTFALL_KAFKA_*`."""
+    from footfall.scripts.bench import BenchConfig, format_report, run_bench
+    from footfall.scripts.scale import ScaleConfig, run_scale
+    from footfall.scripts.scale import format_report as format_scale
+
+    env = secure_stack.client_env()
+    settings = Settings.from_env(env)
+    scale = run_scale(ScaleConfig(stores=20, speed=60, minutes=30 / 60), broker=settings.broker,
+                      redis_url=settings.redis_url, run_dir=tmp_path / "scale", environ=env)
+    shown = format_scale(scale)
+    assert scale.error is None, shown
+    assert scale.live_records > 0 and 0 < scale.applied_events <= scale.offered_events, shown
+    assert scale.changelog_bytes > 0, shown  # the harness's own changelog reader, over SASL_SSL
+
+    bench = run_bench(BenchConfig(events=300, batch_events=2_000, stores=4, paced_s=1.5, stall_timeout_s=30),
+                      broker=settings.broker, redis_url=settings.redis_url, run_dir=tmp_path / "bench", environ=env)
+    shown = format_report(bench)
+    assert {r.pipeline for r in bench.results} >= {"a", "b", "c"}, shown
+    for r in bench.results:
+        assert r.error is None and r.events_per_s, f"{r.pipeline} {r.mode}\n{shown}"
+    password = env["FOOTFALL_REDIS_URL"].split(":")[2].split("@")[0]
+    assert password not in shown, "the Redis password is shown"
