@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import pytest
 from faust.types import TP
 
 from footfall.stream.recovery_watch import RecoveryWatch, as_faust_message, stalled_partitions
@@ -53,13 +54,15 @@ def record(offset: int, partition: int = 1) -> SimpleNamespace:
 
 
 class Reader:
-    """Kafka as a dict of offsets -> record; a compacted partition has holes."""
+    """Kafka as a dict of offsets -> record; a compacted partition has holes. Fails from read `fail_at` on."""
 
-    def __init__(self, log: dict[int, SimpleNamespace]) -> None:
-        self.log, self.reads = log, []
+    def __init__(self, log: dict[int, SimpleNamespace], fail_at: int | None = None) -> None:
+        self.log, self.reads, self.fail_at = log, [], fail_at
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list:
         self.reads.append((topic, partition, start, end))
+        if self.fail_at is not None and len(self.reads) > self.fail_at:
+            raise TimeoutError("broker away")
         return [self.log[o] for o in sorted(self.log) if start <= o < end]
 
 
@@ -152,3 +155,21 @@ def test_a_faust_message_made_by_the_watch_has_every_field_faust_s_consumer_give
             m.serialized_key_size, m.serialized_value_size, m.tp, m.generation_id) == (
         r.topic, r.partition, r.offset, r.timestamp / 1000.0, r.timestamp_type, r.headers, r.key, r.value,
         r.checksum, r.serialized_key_size, r.serialized_value_size, TP(r.topic, r.partition), 3)
+
+
+def test_a_long_range_is_fed_in_chunks_and_a_failed_read_keeps_what_was_handed_over(monkeypatch):
+    import footfall.stream.recovery_watch as recovery_watch
+
+    monkeypatch.setattr(recovery_watch, "FEED_CHUNK", 4)
+    tp = TP("app-stores-changelog", 1)
+    recovery = Recovery(active_highwaters={tp: 12}, active_offsets={tp: -1}, active_tps={tp})
+    log = {o: record(o) for o in range(13) if o != 5}
+    reader, channel, clock = Reader(log, fail_at=2), Channel(), [0.0]
+    _, totals, watch = watch_of(recovery, reader, channel, clock)
+    asyncio.run(watch.check())
+    clock[0] = 10.0
+    with pytest.raises(TimeoutError):  # the timer logs it and looks again at its next tick
+        asyncio.run(watch.check())
+    assert reader.reads == [("app-stores-changelog", 1, 0, 4), ("app-stores-changelog", 1, 4, 8),
+                            ("app-stores-changelog", 1, 8, 12)]
+    assert [m.offset for m in channel.delivered] == [0, 1, 2, 3, 4, 6, 7] and totals == {"recovery_fed": 7}
