@@ -36,6 +36,8 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
 
+from footfall.stream.kafka_access import KafkaAccess
+
 __all__ = ["CHECKS", "CheckResult", "format_report", "run_checks"]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ class _Run:
     base: str
     progress: Progress
     admin: AIOKafkaAdminClient
+    client: dict[str, Any]  # aiokafka's keyword arguments: the brokers, TLS and SASL
     created: list[str] = field(default_factory=list)
     step: str = "starting"
 
@@ -116,9 +119,9 @@ async def _end_offsets_after_batches(run: _Run) -> str:
     tp = TopicPartition(topic, 0)
     await run.create_topic(topic, partitions=1)
     expected = [sum(BATCH_SIZES[: i + 1]) for i in range(len(BATCH_SIZES))]
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, acks="all", enable_idempotence=False,
+    producer = AIOKafkaProducer(**run.client, acks="all", enable_idempotence=False,
                                 linger_ms=0, request_timeout_ms=REQUEST_TIMEOUT_MS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**run.client, enable_auto_commit=False,
                                 request_timeout_ms=REQUEST_TIMEOUT_MS)
     try:
         await producer.start()
@@ -203,9 +206,9 @@ async def _compacted_changelog(run: _Run) -> str:
     keys = [f"store-{i}".encode() for i in range(3)]
     rounds = 4
     latest = {key: f"{key.decode()} v{rounds - 1}".encode() for key in keys}
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, acks="all", enable_idempotence=False,
+    producer = AIOKafkaProducer(**run.client, acks="all", enable_idempotence=False,
                                 request_timeout_ms=REQUEST_TIMEOUT_MS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**run.client, enable_auto_commit=False,
                                 auto_offset_reset="earliest", request_timeout_ms=REQUEST_TIMEOUT_MS)
     try:
         await producer.start()
@@ -265,7 +268,7 @@ async def _consumer_group_rebalance(run: _Run) -> str:
 
     def member() -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            topic, bootstrap_servers=run.bootstrap, group_id=group, enable_auto_commit=False,
+            topic, **run.client, group_id=group, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS, request_timeout_ms=REQUEST_TIMEOUT_MS,
         )
@@ -273,7 +276,7 @@ async def _consumer_group_rebalance(run: _Run) -> str:
     def shown(consumer: AIOKafkaConsumer) -> list[int]:
         return sorted(tp.partition for tp in consumer.assignment())
 
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, acks="all", enable_idempotence=False,
+    producer = AIOKafkaProducer(**run.client, acks="all", enable_idempotence=False,
                                 request_timeout_ms=REQUEST_TIMEOUT_MS)
     first, second, reader = member(), member(), None
     polls: list[asyncio.Task[None]] = []
@@ -318,7 +321,7 @@ async def _consumer_group_rebalance(run: _Run) -> str:
             task.cancel()
         await first.stop()
         # A fresh consumer of the group reads the commits back, as a restarted worker would.
-        reader = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, group_id=group, enable_auto_commit=False,
+        reader = AIOKafkaConsumer(**run.client, group_id=group, enable_auto_commit=False,
                                   request_timeout_ms=REQUEST_TIMEOUT_MS)
         await reader.start()
         committed = {tp: await reader.committed(tp) for tp in sorted(both)}
@@ -405,13 +408,16 @@ CHECKS: tuple[_Check, ...] = (
 )
 
 
-def run_checks(bootstrap: str, *, topic_prefix: str | None = None, progress: Progress = print) -> list[CheckResult]:
+def run_checks(bootstrap: str, *, topic_prefix: str | None = None, progress: Progress = print,
+               kafka: KafkaAccess | None = None) -> list[CheckResult]:
     """Run every check against the broker at `bootstrap`.
 
     Parameters
     ----------
     bootstrap
         `host:port[,host:port]` of the broker.
+    kafka
+        How to speak to it (TLS, SASL: `Settings.kafka`); default plain text.
     topic_prefix
         Topics are named `<topic_prefix>.brokercheck-<uuid>.<check>` (default prefix `footfall`).
     progress
@@ -428,12 +434,14 @@ def run_checks(bootstrap: str, *, topic_prefix: str | None = None, progress: Pro
     Takes a few seconds on a healthy broker; each check has a deadline, so at most about a minute.
 
     """
-    return asyncio.run(_run_checks(bootstrap, topic_prefix or "footfall", progress))
+    client = (kafka or KafkaAccess(bootstrap)).aiokafka()
+    return asyncio.run(_run_checks(bootstrap, topic_prefix or "footfall", progress, client))
 
 
-async def _run_checks(bootstrap: str, topic_prefix: str, progress: Progress) -> list[CheckResult]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
-    run = _Run(bootstrap, f"{topic_prefix}.brokercheck-{uuid.uuid4().hex[:12]}", progress, admin)
+async def _run_checks(bootstrap: str, topic_prefix: str, progress: Progress,
+                      client: dict[str, Any]) -> list[CheckResult]:
+    admin = AIOKafkaAdminClient(**client, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    run = _Run(bootstrap, f"{topic_prefix}.brokercheck-{uuid.uuid4().hex[:12]}", progress, admin, client)
     progress(f"checking the broker at {bootstrap} (topics {run.base}.*)")
     try:
         await asyncio.wait_for(run.admin.start(), timeout=PHASE_TIMEOUT_S)

@@ -277,8 +277,20 @@ def run_check(args: argparse.Namespace) -> int:
             except SettingsError as exc:
                 print(f"footfall stack check: {exc}", file=sys.stderr)
                 return 2
-    _progress(f"broker {bootstrap} ({source})")
+    from footfall.stream.settings import Settings, SettingsError, kafka_security
+
+    # How to speak to it: a recorded secured stack's client.env, else FOOTFALL_KAFKA_* (default plain text).
+    client_env = Path(args.run_dir) / "client.env"
+    environ = dict(os.environ)
+    if args.bootstrap is None and read_state(args.run_dir).get("broker") is not None and client_env.exists():
+        environ = dict(line.split("=", 1) for line in client_env.read_text().splitlines() if "=" in line)
+    try:
+        kafka = Settings(broker=bootstrap, **kafka_security(environ)).kafka
+    except SettingsError as exc:
+        print(f"footfall stack check: {exc}", file=sys.stderr)
+        return 2
+    _progress(f"broker {bootstrap} ({source}) over {kafka.protocol}")
     _quiet_clients(logging.ERROR)
-    results = brokercheck.run_checks(bootstrap, topic_prefix=args.topic_prefix, progress=_progress)
+    results = brokercheck.run_checks(bootstrap, topic_prefix=args.topic_prefix, progress=_progress, kafka=kafka)
     print(brokercheck.format_report(results))
     return 0 if all(result.ok for result in results) else 1

@@ -166,3 +166,18 @@ def test_the_measurement_tools_run_over_tls_with_authentication(secure_stack: Lo
         assert r.error is None and r.events_per_s, f"{r.pipeline} {r.mode}\n{shown}"
     password = env["FOOTFALL_REDIS_URL"].split(":")[2].split("@")[0]
     assert password not in shown, "the Redis password is shown"
+
+
+def test_stack_check_passes_on_a_secured_stack(secure_stack: LocalStack) -> None:
+    """`footfall stack check` speaks to a recorded secured stack with its client.env; each broker check passes."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    done = subprocess.run([sys.executable, "-m", "footfall.scripts.cli", "stack", "check", "--run-dir",
+                           str(secure_stack.run_dir)], env=env, capture_output=True, text=True, timeout=180)
+    shown = done.stdout + done.stderr
+    assert done.returncode == 0, shown  # 1 when a check fails, 2 on bad settings
+    assert "over SASL_SSL" in shown, shown
+    password = secure_stack.client_env()["FOOTFALL_KAFKA_SASL_PASSWORD"]
+    assert password not in shown
