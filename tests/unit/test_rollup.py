@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from footfall.operators.kpis.rollup import SUMMED, RollUp, compact, rollup_kpis
+from footfall.operators.kpis.rollup import LIVE_SUMMED, SUMMED, RollUp, compact, compact_live, rollup_kpis
 
 records = st.fixed_dictionaries({
     "status": st.sampled_from(["open", "closed"]),
@@ -57,3 +57,56 @@ def test_a_region_is_a_member_of_the_chain():
     assert totals["stores"] == 3 and totals["arrivals"] == 12 and totals["closed"] == 1
     assert totals["sales_cents"] == 125
     assert len(north.row()) == len(SUMMED)
+
+
+def _reference_compact_live(record):
+    """The path-by-path definition: each `LIVE_SUMMED` value read from its path, 0 when missing or not a number."""
+    from collections.abc import Mapping
+
+    def num(*path):
+        value = record
+        for part in path:
+            if not isinstance(value, Mapping):
+                return 0
+            value = value.get(part)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    paths = {"occupancy": ("occupancy", "occupancy"), "waiting_now": ("queue", "total", "waiting_now"),
+             "in_service_now": ("queue", "total", "in_service_now"),
+             "counters_active": ("queue", "total", "counters_active"),
+             "arrivals_5m": ("windows", "5m", "arrivals"), "arrivals_15m": ("windows", "15m", "arrivals"),
+             "arrivals_60m": ("windows", "60m", "arrivals"), "transactions_15m": ("windows", "15m", "transactions"),
+             "tickets_issued_15m": ("windows", "15m", "tickets_issued"), "today_arrivals": ("today", "arrivals"),
+             "today_transactions": ("today", "transactions"), "today_tickets_issued": ("today", "tickets_issued"),
+             "last_week_arrivals": ("same_day_last_week", "arrivals"),
+             "last_week_transactions": ("same_day_last_week", "transactions"),
+             "duplicates": ("duplicates",), "late": ("late",)}
+    row = {name: num(*path) for name, path in paths.items()}
+    row["stores"] = 1
+    row["today_sales_cents"] = round(num("today", "sales") * 100)
+    row["last_week_sales_cents"] = round(num("same_day_last_week", "sales") * 100)
+    return [int(row[name]) for name in LIVE_SUMMED]
+
+
+def test_compact_live_equals_the_path_by_path_definition_on_random_records():
+    import random
+    from types import MappingProxyType
+
+    import numpy as np
+
+
+    rng = random.Random(11)
+    leaves = [None, True, False, 0, 7, -3, 2.5, 12.345, float(np.float64(4.75)), np.float64(1.25), "9", [1], {}]
+
+    def part(depth: int):
+        if depth == 0 or rng.random() < 0.2:
+            return rng.choice(leaves)
+        keys = ["occupancy", "total", "waiting_now", "in_service_now", "counters_active", "5m", "15m", "60m",
+                "arrivals", "transactions", "tickets_issued", "sales", "other"]
+        made = {k: part(depth - 1) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+        return MappingProxyType(made) if rng.random() < 0.1 else made  # a Mapping that is not a dict
+
+    for _ in range(3000):
+        record = {k: part(3) for k in rng.sample(["occupancy", "queue", "windows", "today", "same_day_last_week",
+                                                  "duplicates", "late", "x"], rng.randint(0, 8))}
+        assert compact_live(record) == _reference_compact_live(record), record
