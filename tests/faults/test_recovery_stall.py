@@ -9,80 +9,74 @@ whose `sitecustomize` drops every changelog record Faust's fetcher hands on.
 - without the guard (`FOOTFALL_STALL_S=0`) such a worker counts nothing: the fault is real;
 - with it, the worker notices the stall, reads the changelog from Kafka, ends its recovery
   with the saved state (it applies only what came after its checkpoints, not the whole log
-  again), and every bucket ends exact against a brute-force count.
+  again), and every bucket, roll-up, day total and dead letter ends exact against what was
+  sent (a row of `footfall faults`).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 
-import orjson
 import pytest
-import redis
 
 from footfall.scripts.stack import free_port
 from footfall.stream.settings import Settings
 from footfall.stream.topics import ensure_topics
-from tests.faults.faultkit import door_events, health, worker_counts
+from tests.faults.faultkit import Tally, Traffic, health, worker_counts
+from tests.faults.test_worker_crashes import check
 from tests.integration.conftest import wait_until
-from tests.integration.test_pipeline import redis_buckets, send_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-MINUTE_MS = 60_000
 WITHHELD = Path(__file__).with_name("changelog_withheld")
 
 
 def test_a_recovery_given_no_changelog_records_is_fed_from_kafka_and_ends_exact(services, worker_factory,
                                                                                unique_prefix):
     ensure_topics(Settings(broker=services.bootstrap, topic_prefix=unique_prefix, partitions=4))
-    topic = f"{unique_prefix}.events"
-    client = redis.Redis.from_url(services.redis_url)
-    t0 = (int(time.time() * 1000) - 60 * MINUTE_MS) // MINUTE_MS * MINUTE_MS
-    first = door_events(t0, 300, stores=8)
-    later = door_events(t0 + 300 * 5_000, 120, stores=8, id_prefix="later")
+    traffic = Traffic(services.bootstrap, f"{unique_prefix}.events", unique_prefix, n=1500)
+    tally = Tally("table recovery given no changelog records", unique_prefix, services.redis_url,
+                  services.bootstrap, traffic)
 
-    def counted() -> Counter:
-        return Counter({key: int(record["arrivals"]) for key, record in redis_buckets(client, unique_prefix).items()
-                        if record["arrivals"]})
-
-    def brute(events: list[dict]) -> Counter:
-        return Counter((e["store_id"], e["ts"] // 900_000 * 900_000) for e in events)
-
-    # A worker counts the first events and saves its state to the changelog on SIGTERM.
-    worker = worker_factory(checkpoint_interval_s=1).start()
-    send_all(services.bootstrap, topic, [(e["store_id"].encode(), orjson.dumps(e)) for e in first])
-    wait_until(lambda: counted() == brute(first), 120, "the first events counted")
-    assert worker.stop() == 0
+    # A worker counts a third of the traffic, then saves its state to the changelog on SIGTERM.
+    port = free_port()
+    first = worker_factory(web_enabled="true", web_port=port, checkpoint_interval_s=1).start()
+    wait_until(lambda: health(port) == 200, 90, "the first worker up")
+    traffic.start()
+    wait_until(lambda: sum(tally.counted().values()) > len(traffic.events) // 3, 60, "a third counted")
+    traffic.pause()
+    wait_until(lambda: worker_counts(port).get("messages") == traffic.sent_n, 60, "all sent so far applied")
+    applied_first = traffic.sent_n
+    assert first.stop() == 0
+    counted_before = tally.counted()
 
     # Restarted with the fault and without the guard: the recovery never ends, nothing is counted.
-    port = free_port()
-    stuck = worker_factory(web_enabled="true", web_port=port, stall_s=0)
+    stuck = worker_factory(stall_s=0)
     stuck.env["PYTHONPATH"] = str(WITHHELD)
     stuck.start()
-    send_all(services.bootstrap, topic, [(e["store_id"].encode(), orjson.dumps(e)) for e in later])
+    traffic.resume()
     wait_until(lambda: "Restoring state from changelog topics" in stuck.log_text(), 90, "the recovery started")
     time.sleep(20)  # over six times the guarded worker's stall_s below
     assert "Worker ready" not in stuck.log_text(), "the recovery ended without the changelog"
-    assert counted() == brute(first), "a worker stuck in recovery counted something"
+    assert tally.counted() == counted_before, "a worker stuck in recovery counted something"
     assert stuck.stop() == 0
 
     # The same fault with the guard: the recovery is fed from Kafka, and the worker goes on from its checkpoints.
+    tally.fault()
     port = free_port()
     guarded = worker_factory(web_enabled="true", web_port=port, stall_s=3)
     guarded.env["PYTHONPATH"] = str(WITHHELD)
     guarded.start()
-    wait_until(lambda: counted() == brute(first + later), 120, "every event counted after the fed recovery",
-               interval_s=1)
+    recovered = tally.wait_recovered()
+    traffic.join()
+    row = tally.take()
+    assert recovered is not None
+    check(row, (guarded, port))
     log = guarded.log_text()
     assert "table recovery has restored nothing" in log, log[-3000:]
     assert "changelog records to the table recovery" in log, log[-3000:]
-    wait_until(lambda: health(port) == 200, 60, "the guarded worker healthy")
     counts = worker_counts(port)
     assert counts.get("recovery_fed", 0) > 0, counts
-    # Restored, not recounted: it applied the later events only, from the offsets its state had saved.
-    assert counts.get("messages") == len(later), counts
-    time.sleep(3)
-    assert counted() == brute(first + later)  # nothing counted twice
+    # Restored, not recounted: it applied only the messages after those the first worker saved.
+    assert counts.get("messages") == len(traffic.messages) - applied_first, (counts, applied_first)
