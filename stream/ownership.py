@@ -20,8 +20,10 @@ set only upwards, and every write of a partition's records carries it:
   write aborts the whole transaction, which is checked again.
 
 The Kafka sends and changelog writes are checked, not fenced: a worker frozen between the
-check and the send (microseconds) can still get a record out; Kafka transactions (Faust's
-`exactly_once`) would fence those. A partition with no generation (no assignment seen, as
+check and a record's send can still get the record out, and one frozen after its fenced
+Redis write but before its changelog sends (the stage states' broker acknowledgements come
+between) still writes those states when it wakes; Kafka transactions (Faust's
+`exactly_once`) would fence both. A partition with no generation (no assignment seen, as
 in the offline tools) is written unfenced.
 
 **A consumer group created again** numbers its generations from 1 again: deleted by an
