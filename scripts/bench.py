@@ -81,7 +81,7 @@ from typing import Any
 import orjson
 
 from footfall.stream.preflight import redact
-from footfall.stream.settings import Settings, kafka_security
+from footfall.stream.settings import Settings, SettingsError, kafka_security
 
 __all__ = [
     "MODES",
@@ -1253,8 +1253,12 @@ def run(args: argparse.Namespace) -> int:
         if args.state_only:
             print(format_state_sizes(sizes, days))
             return 0
-    report = run_bench(config, broker=args.broker, redis_url=args.redis_url, broker_kind=args.broker_kind,
-                       run_dir=args.run_dir, handle_signals=True)
+    try:
+        report = run_bench(config, broker=args.broker, redis_url=args.redis_url, broker_kind=args.broker_kind,
+                           run_dir=args.run_dir, handle_signals=True)
+    except SettingsError as exc:  # FOOTFALL_KAFKA_* that cannot work, named
+        print(f"footfall bench: {exc}", file=sys.stderr)
+        return 2
     print(format_report(report))
     if sizes:
         print(format_state_sizes(sizes, max(1, args.state_days)))

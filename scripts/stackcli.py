@@ -264,26 +264,23 @@ def probe_redis(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str
 
 def run_check(args: argparse.Namespace) -> int:
     """Run the broker checks, print the report; 0 when all pass, 1 when one fails, 2 on bad settings."""
-    bootstrap, source = args.bootstrap, "--bootstrap"
+    from footfall.stream.settings import Settings, SettingsError, kafka_security
+
+    # How to speak to the broker: FOOTFALL_KAFKA_* (default plain text), or a recorded secured stack's client.env.
+    bootstrap, source, environ = args.bootstrap, "--bootstrap", dict(os.environ)
     if bootstrap is None:
         broker = read_state(args.run_dir).get("broker")
         if broker is not None:
             bootstrap, source = broker["url"], f"recorded in {args.run_dir}/stack.json ({broker['name']})"
+            client_env = Path(args.run_dir) / "client.env"
+            if client_env.exists():
+                environ = dict(line.split("=", 1) for line in client_env.read_text().splitlines() if "=" in line)
         else:
-            from footfall.stream.settings import Settings, SettingsError
-
             try:
                 bootstrap, source = Settings.from_env(os.environ).broker, "FOOTFALL_BROKER or its default"
             except SettingsError as exc:
                 print(f"footfall stack check: {exc}", file=sys.stderr)
                 return 2
-    from footfall.stream.settings import Settings, SettingsError, kafka_security
-
-    # How to speak to it: a recorded secured stack's client.env, else FOOTFALL_KAFKA_* (default plain text).
-    client_env = Path(args.run_dir) / "client.env"
-    environ = dict(os.environ)
-    if args.bootstrap is None and read_state(args.run_dir).get("broker") is not None and client_env.exists():
-        environ = dict(line.split("=", 1) for line in client_env.read_text().splitlines() if "=" in line)
     try:
         kafka = Settings(broker=bootstrap, **kafka_security(environ)).kafka
     except SettingsError as exc:

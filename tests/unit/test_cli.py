@@ -48,6 +48,20 @@ def test_worker_with_a_bad_variable_fails_at_start_naming_it(variable: str, valu
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("tool", [["bench", "--broker", "127.0.0.1:1", "--redis-url", "redis://127.0.0.1:1/0"],
+                                  ["scale", "--broker", "127.0.0.1:1", "--redis-url", "redis://127.0.0.1:1/0"],
+                                  ["stack", "check", "--bootstrap", "127.0.0.1:1"]],
+                         ids=["bench", "scale", "stack-check"])
+def test_a_measurement_tool_given_kafka_security_that_cannot_work_fails_naming_it(tool: list[str], tmp_path):
+    # SASL without a mechanism: refused before any connection, by name, without a traceback.
+    env = {"PATH": "/usr/bin:/bin", "FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
+    args = [*tool, "--run-dir", str(tmp_path)] if tool[0] == "stack" else tool
+    result = subprocess.run([*FOOTFALL, *args], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "FOOTFALL_KAFKA_SASL_MECHANISM" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_schema_files_are_current():
     result = subprocess.run([*FOOTFALL, "schemas", "check"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
