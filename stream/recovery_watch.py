@@ -79,7 +79,6 @@ class RecoveryWatch:
         self._seen: dict[Any, int] = {}  # tp -> restored offset at the last check
         self._moved_at: dict[Any, float] = {}  # tp -> when its restored offset last moved (or was first seen)
         self.count = count  # `count("recovery_fed", n)`: the worker's counters
-        self._fed_now = 0  # records handed over by the feed under way
 
     async def check(self) -> int:
         """Feed the partitions stalled for `stall_s`; returns the number of records handed over."""
@@ -103,26 +102,26 @@ class RecoveryWatch:
                                  for tp, (s, e) in sorted(stalled.items())),
                        recovery_state(self.app, list(stalled)))
         log_task_stacks()
-        try:
-            return await self._feed(recovery, stalled)
-        finally:
-            self.count("recovery_fed", self._fed_now)
-            logger.warning("handed %d changelog records to the table recovery", self._fed_now)
+        return await self._feed(recovery, stalled)
 
     async def _feed(self, recovery: Any, stalled: dict[Any, tuple[int, int]]) -> int:
-        self._fed_now = 0
+        fed = 0
         generation_id = self.app.consumer_generation_id
-        for tp, (start, end) in sorted(stalled.items()):
-            channel = self._changelog_channel(tp.topic)
-            # In chunks: memory stays bounded, and a read that fails keeps what was handed over.
-            for first in range(start, end, FEED_CHUNK):
-                for record in await self.reader.read(tp.topic, tp.partition, first, min(end, first + FEED_CHUNK)):
-                    if self.app.consumer_generation_id != generation_id or tp not in recovery.active_tps:
-                        return self._fed_now  # a rebalance came meanwhile: the next recovery starts afresh
-                    await channel.deliver(as_faust_message(record, generation_id))
-                    self._fed_now += 1
-            self._moved_at[tp] = self.clock()  # give the recovery time to apply them before judging again
-        return self._fed_now
+        try:
+            for tp, (start, end) in sorted(stalled.items()):
+                channel = self._changelog_channel(tp.topic)
+                # In chunks: memory stays bounded, and a read that fails keeps what was handed over.
+                for first in range(start, end, FEED_CHUNK):
+                    for record in await self.reader.read(tp.topic, tp.partition, first, min(end, first + FEED_CHUNK)):
+                        if self.app.consumer_generation_id != generation_id or tp not in recovery.active_tps:
+                            return fed  # a rebalance came meanwhile: the next recovery starts afresh
+                        await channel.deliver(as_faust_message(record, generation_id))
+                        fed += 1
+                self._moved_at[tp] = self.clock()  # give the recovery time to apply them before judging again
+            return fed
+        finally:
+            self.count("recovery_fed", fed)
+            logger.warning("handed %d changelog records to the table recovery", fed)
 
     def _changelog_channel(self, topic: str) -> faust.ChannelT:
         # The channel Faust's table manager made for the changelog: it decodes as the table does and

@@ -224,7 +224,7 @@ class Settings:
 def kafka_security(environ: Mapping[str, str]) -> dict[str, Any]:
     """How to speak to the brokers (the `kafka_*` fields) from `environ`'s `FOOTFALL_KAFKA_*`, checked.
 
-    For tools that set every other setting themselves (`footfall bench`, `footfall scale`).
+    For tools that set every other setting themselves (`footfall bench`, `scale`, `stack check`).
 
     >>> kafka_security({"FOOTFALL_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "FOOTFALL_BUCKET_S": "60",
     ...                 "FOOTFALL_KAFKA_SASL_MECHANISM": "PLAIN", "FOOTFALL_KAFKA_SASL_USERNAME": "u",
