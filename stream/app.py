@@ -26,6 +26,7 @@ import faust
 import orjson
 
 from footfall.stream.agents import register_agents
+from footfall.stream.output_topic import OutputTopic
 from footfall.stream.settings import Settings, state_shape_changes
 from footfall.stream.sinks import RedisSink
 from footfall.stream.stores import stage_factories
@@ -118,8 +119,11 @@ def create_app(settings: Settings) -> faust.App:
         help="Per store: its pipeline's state and its stages'; per partition: the last offset applied.",
     )
     check_state_settings(settings, stores.changelog_topic.get_topic_name(), state_settings_topic(app.conf.id))
-    worker = FlowWorker(settings, stores, events_topic, outputs["aggregates"], dead_letter_topic, RedisSink(settings),
-                        {kind: outputs[name] for kind, name in topic_of_kind.items()})
+    # The worker's own sends go through the producer directly (`stream.output_topic`); the agent reads `events_topic`.
+    sent_to = {name: OutputTopic(t) for name, t in outputs.items()}
+    worker = FlowWorker(settings, stores, OutputTopic(events_topic), sent_to["aggregates"],
+                        OutputTopic(dead_letter_topic), RedisSink(settings),
+                        {kind: sent_to[name] for kind, name in topic_of_kind.items()})
     app.footfall_worker = worker  # type: ignore[attr-defined]  # for tools and tests that read stats
     register_agents(app, settings, worker, events_topic)
     return app

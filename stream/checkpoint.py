@@ -61,6 +61,7 @@ from footfall.operators.pipeline.persistence import (
 from footfall.stream.kafka_access import KafkaAccess
 from footfall.stream.offsets import OffsetLedger
 from footfall.stream.outbox import Outbox, Send
+from footfall.stream.output_topic import RawTopic
 from footfall.stream.refetch import RangeReader
 from footfall.stream.sinks import PROBE_TIMEOUT_S, RedisSink
 from footfall.stream.stores import StoreRegistry
@@ -83,7 +84,7 @@ class Checkpoint:
     """The flush protocol, the offset ledger and the read-back of skipped offsets (see the module docstring)."""
 
     def __init__(self, table: faust.Table, stores: StoreRegistry, outbox: Outbox, redis_sink: RedisSink,
-                 record_topics: dict[str, faust.TopicT], default_topic: faust.TopicT, kafka: KafkaAccess,
+                 record_topics: dict[str, RawTopic], default_topic: RawTopic, kafka: KafkaAccess,
                  save_interval_s: float = 0.0) -> None:
         self.table = table
         self.stores = stores

@@ -43,7 +43,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import faust
 import orjson
 
 from footfall.operators.pipeline.stage import AlertOutput, BucketOutput, ForecastOutput, LiveOutput, Output, StageError
@@ -51,6 +50,7 @@ from footfall.schemas.events import Event, Limits
 from footfall.schemas.messages import EXCERPT_BYTES, decode_message, scrub_identifiers
 from footfall.schemas.privacy import Pseudonymizer
 from footfall.stream.outbox import Outbox
+from footfall.stream.output_topic import RawTopic
 from footfall.stream.records import iso, record_of
 from footfall.stream.sinks import DeadLetterLog, RedisSink, dead_letter_headers
 from footfall.stream.stores import HeldStore, StoreRegistry
@@ -82,8 +82,8 @@ def record_bytes(key: bytes | None, value: bytes, headers: list[tuple[str, bytes
 class Intake:
     """Applies messages to the stores in memory (see the module docstring)."""
 
-    def __init__(self, settings: Any, stores: StoreRegistry, outbox: Outbox, events_topic: faust.TopicT,
-                 dead_letter_topic: faust.TopicT, redis_sink: RedisSink) -> None:
+    def __init__(self, settings: Any, stores: StoreRegistry, outbox: Outbox, events_topic: RawTopic,
+                 dead_letter_topic: RawTopic, redis_sink: RedisSink) -> None:
         if not settings.pseudonym_secret:
             raise ValueError("FOOTFALL_PSEUDONYM_SECRET is required: customer ids are never stored raw")
         self.settings = settings

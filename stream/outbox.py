@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import faust
+from footfall.stream.output_topic import RawTopic
 
 __all__ = ["Outbox", "Send"]
 
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 class Send:
     """A message handed to the producer whose delivery a marker must wait for (resent if it failed)."""
 
-    topic: faust.TopicT
+    topic: RawTopic
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] | None = None
@@ -65,7 +65,7 @@ class Outbox:
             own[name] += n
             totals[name] += n
 
-    async def send(self, topic: faust.TopicT, key: bytes | None, value: bytes,
+    async def send(self, topic: RawTopic, key: bytes | None, value: bytes,
                    headers: list[tuple[str, bytes]] | None) -> None:
         """Hand a message to the producer; the next checkpoint waits for it (and resends it if it failed)."""
         item = Send(topic, key, value, headers)

@@ -24,6 +24,7 @@ from footfall.stream.checkpoint import Checkpoint
 from footfall.stream.intake import TICK_HEADER, Intake
 from footfall.stream.metrics import WorkerSnapshot
 from footfall.stream.outbox import Outbox
+from footfall.stream.output_topic import RawTopic
 from footfall.stream.settings import Settings
 from footfall.stream.sinks import RedisSink
 from footfall.stream.stores import StoreRegistry
@@ -40,9 +41,9 @@ class FlowWorker:
     a type not in it goes to `aggregates_topic`.
     """
 
-    def __init__(self, settings: Settings, table: faust.Table, events_topic: faust.TopicT,
-                 aggregates_topic: faust.TopicT, dead_letter_topic: faust.TopicT, redis_sink: RedisSink,
-                 record_topics: dict[str, faust.TopicT] | None = None) -> None:
+    def __init__(self, settings: Settings, table: faust.Table, events_topic: RawTopic,
+                 aggregates_topic: RawTopic, dead_letter_topic: RawTopic, redis_sink: RedisSink,
+                 record_topics: dict[str, RawTopic] | None = None) -> None:
         self.settings = settings
         self.outbox = Outbox()
         self.stores = StoreRegistry(settings, table)

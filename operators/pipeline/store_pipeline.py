@@ -154,13 +154,18 @@ class StorePipeline:
     def watermark_ms(self) -> int | None:
         return self.flow.watermark_ms
 
-    def context(self, identity_only: bool = False) -> StoreContext:
-        """The store as a stage sees it now; `identity_only`: without occupancy and queues (cheap, per event)."""
+    def context(self, identity_only: bool = False, queues: dict[str, Any] | None = None) -> StoreContext:
+        """The store as a stage sees it now; `identity_only`: without occupancy and queues (cheap, per event).
+
+        `queues`: the queue KPIs as just read (`flow.queues.get()`, in `flow.live()`), not read again.
+        """
         flow = self.flow
         if identity_only:
             return StoreContext(self.store_id, flow.params.bucket_ms, flow.params.tz, self.region, self.vertical,
                                 flow.watermark_ms)
-        queue = flow.queues.get()["total"] if flow.queues is not None else {}
+        if queues is None and flow.queues is not None:
+            queues = flow.queues.get()
+        queue = queues["total"] if queues is not None else {}
         return StoreContext(self.store_id, flow.params.bucket_ms, flow.params.tz, self.region, self.vertical,
                             flow.watermark_ms, float(flow.occupancy.get()), queue.get("est_wait_s"),
                             queue.get("counters_active"))
@@ -221,14 +226,16 @@ class StorePipeline:
                     self._call(name, "bucket_closed", start_ms, stage.on_bucket_closed, bucket, context)
                 self._grade(first - 1)
         if live:
-            context = self._context_or_error(None) if self.stages else None
+            # The store now first: its queue KPIs (tens of µs) serve the stages' context too.
+            now = flow.live()
+            context = self._context_or_error(None, now["queue"]) if self.stages else None
             for start_ms, kpis, event_id in flow.pop_touched():
                 self._outputs.append(BucketOutput(start_ms, kpis, "open", flow.watermark_ms, event_id))
                 if context is not None and flow.watermark_ms is not None:
                     partial = OpenBucket(start_ms, flow.params.bucket_ms, kpis, flow.watermark_ms)
                     for name, stage in self.stages.items():
                         self._call(name, "partial", start_ms, stage.on_partial, partial, context)
-            self._outputs.append(LiveOutput({**flow.live(), "quality": self.quality}))
+            self._outputs.append(LiveOutput({**now, "quality": self.quality}))
         out, self._outputs = self._outputs, []
         return out
 
@@ -249,10 +256,10 @@ class StorePipeline:
         kpis = {**bucket.kpis, **dict.fromkeys(held)} if held else bucket.kpis
         self._outputs[at] = dataclasses.replace(bucket, kpis=kpis, quality=grade, held_back=held)
 
-    def _context_or_error(self, bucket_start_ms: int | None) -> StoreContext:
+    def _context_or_error(self, bucket_start_ms: int | None, queues: dict[str, Any] | None = None) -> StoreContext:
         """The store's context; if reading its occupancy or queues fails, the identity alone, and a StageError."""
         try:
-            return self.context()
+            return self.context(queues=queues)
         except Exception as exc:
             self._outputs.append(StageError("context", "bucket_closed" if bucket_start_ms is not None else "partial",
                                             bucket_start_ms, f"{type(exc).__name__}: {exc}", False,
