@@ -69,7 +69,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -150,7 +149,9 @@ class RecentEventIds:
         self._slot_of: dict[str, int] = {}  # digest -> slot of the latest time it was seen
         # slot -> digests filed there, in filing order; a digest that moved on to a later slot stays
         # listed in the old one until it expires (skipped when the slot is dropped, evicted or saved).
-        self._by_slot: dict[int, deque[str]] = {}
+        # Lists, not deques: a deque takes about 600 bytes however few it holds, and a store keeps one
+        # per slot of its horizon (20 at the defaults: 12 KB of a store's memory, deep size).
+        self._by_slot: dict[int, list[str]] = {}
         self._first_slot = 0  # oldest kept slot, once there is a watermark
         self.watermark_ms: int | None = None
         # slot -> its digests joined as `to_state` saves them, until the slot changes: a store is saved
@@ -203,11 +204,14 @@ class RecentEventIds:
             oldest = min(self._by_slot)
             filed = self._by_slot[oldest]
             self._joined.pop(oldest, None)
-            while filed and len(self._slot_of) > keep:
-                h = filed.popleft()
+            taken = 0
+            while taken < len(filed) and len(self._slot_of) > keep:
+                h = filed[taken]
+                taken += 1
                 if self._slot_of.get(h) == oldest:  # else: a stale entry, the id is filed later too
                     del self._slot_of[h]
                     evicted += 1
+            del filed[:taken]
             if not filed:
                 del self._by_slot[oldest]
         self.overflow += evicted
@@ -226,7 +230,7 @@ class RecentEventIds:
         self._slot_of[h] = slot
         filed = self._by_slot.get(slot)
         if filed is None:
-            filed = self._by_slot[slot] = deque()
+            filed = self._by_slot[slot] = []
         filed.append(h)
 
     def _advance(self, watermark_ms: int) -> None:

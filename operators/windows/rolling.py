@@ -52,6 +52,7 @@ from typing import Any
 from river import stats, utils
 
 from footfall.operators.kpis.durations import to_ms
+from footfall.operators.windows.week_ring import WeekRing
 
 __all__ = ["BucketBaseline"]
 
@@ -122,8 +123,9 @@ class BucketBaseline:
         self._ewm = {q: stats.EWMean(fading_factor=fading_factor) for q in self.quantities}
         # Bucket-of-week index -> values (in `quantities` order; None = not known). Only the
         # buckets (last - 1 week, last] are kept, so an entry at index i is *the* bucket of
-        # that week position in the last seven days, never an older one.
-        self._week: dict[int, list[Number | None]] = {}
+        # that week position in the last seven days, never an older one. In arrays: as a dict of
+        # lists it was the largest part of a store's memory (`operators.windows.week_ring`).
+        self._week = WeekRing(self.buckets_per_week, len(self.quantities))
         self.last_bucket_ms: int | None = None
 
     @classmethod
@@ -163,8 +165,8 @@ class BucketBaseline:
             self._week.clear()
         else:
             for m in range(self.last_bucket_ms // self.bucket_ms + 1, n):
-                self._week.pop(m % self.buckets_per_week, None)
-        self._week[n % self.buckets_per_week] = list(row)
+                self._week.discard(m % self.buckets_per_week)
+        self._week.put(n % self.buckets_per_week, row)
         self.last_bucket_ms = bucket_start_ms
         return True
 
@@ -285,5 +287,5 @@ class BucketBaseline:
         names = list(state.get("names", []))
         columns = [names.index(q) if q in names else None for q in baseline.quantities]
         for i, row in state.get("week", {}).items():
-            baseline._week[int(i)] = [None if c is None else row[c] for c in columns]
+            baseline._week.put(int(i), [None if c is None else row[c] for c in columns])
         return baseline

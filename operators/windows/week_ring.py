@@ -1,0 +1,114 @@
+"""Rows of a few numbers at fixed positions (a week of buckets), in arrays, each value given back as it was put.
+
+`BucketBaseline` keeps last week's values of every bucket of the week: at 15 minutes,
+672 rows of 3 numbers. As a dict of lists of Python numbers that took about 94 KB of a
+store's memory (tracemalloc and a deep size of a bank store's flow after 8 simulated
+days, `python -m footfall.scripts.statesize`'s `live_state_ram`), the largest part of it;
+in arrays, 672 × 3 float64 values with a one-byte kind each, about 19 KB. A value comes
+back as the type it went in: an int as that int, a float as that float, None as None, so
+the records that show last week's counts do not change. Ints float64 cannot hold exactly
+(beyond 2**53) are kept apart, as they are.
+
+Examples
+--------
+>>> ring = WeekRing(size=4, width=2)
+>>> ring.put(1, [12, 0.5]); ring.put(3, [None, 7])
+>>> ring.get(1), ring.get(3), ring.get(0)
+([12, 0.5], [None, 7], None)
+>>> list(ring.items())
+[(1, [12, 0.5]), (3, [None, 7])]
+>>> ring.discard(1); len(ring), 1 in ring
+(1, False)
+>>> ring.put(2, [2**60, -3]); ring.get(2)
+[1152921504606846976, -3]
+>>> ring.clear(); len(ring)
+0
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["WeekRing"]
+
+Number = int | float
+
+# The kind of each value: absent (None), an int (exact in float64), a float, or kept apart.
+_NONE, _INT, _FLOAT, _APART = 0, 1, 2, 3
+_EXACT_INT = 2**53
+
+
+class WeekRing:
+    """`size` positions, each empty or a row of `width` numbers or None (see the module docstring)."""
+
+    __slots__ = ("_apart", "_kinds", "_present", "_values", "size", "width")
+
+    def __init__(self, size: int, width: int) -> None:
+        self.size, self.width = size, width
+        self._values = np.zeros((size, width), dtype=np.float64)
+        self._kinds = np.zeros((size, width), dtype=np.uint8)
+        self._present = np.zeros(size, dtype=bool)
+        self._apart: dict[tuple[int, int], int] = {}  # (position, column) -> an int float64 cannot hold
+
+    def put(self, position: int, row: Sequence[Number | None]) -> None:
+        """Set the row at `position` (`width` values, each an int, a float or None)."""
+        if len(row) != self.width:
+            raise ValueError(f"a row has {self.width} values, got {len(row)}")
+        values, kinds = self._values[position], self._kinds[position]
+        for column, value in enumerate(row):
+            self._apart.pop((position, column), None)
+            if value is None:
+                values[column], kinds[column] = 0.0, _NONE
+            elif isinstance(value, int) and not isinstance(value, bool):
+                if -_EXACT_INT <= value <= _EXACT_INT:
+                    values[column], kinds[column] = value, _INT
+                else:
+                    values[column], kinds[column] = 0.0, _APART
+                    self._apart[(position, column)] = value
+            else:
+                values[column], kinds[column] = value, _FLOAT
+        self._present[position] = True
+
+    def get(self, position: int) -> list[Number | None] | None:
+        """The row at `position` as it was put, or None when the position is empty."""
+        if not self._present[position]:
+            return None
+        out: list[Number | None] = []
+        for column, (value, kind) in enumerate(zip(self._values[position].tolist(),
+                                                   self._kinds[position].tolist(), strict=True)):
+            if kind == _INT:
+                out.append(int(value))
+            elif kind == _FLOAT:
+                out.append(value)
+            elif kind == _APART:
+                out.append(self._apart[(position, column)])
+            else:
+                out.append(None)
+        return out
+
+    def discard(self, position: int) -> None:
+        """Empty `position` (nothing happens if it is empty)."""
+        if self._present[position]:
+            self._present[position] = False
+            for column in range(self.width):
+                self._apart.pop((position, column), None)
+
+    def clear(self) -> None:
+        self._present[:] = False
+        self._apart.clear()
+
+    def items(self) -> Iterator[tuple[int, list[Number | None]]]:
+        """(position, row) of every row, by position."""
+        for position in np.flatnonzero(self._present).tolist():
+            row = self.get(position)
+            assert row is not None
+            yield position, row
+
+    def __contains__(self, position: int) -> bool:
+        return bool(self._present[position])
+
+    def __len__(self) -> int:
+        return int(self._present.sum())
