@@ -75,6 +75,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from footfall.operators.frozen import freeze, thaw
 from footfall.operators.kpis.flow import FlowCounts
 from footfall.operators.kpis.occupancy import Occupancy
 from footfall.operators.kpis.queues import QueueKpis
@@ -209,7 +210,9 @@ class StoreFlow:
         self.restated = 0
         # Closed buckets kept for restating -> the references their first revision was compared with
         # (per COMPARED quantity: last week, rolling mean, EW mean), so a new revision compares the same.
-        self._refs: dict[int, list[Any]] = {}
+        # As JSON bytes, read only when a late event restates the bucket: a day of them as lists of
+        # Python floats took 34 KB of a store's memory (like the closed buckets, `TumblingBuckets._closed`).
+        self._refs: dict[int, bytes] = {}
         #: Buckets counted into since the last `pop_touched` (start -> last event id).
         self.touched: dict[int, str] = {}
         #: The newest record `pop_closed` returned.
@@ -322,7 +325,7 @@ class StoreFlow:
                 record["compare"] = self.baseline.compare(start, counts)
                 self.baseline.update(start, counts)
                 if self.buckets.revision(start):
-                    self._refs[start] = [x for q in COMPARED for x in _refs_of(record["compare"][q])]
+                    self._refs[start] = freeze([x for q in COMPARED for x in _refs_of(record["compare"][q])])
             out.append((start, record))
             self.last_closed = record
         if out:
@@ -340,8 +343,9 @@ class StoreFlow:
         out = []
         for start, counts, revision in self.buckets.pop_restated():
             record = dict(counts)
-            refs = self._refs.get(start)
-            if refs is not None:
+            frozen = self._refs.get(start)
+            if frozen is not None:
+                refs = thaw(frozen)
                 record["compare"] = {q: _compared(counts[q], refs[3 * i: 3 * i + 3]) for i, q in enumerate(COMPARED)}
             out.append((start, record, revision))
         return out
@@ -387,11 +391,9 @@ class StoreFlow:
     def to_state(self) -> dict[str, Any]:
         """Plain JSON-able state (the parameters are configuration, not state)."""
         buckets = self.buckets.to_state()
-        # TumblingBuckets copies one level; a BucketKpis state nests two.
+        # TumblingBuckets copies one level of an open bucket; a BucketKpis state nests two. (Its closed
+        # buckets' states come out new: they are kept as bytes.)
         buckets["open"] = {k: [list(v[0]), _retail_copy(v[1])] for k, v in buckets["open"].items()}
-        if "closed" in buckets:
-            buckets["closed"] = {k: [rev, None if v is None else [list(v[0]), _retail_copy(v[1])]]
-                                 for k, (rev, v) in buckets["closed"].items()}
         return {
             "buckets": buckets,
             "recent_event_ids": self.dedupe.to_state(),
@@ -403,7 +405,7 @@ class StoreFlow:
             "duplicates": self.duplicates,
             "late": self.late,
             "restated": self.restated,
-            "refs": {str(k): list(v) for k, v in self._refs.items()},
+            "refs": {str(k): thaw(v) for k, v in self._refs.items()},
         }
 
     @classmethod
@@ -427,7 +429,7 @@ class StoreFlow:
         store.duplicates = state["duplicates"]
         store.late = state["late"]
         store.restated = state.get("restated", 0)
-        store._refs = {int(k): list(v) for k, v in state.get("refs", {}).items()}
+        store._refs = {int(k): freeze(list(v)) for k, v in state.get("refs", {}).items()}
         return store
 
 

@@ -101,11 +101,27 @@ class WeekRing:
         self._apart.clear()
 
     def items(self) -> Iterator[tuple[int, list[Number | None]]]:
-        """(position, row) of every row, by position."""
-        for position in np.flatnonzero(self._present).tolist():
-            row = self.get(position)
-            assert row is not None
-            yield position, row
+        """(position, row) of every row, by position.
+
+        All rows at once, in numpy: a state is saved every few seconds, and reading 672 rows
+        one `get` at a time took 0.7 ms a store. The ints come out of one conversion; the
+        few other values are put in after it.
+        """
+        positions = np.flatnonzero(self._present)
+        values, kinds = self._values[positions], self._kinds[positions]
+        is_int = kinds == _INT
+        rows = np.where(is_int, values, 0.0).astype(np.int64).tolist()
+        for column in np.flatnonzero(~is_int.all(axis=0)).tolist():
+            kind_of = kinds[:, column]
+            if (kind_of == _NONE).all():  # a quantity the store does not have: a whole column of None
+                for row in rows:
+                    row[column] = None
+                continue
+            for r in np.flatnonzero(kind_of != _INT).tolist():
+                kind = kind_of[r]
+                rows[r][column] = (float(values[r, column]) if kind == _FLOAT else None if kind == _NONE
+                                   else self._apart[(int(positions[r]), column)])
+        return zip(positions.tolist(), rows, strict=True)
 
     def __contains__(self, position: int) -> bool:
         return bool(self._present[position])
