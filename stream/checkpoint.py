@@ -422,9 +422,12 @@ class Checkpoint:
     def _save(self, partition: int, key: str, value: dict[str, Any], raw: bytes | None = None) -> Any:
         # Set the value without Faust's own changelog send (which needs the current event for its
         # partition, absent in the timer), and send the changelog record to the store's partition.
-        self.table.data[key] = value
-        return self.table.send_changelog(partition, key, orjson.dumps(value) if raw is None else raw,
-                                         value_serializer="raw")
+        # The table keeps the JSON bytes it sends, as recovery gives them back (its values are raw):
+        # a store's state as Python dicts took about 210 KB, as bytes 32-39 KB. Copied to bytes of
+        # their own size: orjson's buffer is larger (at least 4 KB; `operators.frozen`).
+        raw = memoryview(orjson.dumps(value) if raw is None else raw).tobytes()
+        self.table.data[key] = raw
+        return self.table.send_changelog(partition, key, raw, value_serializer="raw")
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop what the ledger holds of these partitions (after a rebalance the table is the truth)."""

@@ -43,6 +43,7 @@ import orjson
 from footfall.operators.pipeline.persistence import (
     StateRefused,
     legacy_stage_key,
+    parsed,
     read_stage_value,
     read_store_value,
     stage_key,
@@ -285,8 +286,14 @@ class StoreRegistry:
             return
         self._loaded.update(due)
         allowed = self.settings.store_allowed
-        for key, saved in list(self.table.data.items()):
-            if key in self._stores or key.startswith("~") or not isinstance(saved, dict) or not allowed(key):
+        for key, value in list(self.table.data.items()):
+            if key in self._stores or key.startswith("~") or not allowed(key):
+                continue
+            try:
+                saved = parsed(value)
+            except Exception:  # unreadable: `get` says so if the store's events come
+                continue
+            if not isinstance(saved, dict):
                 continue
             partition = saved.get("partition", saved.get("p"))
             if partition in due:
@@ -350,7 +357,10 @@ class StoreRegistry:
 
     def _saved_as_is(self, store_id: str, store: HeldStore) -> bool:
         """The table holds the store's state at the partition and offset it stands at."""
-        saved = self.table.data.get(store_id)
+        try:
+            saved = parsed(self.table.data.get(store_id))
+        except Exception:
+            return False
         if not isinstance(saved, Mapping):
             return False
         partition = saved.get("partition", saved.get("p"))

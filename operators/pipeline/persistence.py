@@ -53,6 +53,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 __all__ = [
     "STATE_VERSION",
     "SavedStage",
@@ -61,6 +63,7 @@ __all__ = [
     "legacy_stage_key",
     "marker_key",
     "marker_value",
+    "parsed",
     "read_marker_value",
     "read_stage_value",
     "read_store_value",
@@ -115,13 +118,35 @@ def marker_value(partition: int, offset: int) -> dict[str, Any]:
     return {"version": STATE_VERSION, "partition": partition, "offset": offset}
 
 
+def parsed(value: Any) -> Any:
+    """A saved value as the table holds it, as an object: its JSON bytes parsed, or an object as it is.
+
+    The worker's table holds each value as the JSON bytes it sent to the changelog (as Python
+    dicts, a store's state took about 210 KB of memory against 32-39 KB as JSON); values put
+    in as objects (older code, tests) are read as they are.
+
+    >>> parsed(b'{"offset": 3}'), parsed({"offset": 3}), parsed(None)
+    ({'offset': 3}, {'offset': 3}, None)
+
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return orjson.loads(value)
+    return value
+
+
 def read_marker_value(value: Any) -> int | None:
     """The offset a marker holds (this scheme's or version 1's `{"p", "o"}`), None when there is none.
 
     >>> read_marker_value(marker_value(2, 17)), read_marker_value({"p": 2, "o": 16}), read_marker_value(None)
     (17, 16, None)
+    >>> read_marker_value(orjson.dumps(marker_value(2, 18)))
+    18
 
     """
+    try:
+        value = parsed(value)
+    except orjson.JSONDecodeError:
+        return None
     if not isinstance(value, Mapping):
         return None
     offset = value.get("offset", value.get("o"))
@@ -154,7 +179,7 @@ def store_value(store_id: str, state: Mapping[str, Any], partition: int, offset:
             "flow": state.get("flow")}
 
 
-def read_store_value(store_id: str, value: Mapping[str, Any]) -> SavedStore:
+def read_store_value(store_id: str, value: Mapping[str, Any] | bytes) -> SavedStore:
     """A store's saved value, of this scheme or the previous one; `StateRefused` otherwise, whatever is wrong."""
     try:
         return _read_store_value(store_id, value)
@@ -165,7 +190,8 @@ def read_store_value(store_id: str, value: Mapping[str, Any]) -> SavedStore:
                            "the store's counts start over") from exc
 
 
-def _read_store_value(store_id: str, value: Mapping[str, Any]) -> SavedStore:
+def _read_store_value(store_id: str, value: Mapping[str, Any] | bytes) -> SavedStore:
+    value = parsed(value)
     if not isinstance(value, Mapping):
         raise StateRefused(f"store {store_id}: saved value is a {type(value).__name__}, not an object: "
                            "the store's counts start over")
@@ -195,7 +221,7 @@ def stage_value(stage: str, state: Any) -> dict[str, Any]:
     return {"version": STATE_VERSION, "stage": stage, "encoding": "json", "state": state}
 
 
-def read_stage_value(store_id: str, stage: str, value: Mapping[str, Any] | None) -> SavedStage:
+def read_stage_value(store_id: str, stage: str, value: Mapping[str, Any] | bytes | None) -> SavedStage:
     """A stage's saved state (None: nothing saved); `StateRefused` when it cannot be read, whatever is wrong."""
     try:
         return _read_stage_value(store_id, stage, value)
@@ -206,7 +232,8 @@ def read_stage_value(store_id: str, stage: str, value: Mapping[str, Any] | None)
                            f"its {stage} stage starts over") from exc
 
 
-def _read_stage_value(store_id: str, stage: str, value: Mapping[str, Any] | None) -> SavedStage:
+def _read_stage_value(store_id: str, stage: str, value: Mapping[str, Any] | bytes | None) -> SavedStage:
+    value = parsed(value)
     if value is None:
         return SavedStage(stage, None)
     if not isinstance(value, Mapping):

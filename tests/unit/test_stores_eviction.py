@@ -104,7 +104,8 @@ def reference_evictable(worker: FlowWorker, table: FakeTable, store_id: str, now
                         ticks_on: bool) -> bool:
     """The rule, written out: idle since its last event, nothing unsaved, and (ticks on) nothing left to close."""
     store = worker.stores[store_id]
-    saved = table.data.get(store_id)
+    saved = table.data.get(store_id)  # the JSON bytes the worker sent to the changelog
+    saved = None if saved is None else orjson.loads(saved)
     if now_ms - store.wall_ms < evict_ms or store_id in worker.stores.dirty or saved is None:
         return False
     if (saved["partition"], saved["offset"]) != (store.partition, store.offset):
