@@ -48,9 +48,9 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(LEGACY_MODULES.get(module, module), name)
 
 
-def dump(model: object) -> bytes:
-    """A model, whole, as compressed bytes."""
-    return zlib.compress(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), 6)
+def dump(model: object, level: int = 6) -> bytes:
+    """A model, whole, as compressed bytes (`level`: zlib's, 1 fastest)."""
+    return zlib.compress(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), level)
 
 
 def load(blob: bytes, kind: type[T]) -> T:
