@@ -117,8 +117,8 @@ class StoreModels:
         self.lead_ms = max(bucket_ms, min(lead_ms, horizon * bucket_ms))
         # The forecasters work only when a bucket closes. Between closes they rest as compressed bytes
         # (`rest`): in memory they were about 80 KB of a retail store's 125 KB of models, at rest about
-        # 15 KB (`python -m footfall.scripts.statesize`); the watches stay: open buckets are checked
-        # against them every second.
+        # 22 KB (after 8 simulated days, `python -m footfall.scripts.statesize`). The watches stay: open
+        # buckets are checked against them every second.
         self._forecasts: StoreForecasts | None = StoreForecasts(bucket_ms, horizon, tz, vertical, holidays)
         self._forecasts_at_rest: bytes | None = None
         self.watches: dict[str, StoreWatch] = {}
