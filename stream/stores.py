@@ -225,9 +225,11 @@ class StoreRegistry:
             store = self._stores[store_id] = self._load(store_id, partition)
         return store
 
-    def _load(self, store_id: str, partition: int) -> HeldStore:
+    def _load(self, store_id: str, partition: int, saved_value: Any = None) -> HeldStore:
+        """The store rebuilt from the table; `saved_value`: its value already read and parsed (`load_saved`)."""
         params = pipeline_params(self.settings, store_id)
-        saved_value = self.table.get(store_id)
+        if saved_value is None:
+            saved_value = self.table.get(store_id)
         state, saved_partition, offset, rerouted = None, partition, -1, ReroutedSeen()
         if saved_value:
             try:
@@ -298,7 +300,7 @@ class StoreRegistry:
             partition = saved.get("partition", saved.get("p"))
             if partition in due:
                 try:
-                    self.get(key, partition)
+                    self._stores[key] = self._load(key, partition, saved)  # parsed once, not again by `get`
                 except Exception:  # one store that cannot load must not keep the others from their ticks
                     logger.exception("store %s: could not be loaded from the table", key)
 
