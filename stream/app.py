@@ -26,6 +26,7 @@ import faust
 import orjson
 
 from footfall.stream.agents import register_agents
+from footfall.stream.fetch_wait import shorten_fetch_wait
 from footfall.stream.output_topic import OutputTopic
 from footfall.stream.settings import Settings, state_shape_changes
 from footfall.stream.sinks import RedisSink
@@ -81,6 +82,11 @@ class FlowApp(faust.App):
 
     before_stop: list[Callable[[], Awaitable[None]]]
     from_start: list[Callable[[], Awaitable[None]]]
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        shorten_fetch_wait(consumer)  # no fetch of idle changelog partitions holding the events back
+        return consumer
 
     async def on_start(self) -> None:
         # Faust starts timers and tasks only once the first table recovery is over: a watch on that
