@@ -112,6 +112,9 @@ PIPELINES: dict[str, tuple[str, str]] = {
     "c": ("footfall worker", "`footfall worker`: decode + validate + pseudonymise, duplicates, store pipeline and "
                              "stages, table + changelog, offset ledger; every flush: bucket and live records to "
                              "Kafka and Redis (with roll-ups), then the changelog"),
+    "d": ("worker, per-message", "c with FOOTFALL_BATCH_INTAKE=false: Faust delivers each message to the worker's "
+                                 "agent (c takes each partition's fetched records at once); not run unless asked "
+                                 "(--only b,c,d)"),
     "e": ("worker, exactly_once", "c with FOOTFALL_PROCESSING_GUARANTEE=exactly_once: Faust's Kafka transactions "
                                   "(a transactional producer per partition, sends and changelog committed with the "
                                   "offsets); not run unless asked (--only a,b,c,e)"),
@@ -283,9 +286,10 @@ class BenchReport:
                       for p in PIPELINES}
             c = values.get("c")
             out[mode] = {f"c/{p}": (c / values[p] if c and values.get(p) else None) for p in ("a", "b")}
-            if "e" in self.config.pipelines:
-                e = values.get("e")
-                out[mode]["e/c"] = e / c if e and c else None
+            for other in ("d", "e"):
+                if other in self.config.pipelines:
+                    value = values.get(other)
+                    out[mode][f"{other}/c"] = value / c if value and c else None
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -498,12 +502,12 @@ class PipelineProcess:
 def pipeline_process(
     pipeline: str, settings: Settings, log_path: Path, profile_path: Path | None = None,
 ) -> PipelineProcess:
-    """The subprocess that runs `pipeline` ("a", "b", "c" or "e") with `settings`, under cProfile if asked."""
+    """The subprocess that runs `pipeline` ("a" to "e") with `settings`, under cProfile if asked."""
     env = dict(os.environ)  # PATH, HOME... for the child; its configuration comes from `settings`
     python = [sys.executable]
     if profile_path is not None:
         python += ["-m", "cProfile", "-o", str(profile_path)]
-    if pipeline in ("c", "e"):
+    if pipeline in ("c", "d", "e"):
         env.update(settings.to_env())
         cmd = [*python, "-m", "footfall.scripts.cli", "--log-level", settings.log_level, "worker"]
     else:
@@ -897,6 +901,7 @@ async def run_one(
         partitions=config.partitions, pseudonym_secret=secrets.token_hex(16),
         data_dir=str(run_dir / prefix / "data"), log_level="warning", live_interval_s=FLUSH_S,
         processing_guarantee="exactly_once" if pipeline == "e" else "at_least_once",
+        batch_intake=pipeline != "d",
     )
     result = PipelineResult(pipeline, mode, prefix, log=str(run_dir / prefix / "pipeline.log"))
     factory = EventFactory(config.stores)  # same seed, same backlog time: the same bytes for every pipeline

@@ -1,6 +1,9 @@
 """The worker's agent and timers: they wire Faust to the `FlowWorker`, and do none of its work.
 
-- `count_flow` (the agent) hands each message of the events topic to the worker;
+- `count_flow` (the agent) hands each message of the events topic to the worker when Faust
+  delivers them one by one (`FOOTFALL_BATCH_INTAKE=false`, or exactly_once); by default
+  `stream.batch_intake` gives the worker each partition's fetched records at once, and the
+  agent only keeps the topic subscribed;
 - `flush_live` publishes and checkpoints every `FOOTFALL_LIVE_INTERVAL_S`, so a store
   that went quiet still shows its last events within the interval;
 - `tick_idle_stores` sends a tick through the events topic for each store silent past

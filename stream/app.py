@@ -26,6 +26,7 @@ import faust
 import orjson
 
 from footfall.stream.agents import register_agents
+from footfall.stream.batch_intake import BatchIntake, MarkerCommits
 from footfall.stream.fetch_wait import shorten_fetch_wait
 from footfall.stream.output_topic import OutputTopic
 from footfall.stream.settings import Settings, state_shape_changes
@@ -82,10 +83,13 @@ class FlowApp(faust.App):
 
     before_stop: list[Callable[[], Awaitable[None]]]
     from_start: list[Callable[[], Awaitable[None]]]
+    batch_intake: BatchIntake | None = None
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
         shorten_fetch_wait(consumer)  # no fetch of idle changelog partitions holding the events back
+        if self.batch_intake is not None:  # the events topic's records go to the worker a batch at a time
+            self.batch_intake.install(consumer)
         return consumer
 
     async def on_start(self) -> None:
@@ -137,6 +141,13 @@ def create_app(settings: Settings) -> faust.App:
     worker = FlowWorker(settings, stores, OutputTopic(events_topic), sent_to["aggregates"],
                         OutputTopic(dead_letter_topic), RedisSink(settings),
                         {kind: sent_to[name] for kind, name in topic_of_kind.items()})
+    if settings.batch_intake and settings.processing_guarantee == "at_least_once":
+        # Under exactly_once, Faust's transactions commit what the agent acknowledges: its own delivery stays.
+        events_name = events_topic.get_topic_name()
+        app.batch_intake = BatchIntake(app, events_name, worker)
+        if app._consumer is not None:  # made already (not by Faust so far): install on it too
+            app.batch_intake.install(app._consumer)
+        worker.checkpoint.on_markers_saved = MarkerCommits(app, events_name).saved
     app.footfall_worker = worker  # type: ignore[attr-defined]  # for tools and tests that read stats
     register_agents(app, settings, worker, events_topic)
     return app

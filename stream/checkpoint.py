@@ -32,12 +32,13 @@ already (`replay`), comes next, or follows a `gap` that Faust skipped; a gap is 
 back from Kafka (`stream.refetch`) and applied first, in chunks. `catch_up` does the
 same for a partition whose consumer stopped delivering.
 
-Faust commits consumed offsets every few seconds, whatever the checkpoints did: a worker
-that consumed but could not checkpoint (Redis away) and restarts resumes past what it
-saved. The markers, not the committed offsets, are the truth: the first message of a
-partition is admitted against its marker, and a partition with no marker at all (nothing
-was ever checkpointed there) is read from its log start, so everything consumed before a
-first checkpoint is read back and applied.
+With Faust's per-message delivery, Faust commits consumed offsets every few seconds, whatever
+the checkpoints did: a worker that consumed but could not checkpoint (Redis away) and restarts
+resumes past what it saved. The batch intake (the default) commits only what a save's markers
+cover (`on_markers_saved`, `stream.batch_intake.MarkerCommits`). Either way the markers, not the
+committed offsets, are the truth: the first message of a partition is admitted against its
+marker, and a partition with no marker at all (nothing was ever checkpointed there) is read from
+its log start, so everything consumed before a first checkpoint is read back and applied.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class Checkpoint:
         self._check_lost_at = 0.0  # monotonic time of the next look for a Redis that lost its data
         self._rebuild: asyncio.Task | None = None
         self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
+        #: Told each save's markers (partition -> last applied offset): `stream.batch_intake.MarkerCommits`.
+        self.on_markers_saved: Callable[[dict[int, int]], None] | None = None
 
     # -- on the way in ------------------------------------------------------------------------------
 
@@ -413,11 +416,13 @@ class Checkpoint:
             self.outbox.totals["flush_failed"] += 1
             logger.error("saving %d store states failed: offset markers wait for the next flush", len(failed))
             return
-        for partition, offset in self._applied.items():
-            if partition not in lost:
-                self._save(partition, marker_key(partition), marker_value(partition, offset))
+        markers = {partition: offset for partition, offset in self._applied.items() if partition not in lost}
+        for partition, offset in markers.items():
+            self._save(partition, marker_key(partition), marker_value(partition, offset))
         self._applied.clear()
         self.saved_at = time.monotonic()
+        if markers and self.on_markers_saved is not None:
+            self.on_markers_saved(markers)
 
     def _save(self, partition: int, key: str, value: dict[str, Any], raw: bytes | None = None) -> Any:
         # Set the value without Faust's own changelog send (which needs the current event for its

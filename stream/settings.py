@@ -98,6 +98,7 @@ class Settings:
     session_timeout_s: float = 6.0
     heartbeat_s: float = 1.0
     processing_guarantee: str = "at_least_once"
+    batch_intake: bool = True
     dead_letter_log_every_s: float = 10.0
     live_interval_s: float = 1.0
     checkpoint_interval_s: float = 5.0
@@ -561,6 +562,11 @@ ENV_VARIABLES: dict[str, str] = {
     "FOOTFALL_HEARTBEAT_S": "Kafka consumer heartbeat interval (s). Default 1.",
     "FOOTFALL_PROCESSING_GUARANTEE": "at_least_once or exactly_once (Faust's Kafka transactions: not supported, "
                                      "it lost events in the fault suite; see Performance). Default at_least_once.",
+    "FOOTFALL_BATCH_INTAKE": (
+        "true: the worker takes each partition's fetched records at once from Faust's consumer and commits its "
+        "checkpoints' offsets itself; false: Faust delivers each message to the agent. Not used under exactly_once. "
+        "Default true."
+    ),
     "FOOTFALL_DEAD_LETTER_LOG_EVERY_S": "At most one dead-letter log line per reason this often (s). Default 10.",
     "FOOTFALL_LIVE_INTERVAL_S": (
         "Live records are coalesced: at most one per store and bucket this often (s); 0 = every message. Default 1."

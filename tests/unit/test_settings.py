@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "session_timeout_s": 6.0,
     "heartbeat_s": 1.0,
     "processing_guarantee": "at_least_once",
+    "batch_intake": True,
     "dead_letter_log_every_s": 10.0,
     "live_interval_s": 1.0,
     "checkpoint_interval_s": 5.0,
