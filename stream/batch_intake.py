@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: Faust's name for the consumer's "fetching" diagnostic flag (`faust.transport.consumer.CONSUMER_FETCHING`).
 FETCHING_FLAG = "FETCHING"
+#: Records of one partition applied before the next partition's turn (`BatchIntake._deliver`).
+ROUND_RECORDS = 256
 #: Seconds a fetch waits for records (Faust's own loop uses 1 s).
 FETCH_TIMEOUT_S = 1.0
 
@@ -65,7 +67,7 @@ class BatchIntake:
         self.app = app
         self.events_topic = events_topic
         self.worker = worker
-        self.batches = 0  # batches handed to the worker (for tests and the log)
+        self.batches = 0  # rounds of records handed to the worker
 
     def install(self, consumer: Any) -> None:
         """Make `consumer`'s fetcher run `drain` instead of Faust's per-message loop."""
@@ -114,19 +116,30 @@ class BatchIntake:
                     and self.app.consumer_generation_id == generation and self.worker.revocations == revocations)
 
         buffered = consumer._buffered_partitions
+        events: list[tuple[TP, list[Any]]] = []
         for tp, batch in records.items():
-            if not still_current():
-                return
             if not batch:
                 continue
             if active is not None and tp not in active and tp not in buffered:
                 continue  # paused since the fetch (Faust's own loop skips these too)
             if tp.topic == self.events_topic:
                 consumer._read_offset[tp] = batch[-1].offset
-                await self.worker.process_batch(tp.topic, tp.partition, batch, still_current)
-                self.batches += 1
-            else:
+                events.append((tp, batch))
+            elif still_current():
                 await self._deliver_one_by_one(consumer, tp, batch)
+        # The partitions in turn, `ROUND_RECORDS` at a time: a fetch of many thousand records per partition
+        # takes seconds to apply under load, and one partition's whole batch after another's starved the
+        # last one for over 15 s (measured at 10,000 stores; Faust's own loop takes partitions in turn too).
+        start = 0
+        while events:
+            for tp, batch in events:
+                if not still_current():
+                    return
+                await self.worker.process_batch(tp.topic, tp.partition, batch[start:start + ROUND_RECORDS],
+                                                still_current)
+            self.batches += 1
+            start += ROUND_RECORDS
+            events = [(tp, batch) for tp, batch in events if len(batch) > start]
 
     async def _deliver_one_by_one(self, consumer: Any, tp: TP, batch: list[Any]) -> None:
         """Faust's own path for a record of another topic (a changelog, during recovery or for standbys)."""

@@ -94,12 +94,16 @@ class BatchRecorder:
         self.batches.append((partition, [r.offset for r in records]))
 
 
+def recording_intake(generation: int) -> tuple[FakeConsumer, BatchRecorder, SimpleNamespace, BatchIntake]:
+    consumer, worker = FakeConsumer(), BatchRecorder()
+    app = SimpleNamespace(consumer=consumer, consumer_generation_id=generation,
+                          topics=SimpleNamespace(acks_enabled_for=lambda topic: False))
+    return consumer, worker, app, BatchIntake(app, "p.events", worker)
+
+
 def test_events_go_a_partition_at_a_time_and_other_topics_one_by_one():
     async def scenario():
-        consumer, worker = FakeConsumer(), BatchRecorder()
-        app = SimpleNamespace(consumer=consumer, consumer_generation_id=3,
-                              topics=SimpleNamespace(acks_enabled_for=lambda topic: False))
-        intake = BatchIntake(app, "p.events", worker)
+        consumer, worker, app, intake = recording_intake(generation=3)
         events0, events1, changelog, paused = TP("p.events", 0), TP("p.events", 1), TP("app-changelog", 0), \
             TP("p.events", 2)
         fetched = {TP("p.events", 3): [], events0: [record(5, b""), record(6, b"")],
@@ -112,6 +116,56 @@ def test_events_go_a_partition_at_a_time_and_other_topics_one_by_one():
         app.consumer_generation_id = 4
         await intake._deliver(consumer, {events0: [record(7, b"")]}, {events0}, 3, 0)
         assert worker.batches == [(0, [5, 6]), (1, [9])]
+
+    asyncio.run(scenario())
+
+
+def test_partitions_take_turns_so_none_waits_for_another_whole_batch():
+    async def scenario():
+        consumer, worker, _, intake = recording_intake(generation=1)
+        p0, p1 = TP("p.events", 0), TP("p.events", 1)
+        fetched = {p0: [record(i, b"") for i in range(600)], p1: [record(i, b"") for i in range(300)]}
+        await intake._deliver(consumer, fetched, {p0, p1}, 1, 0)
+        assert worker.batches == [(0, list(range(0, 256))), (1, list(range(0, 256))),
+                                  (0, list(range(256, 512))), (1, list(range(256, 300))),
+                                  (0, list(range(512, 600)))]
+
+    asyncio.run(scenario())
+
+
+class FakeStallReader:
+    """The input topic's end offsets, and its records from wherever the catch-up asks."""
+
+    def __init__(self, end: int) -> None:
+        self.end, self.reads = end, []
+
+    async def beginning_offsets(self, topic, partitions):
+        return {p: 0 for p in partitions}
+
+    async def end_offsets(self, topic, partitions):
+        return {p: self.end for p in partitions}
+
+    async def read(self, topic, partition, start, end, timeout_s=30.0):
+        self.reads.append((start, end))
+        return [SimpleNamespace(key=b"s1", value=event(i), offset=i, headers=()) for i in range(start, end)]
+
+
+def test_a_partition_whose_replays_are_delivered_is_not_read_ahead_again():
+    async def scenario():
+        worker, _, _, _ = make_counter()
+        reader = FakeStallReader(end=40)
+        worker.checkpoint.range_reader = reader
+        await worker.process_batch("t.events", 0, [record(i, event(i)) for i in range(10)], lambda: True)
+        worker.checkpoint._progress_at[0] -= 20  # nothing delivered for 20 s: the guard reads ahead
+        assert await worker.catch_up("t.events", [0], 15.0) == 30
+        assert reader.reads == [(10, 40)]
+        worker.checkpoint._progress_at[0] -= 20  # 20 s later, more input waits (to offset 45)
+        reader.end = 45
+        # The consumer now delivers what the guard already applied: replays, but deliveries all the same.
+        await worker.process_batch("t.events", 0, [record(i, event(i)) for i in range(10, 20)], lambda: True)
+        assert await worker.catch_up("t.events", [0], 15.0) == 0
+        assert reader.reads == [(10, 40)] and worker.stats["replayed"] == 10
+        assert worker.stats["events"] == 40
 
     asyncio.run(scenario())
 
