@@ -91,7 +91,11 @@ class BatchIntake:
                         continue
                     if not consumer.flow_active:
                         # Fetched around a rebalance: dropped; reading resumes from the committed offsets.
-                        await consumer.perform_seek()
+                        try:
+                            await consumer.perform_seek()
+                        except Exception as exc:  # the assignment changed under the seek: as Faust's own loop
+                            logger.warning("seeking to the committed offsets while the flow is stopped failed: %r",
+                                           exc)
                         continue
                     await self._deliver(consumer, records, active, generation, revocations)
                 finally:

@@ -185,3 +185,32 @@ def test_marker_commits_take_the_newest_markers_and_survive_a_failed_commit():
         assert commits.committed == 1
 
     asyncio.run(scenario())
+
+
+def test_a_failed_seek_while_the_flow_is_stopped_does_not_end_the_fetch_loop():
+    # Measured in the fault suite: the assignment changed under the seek (aiokafka's IllegalStateError), the
+    # fetch loop ended, and the consumer's thread with it.
+    async def scenario():
+        consumer, worker, app, intake = recording_intake(generation=1)
+        fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        consumer._stopped = asyncio.Event()
+        consumer.diag = SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None)
+        consumer.consumer_stopped_errors = (ConnectionError,)
+        app.should_stop = False
+        fetches = []
+
+        async def wait_next_records(timeout):
+            fetches.append(consumer.flow_active)
+            if len(fetches) == 3:
+                fetcher._stopped.set()
+            return {TP("p.events", 0): [record(len(fetches), b"")]}, {TP("p.events", 0)}
+
+        async def perform_seek():
+            raise RuntimeError("No current assignment for partition p.events[0]")
+
+        consumer._wait_next_records, consumer.perform_seek = wait_next_records, perform_seek
+        consumer.flow_active = False
+        await asyncio.wait_for(intake.drain(fetcher), 5)
+        assert fetches == [False, False, False] and worker.batches == []
+
+    asyncio.run(scenario())
