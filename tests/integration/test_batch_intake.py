@@ -59,6 +59,15 @@ def committed_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[i
             if isinstance(tp, TopicPartition) and tp.topic == topic and meta.offset >= 0}
 
 
+def end_offsets(broker: str, topic: str) -> dict[int, int]:
+    reader = KafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False)
+    try:
+        ends = reader.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
+    finally:
+        reader.close()
+    return {tp.partition: end for tp, end in ends.items()}
+
+
 @pytest.mark.parametrize("batch_intake", ["true", "false"])
 def test_counts_equal_brute_force_with_and_without_batch_intake(services, worker_factory, unique_prefix,
                                                                   batch_intake):
@@ -106,21 +115,18 @@ def test_committed_offsets_never_pass_the_saved_markers(services, worker_factory
         wait_until(lambda: counted_events(client, unique_prefix) >= want, 120, f"{want} events counted")
         assert_totals_match(redis_buckets(client, unique_prefix), traffic.expected_buckets())
         assert counted_events(client, unique_prefix) == want
-        # Once idle, the last checkpoint's markers are committed: the group resumes right after them.
-        wait_until(lambda: committed_offsets(admin, group, events) == {
-            p: o + 1 for p, o in saved_markers(services.bootstrap, changelog).items()}, 30,
-            "the committed offsets to reach the last markers")
+        # Once idle, each partition's last message (re-routed events and idle ticks included) is in the last
+        # markers, and they are committed: the group resumes right after them.
+        def settled() -> bool:
+            markers = saved_markers(services.bootstrap, changelog)
+            return (markers == {p: end - 1 for p, end in end_offsets(services.bootstrap, events).items()}
+                    and committed_offsets(admin, group, events) == {p: o + 1 for p, o in markers.items()})
+
+        wait_until(settled, 30, "the last markers at each partition's end, and committed")
     finally:
         stop.set()
         sampler.join(timeout=10)
         admin.close()
-    # The last markers are each partition's last message (re-routed events included): all was read and saved.
-    reader = KafkaConsumer(bootstrap_servers=services.bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        ends = reader.end_offsets([TopicPartition(events, p) for p in range(PARTITIONS)])
-    finally:
-        reader.close()
-    assert saved_markers(services.bootstrap, changelog) == {tp.partition: end - 1 for tp, end in ends.items()}
     assert not any(early), f"offsets committed before any marker was saved: {early}"
     with_commits = [(c, m) for c, m in samples if c]
     assert len(with_commits) >= 3, f"too few samples with commits: {len(samples)} samples"
