@@ -10,6 +10,7 @@ is stopped on the way out.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import secrets
 import signal
@@ -25,6 +26,25 @@ import orjson
 from footfall.schemas.keys import CHAIN, RedisKeys
 
 __all__ = ["register", "run"]
+
+
+def demo_start(now: dt.datetime) -> str:
+    """Where the simulated clock starts: 09:00 UTC of the latest weekday before today.
+
+    The simulator's own default, one day back, fell on a Sunday every Monday: the European and
+    American stores are closed, and at the demo's speed nothing came for up to 8 minutes (at 600x,
+    the test's speed, for over a minute). At 09:00 UTC the Paris and London stores are open.
+
+    >>> demo_start(dt.datetime(2026, 12, 7, 6, 43, tzinfo=dt.UTC))  # a Monday: the Friday before
+    '2026-12-04T09:00:00Z'
+    >>> demo_start(dt.datetime(2026, 12, 9, 23, 0, tzinfo=dt.UTC))  # a Wednesday: Tuesday
+    '2026-12-08T09:00:00Z'
+
+    """
+    day = now.date() - dt.timedelta(days=1)
+    while day.weekday() >= 5:  # Saturday, Sunday
+        day -= dt.timedelta(days=1)
+    return f"{day.isoformat()}T09:00:00Z"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -180,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         worker = _spawn([*cli, "worker"], env, run_dir / "logs" / "worker.log")
         simulator = _spawn(
             [*cli, "simulate", "--stores", str(args.stores), "--speed", str(args.speed),
-             "--malformed-fraction", str(args.malformed_fraction)],
+             "--malformed-fraction", str(args.malformed_fraction), "--start", demo_start(dt.datetime.now(dt.UTC))],
             env, run_dir / "logs" / "simulator.log",
         )
         dashboard_line = ""
