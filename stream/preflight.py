@@ -1,7 +1,7 @@
 """Before the worker consumes anything: is Redis there? A worker that could not publish must not consume.
 
-Faust commits consumed offsets every few seconds whatever the worker's checkpoints do;
-the worker reads back from its own markers, so nothing is lost, but a worker deployed
+The worker reads back from its own markers whatever the group committed (with the batch
+intake it commits only what a checkpoint saved), so nothing is lost, but a worker deployed
 with a wrong `FOOTFALL_REDIS_URL` would consume, fail every flush and look alive. So it
 checks Redis first, for up to `FOOTFALL_STARTUP_TIMEOUT_S` (Redis may still be starting
 beside it), and refuses to start with a message naming the setting when it cannot reach
