@@ -124,8 +124,9 @@ class BucketBaseline:
         # Bucket-of-week index -> values (in `quantities` order; None = not known). Only the
         # buckets (last - 1 week, last] are kept, so an entry at index i is *the* bucket of
         # that week position in the last seven days, never an older one. In arrays: as a dict of
-        # lists it was the largest part of a store's memory (`operators.windows.week_ring`).
-        self._week = WeekRing(self.buckets_per_week, len(self.quantities))
+        # lists it was the largest part of a store's memory (`operators.windows.week_ring`). In float32:
+        # the values are mostly counts, which it holds exactly; any other value is kept apart, unchanged.
+        self._week = WeekRing(self.buckets_per_week, len(self.quantities), "float32")
         self.last_bucket_ms: int | None = None
 
     @classmethod

@@ -9,6 +9,10 @@ back as the type it went in: an int as that int, a float as that float, None as 
 the records that show last week's counts do not change. Ints float64 cannot hold exactly
 (beyond 2**53) are kept apart, as they are.
 
+`dtype="float32"` halves the arrays for rows that are mostly counts (672 × 3 values: 8 KB
+instead of 16): ints up to 2**24 and floats float32 holds exactly go in the array, any
+other value is kept apart as it is, so nothing comes back changed.
+
 Examples
 --------
 >>> ring = WeekRing(size=4, width=2)
@@ -23,6 +27,9 @@ Examples
 [1152921504606846976, -3]
 >>> ring.clear(); len(ring)
 0
+>>> counts = WeekRing(size=2, width=3, dtype="float32")
+>>> counts.put(0, [1_000, 0.5, 0.1]); counts.get(0)  # 0.1 is not a float32: kept apart, unchanged
+[1000, 0.5, 0.1]
 
 """
 
@@ -39,19 +46,29 @@ Number = int | float
 # The kind of each value: absent (None), an int (exact in float64), a float, or kept apart.
 _NONE, _INT, _FLOAT, _APART = 0, 1, 2, 3
 _EXACT_INT = 2**53
+_EXACT_INT32 = 2**24  # every int up to it is a float32
+
+
+def _is_float32(value: float) -> bool:
+    """Whether a float32 holds `value` exactly (the magnitude first: numpy warns on an overflowing cast)."""
+    return abs(value) < 3.4e38 and float(np.float32(value)) == value
 
 
 class WeekRing:
     """`size` positions, each empty or a row of `width` numbers or None (see the module docstring)."""
 
-    __slots__ = ("_apart", "_kinds", "_present", "_values", "size", "width")
+    __slots__ = ("_apart", "_exact_int", "_kinds", "_narrow", "_present", "_values", "size", "width")
 
-    def __init__(self, size: int, width: int) -> None:
+    def __init__(self, size: int, width: int, dtype: str = "float64") -> None:
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
         self.size, self.width = size, width
-        self._values = np.zeros((size, width), dtype=np.float64)
+        self._narrow = dtype == "float32"
+        self._exact_int = _EXACT_INT32 if self._narrow else _EXACT_INT
+        self._values = np.zeros((size, width), dtype=np.float32 if self._narrow else np.float64)
         self._kinds = np.zeros((size, width), dtype=np.uint8)
         self._present = np.zeros(size, dtype=bool)
-        self._apart: dict[tuple[int, int], int] = {}  # (position, column) -> an int float64 cannot hold
+        self._apart: dict[tuple[int, int], Number] = {}  # (position, column) -> a value the array cannot hold
 
     def put(self, position: int, row: Sequence[Number | None]) -> None:
         """Set the row at `position` (`width` values, each an int, a float or None)."""
@@ -63,11 +80,14 @@ class WeekRing:
             if value is None:
                 values[column], kinds[column] = 0.0, _NONE
             elif isinstance(value, int) and not isinstance(value, bool):
-                if -_EXACT_INT <= value <= _EXACT_INT:
+                if -self._exact_int <= value <= self._exact_int:
                     values[column], kinds[column] = value, _INT
                 else:
                     values[column], kinds[column] = 0.0, _APART
                     self._apart[(position, column)] = value
+            elif self._narrow and not _is_float32(value):
+                values[column], kinds[column] = 0.0, _APART
+                self._apart[(position, column)] = value
             else:
                 values[column], kinds[column] = value, _FLOAT
         self._present[position] = True

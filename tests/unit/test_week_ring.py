@@ -15,6 +15,7 @@ def random_value(rng: random.Random) -> int | float | None:
     return rng.choice([
         None, rng.randint(0, 300), rng.randint(-5, 5), float(rng.randint(0, 9)), rng.uniform(-1e6, 1e6),
         2**53, 2**53 + 1, -(2**60) - 7, 10**30, 0.1, -0.0, 1e-300,
+        2**24, 2**24 + 1, -(2**24) - 1, 0.75, 1e39, 3.5e38, float("inf"), 16_777_217.0,
     ])
 
 
@@ -25,11 +26,12 @@ def same(a: list | None, b: list | None) -> bool:
     return len(a) == len(b) and all(type(x) is type(y) and (x == y or x is y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("seed", range(20))
-def test_matches_a_dict_of_lists(seed: int) -> None:
+def test_matches_a_dict_of_lists(seed: int, dtype: str) -> None:
     rng = random.Random(seed)
     size, width = rng.choice([(1, 1), (7, 3), (24, 2), (672, 3)])
-    ring, reference = WeekRing(size, width), {}
+    ring, reference = WeekRing(size, width, dtype), {}
     for _ in range(2_000):
         op, position = rng.random(), rng.randrange(size)
         if op < 0.55:
@@ -64,3 +66,13 @@ def test_a_big_int_overwritten_leaves_nothing_behind() -> None:
     ring.put(1, [2**70])
     ring.discard(1)
     assert ring.get(0) == [5] and ring._apart == {}
+
+
+def test_float32_rows_take_half_the_values_memory() -> None:
+    wide, narrow = WeekRing(672, 3), WeekRing(672, 3, "float32")
+    assert narrow._values.nbytes * 2 == wide._values.nbytes
+
+
+def test_an_unknown_dtype_is_refused() -> None:
+    with pytest.raises(ValueError, match="dtype"):
+        WeekRing(4, 3, "int8")
