@@ -350,7 +350,7 @@ class TumblingBuckets:
         # late_by_ms(start) >= horizon  <=>  start <= watermark - bucket - grace - horizon
         edge = self.watermark_ms - self.bucket_ms - self.grace_ms - self.restate_horizon_ms
         # `_closed` holds its buckets oldest first (closed in order; `from_state` sorts), so the scan stops at
-        # the first one inside the horizon: it ran on every event over all ~98 kept, 2.3 us an event.
+        # the first one inside the horizon instead of reading all ~98 kept at every call.
         gone = []
         for start in self._closed:
             if start > edge:
