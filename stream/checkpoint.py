@@ -105,6 +105,7 @@ class Checkpoint:
         self._in_kafka: dict[tuple[str, int | str], dict[str, Any]] = {}  # sent, waiting for Redis
         self._redis_away = False
         self._check_lost_at = 0.0  # monotonic time of the next look for a Redis that lost its data
+        self._fresh_look_done = False  # the first flush's look for a new deployment (`_note_new_deployment`)
         self._rebuild: asyncio.Task | None = None
         self._progress_at: dict[int, float] = {}  # partition -> when its next offset last moved (monotonic)
         #: Told each save's markers (partition -> last applied offset): `stream.batch_intake.MarkerCommits`.
@@ -248,6 +249,8 @@ class Checkpoint:
         input offset"). Records go out at every flush all the same; a crash re-applies what came
         after the last save and publishes the same values again.
         """
+        if not self._fresh_look_done:
+            await self._note_new_deployment()
         records, counts, sends = self.outbox.take()
         partitions = {store_id: self.stores[store_id].partition for store_id, _ in records
                       if store_id in self.stores}
@@ -373,6 +376,31 @@ class Checkpoint:
             if lost:
                 self._rebuild = asyncio.create_task(self._rebuild_redis())
         return ok
+
+    async def _note_new_deployment(self) -> None:
+        """At the first flush, before anything is sent: Redis without its written marker while every output
+        topic is still empty is a new deployment, with nothing to rebuild; mark it written.
+
+        Otherwise, or when the look fails, the look after the first write decides, as before. It
+        came after the flush's records were on the topics, so every new deployment rebuilt Redis
+        from what it had just written (measured at 10,000 stores: 3,670-9,586 records, 4-11 s, the
+        flushes' Redis writes waiting meanwhile).
+        """
+        self._fresh_look_done = True
+        try:
+            if not await self.redis.lost_data():
+                return
+            topics = sorted({t.get_topic_name() for t in (*self.record_topics.values(), self.default_topic)})
+            partitions = list(range(self.redis.settings.partitions))
+            for topic in topics:
+                if any((await self.range_reader.end_offsets(topic, partitions)).values()):
+                    return
+            await self.redis.mark_written()
+            logger.info("Redis and the output topics %s are empty: a new deployment, nothing to rebuild",
+                        ", ".join(topics))
+        except Exception:
+            logger.warning("could not look whether Redis and the output topics start empty; the look after the "
+                           "first write decides", exc_info=True)
 
     async def _rebuild_redis(self) -> None:
         """Write the output topics' last `bucket_retention_days` into Redis again (`stream.rebuild`)."""

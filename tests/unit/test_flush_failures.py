@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import pytest
 
 from footfall.operators.pipeline.persistence import marker_key, read_marker_value, read_store_value
 from footfall.schemas.keys import RedisKeys
@@ -307,3 +308,59 @@ def test_the_size_check_reuses_the_checkpoints_serialisation_and_measures_again_
         assert measured == ["s1", "s1"], "a stale one is measured again"
 
     asyncio.run(scenario())
+
+
+class NewDeploymentRedis(FakeRedis):
+    """Redis without its written marker until `mark_written`; records what had been sent when it was marked."""
+
+    def __init__(self, settings: Settings, topics: dict[str, FakeTopic]) -> None:
+        super().__init__()
+        self.settings, self.topics = settings, topics
+        self.marked_after_sends: list[int] = []
+
+    async def lost_data(self):
+        return not self.marked_after_sends
+
+    async def mark_written(self):
+        self.marked_after_sends.append(sum(len(topic.sent) for topic in self.topics.values()))
+
+
+class EndsReader(FakeRangeReader):
+    """Every output topic ends at `end` in each partition."""
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+        self.asked: list[str] = []
+
+    async def end_offsets(self, topic, partitions):
+        self.asked.append(topic)
+        return {p: self.end for p in partitions}
+
+
+@pytest.mark.parametrize("end", [0, 5])
+def test_a_new_deployment_is_marked_written_before_its_first_send_only_when_the_topics_are_empty(end):
+    """Redis lacking its written marker while every output topic is empty: marked before anything is sent, so
+    the look after the first write finds nothing lost. With records on a topic, the marker is left for the
+    rebuild (the look after the write) to set."""
+    async def scenario():
+        counter, topics, _, _ = make_counter()
+        redis = NewDeploymentRedis(counter.settings, topics)
+        counter.checkpoint.redis = redis
+        reader = counter.checkpoint.range_reader = EndsReader(end)
+        rebuilds: list[int] = []
+
+        async def rebuild():  # the rebuild itself reads Kafka: here only whether it was started
+            rebuilds.append(1)
+        counter.checkpoint._rebuild_redis = rebuild
+        await counter.process(b"s1", event(1), "t.events", 0, 0)
+        await counter.flush()
+        await asyncio.sleep(0)
+        return redis.marked_after_sends, reader.asked, rebuilds
+
+    marked, asked, rebuilds = asyncio.run(scenario())
+    assert "aggregates" in asked
+    if end == 0:
+        assert marked == [0], "marked once, before the first record was sent"
+        assert rebuilds == []
+    else:
+        assert marked == [] and rebuilds == [1], "records on a topic: rebuilt as before"
