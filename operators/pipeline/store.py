@@ -293,6 +293,8 @@ class StoreFlow:
     def _count_day(self, event: Event) -> None:
         day = self._days_of.iso(event.ts_ms)
         state = self.days.get(day)
+        # At most one day is kept as lists: when this one was not, the one that was is frozen below.
+        switched = not isinstance(state, list)
         if state is None:
             state = self._kpis.initialize()
             self.days[day] = state
@@ -303,9 +305,10 @@ class StoreFlow:
             state = thaw(state)
         if day in self.days:  # not when it was just dropped, older than every day kept
             self.days[day] = self._kpis.agg(state, event)
-            for other, kept in self.days.items():
-                if other != day and not isinstance(kept, bytes):
-                    self.days[other] = freeze(kept)
+            if switched:
+                for other, kept in self.days.items():
+                    if other != day and not isinstance(kept, bytes):
+                        self.days[other] = freeze(kept)
 
     def advance(self, ts_ms: int) -> None:
         """Let event time reach `ts_ms` with no events (an idle store); closes buckets, never counts."""
