@@ -377,6 +377,10 @@ class Checkpoint:
                 self._rebuild = asyncio.create_task(self._rebuild_redis())
         return ok
 
+    def _output_topic_names(self) -> list[str]:
+        """The topics the records go to, each once: what Redis is rebuilt from."""
+        return sorted({t.get_topic_name() for t in (*self.record_topics.values(), self.default_topic)})
+
     async def _note_new_deployment(self) -> None:
         """At the first flush, before anything is sent: Redis without its written marker while every output
         topic is still empty is a new deployment, with nothing to rebuild; mark it written.
@@ -390,7 +394,7 @@ class Checkpoint:
         try:
             if not await self.redis.lost_data():
                 return
-            topics = sorted({t.get_topic_name() for t in (*self.record_topics.values(), self.default_topic)})
+            topics = self._output_topic_names()
             partitions = list(range(self.redis.settings.partitions))
             for topic in topics:
                 if any((await self.range_reader.end_offsets(topic, partitions)).values()):
@@ -408,7 +412,7 @@ class Checkpoint:
 
         settings = self.redis.settings
         since_ms = int(time.time() * 1000) - settings.bucket_retention_days * 86_400_000
-        topics = sorted({t.get_topic_name() for t in (*self.record_topics.values(), self.default_topic)})
+        topics = self._output_topic_names()
         try:
             written = await rebuild_redis(self.kafka, topics, settings.partitions, self.redis, since_ms)
             await self.redis.mark_written()
