@@ -55,7 +55,10 @@ class Scenario:
     events: list[tuple[int, dict[str, int]]]
 
 
-COUNTS = st.dictionaries(st.sampled_from(QUANTITIES), st.integers(0, 5), max_size=3)
+# Mostly small counts; some at and past what a 2-byte slot holds before it widens (JSON, as orjson writes it,
+# takes ints up to 2**64 - 1: the sums stay below).
+COUNT = st.one_of(st.integers(0, 5), st.sampled_from([40_000, 65_535, 65_536, 2**40]))
+COUNTS = st.dictionaries(st.sampled_from(QUANTITIES), COUNT, max_size=3)
 STEPS = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2**24), st.integers(0, 2), st.integers(0, 2**24), COUNTS),
                  max_size=60)
 
@@ -315,3 +318,16 @@ def test_busy_store_state_is_small() -> None:
             counter.update(t0 + i * 1_800 + 500, {"transactions": 1})
     assert counter.get(3_600_000)["arrivals"] == 2_000
     assert len(orjson.dumps(counter.to_state())) < 4_096
+
+
+def test_a_slot_widens_past_what_its_kind_holds_and_keeps_every_count() -> None:
+    counter = SlidingCounts(("arrivals",), (30_000,), 10_000)
+    expected = 0
+    for n in (65_535, 1, 2**63 - 65_537, 1, 2**70):
+        counter.update(5_000, {"arrivals": n})
+        expected += n
+        assert counter.get(30_000) == {"arrivals": expected}
+        if expected < 2**64:  # what JSON as orjson writes it holds
+            assert round_trip(counter).get(30_000) == {"arrivals": expected}
+    counter.update(200_000, {"arrivals": 1})  # every slot left the window: back to 2-byte counts
+    assert counter.get(30_000) == {"arrivals": 1}
