@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import hashlib
 import pickle
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +164,7 @@ def test_bounded_matches_brute_force_and_counts_its_overflow(scenario: Scenario,
         for k, ids in enumerate(replicas):
             assert ids.seen(event_id, ts_ms) is expected
             assert len(ids) == len(model.filed) <= max_ids
-            assert {ids._slot_of[digest(i)] for i in model.filed} == {v[0] for v in model.filed.values()}
+            assert {i: ids.slot_of(i) for i in model.filed} == {i: v[0] for i, v in model.filed.items()}
             if k == 0:
                 overflow[0] += ids.take_overflow()
         assert overflow[0] == model.overflow
@@ -334,3 +335,44 @@ def test_busy_store_state_is_small(horizon_ms: int, limit: int) -> None:
         ids.seen(f"store-7/{i:08d}", t0 + i * 3_600_000 // 4_300)
     assert abs(len(ids) - 4_300 * horizon_ms / 3_600_000) < 4_300 * 60_000 / 3_600_000 + 2  # within a slot
     assert len(orjson.dumps(ids.to_state())) < limit
+
+
+def test_a_digest_straddling_two_remembered_ones_is_not_a_match() -> None:
+    ids = RecentEventIds(horizon_ms=60_000, slot_ms=10_000)
+    ids.seen("a", 1_000)
+    ids.seen("b", 2_000)
+    a, b = (bytes(ids._by_slot[0][i : i + 6]) for i in (0, 6))
+    assert ids._find(a) == (0, 0) and ids._find(b) == (0, 6)
+    assert ids._find(a[3:] + b[:3]) is None  # found by `find` at offset 3, between the two
+
+
+def test_thousands_of_ids_at_once_match_brute_force_as_the_memory_grows_and_shrinks() -> None:
+    # Busy, quiet, busy again: up to ~12,000 ids remembered at once, then a few hundred, then thousands; a third
+    # of the events re-send an earlier id (at its own time or now). Checked at every event against the rule.
+    rng = random.Random(7)
+    horizon_ms, slot_ms = 1_200_000, 60_000
+    ids = RecentEventIds(horizon_ms, slot_ms)
+    last_seen: dict[str, int] = {}
+    sent: list[tuple[str, int]] = []
+    clock, watermark = 1_767_225_600_000, None
+    for i in range(40_000):
+        clock += 100 if i < 15_000 or i >= 30_000 else 10_000
+        if sent and rng.random() < 0.3:
+            event_id, ts_ms = rng.choice(sent[-15_000:])
+            ts_ms = ts_ms if rng.random() < 0.5 else clock
+        else:
+            event_id, ts_ms = f"evt-{i}", clock
+            sent.append((event_id, ts_ms))
+        watermark = ts_ms if watermark is None else max(watermark, ts_ms)
+        first_slot = (watermark - horizon_ms) // slot_ms
+        if event_id in last_seen and last_seen[event_id] // slot_ms >= first_slot:
+            last_seen[event_id] = max(last_seen[event_id], ts_ms)
+            expected = True
+        else:
+            if ts_ms // slot_ms >= first_slot:
+                last_seen[event_id] = ts_ms
+            expected = False
+        assert ids.seen(event_id, ts_ms) is expected, i
+        if i % 10_000 == 9_999:
+            ids = round_trip(ids)
+            assert len(ids) == sum(1 for t in last_seen.values() if t // slot_ms >= first_slot)
