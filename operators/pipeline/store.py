@@ -338,7 +338,7 @@ class StoreFlow:
             if self.baseline.last_bucket_ms is None or start > self.baseline.last_bucket_ms:
                 record["compare"] = self.baseline.compare(start, counts)
                 self.baseline.update(start, counts)
-                if self.buckets.revision(start):
+                if self.buckets.kept(start):
                     new_refs[str(start)] = [x for q in COMPARED for x in _refs_of(record["compare"][q])]
             out.append((start, record))
             self.last_closed = record
@@ -346,7 +346,7 @@ class StoreFlow:
             refs = thaw(self._refs)
             refs.update(new_refs)
             # Only those of buckets still kept: the others left the restate horizon.
-            self._refs = freeze({k: v for k, v in refs.items() if self.buckets.revision(int(k))})
+            self._refs = freeze({k: v for k, v in refs.items() if self.buckets.kept(int(k))})
         return out
 
     def pop_restated(self) -> list[tuple[int, dict[str, Any], int]]:

@@ -90,6 +90,7 @@ events at or past one time more than `lead_ms` (10 s here) ahead move the waterm
 from __future__ import annotations
 
 import bisect
+from array import array
 from typing import Any
 
 from footfall.operators.frozen import freeze, thaw
@@ -131,8 +132,8 @@ class TumblingBuckets:
 
     """
 
-    __slots__ = ("_agg", "_ahead", "_closed", "_closed_to", "_open", "_restated", "bucket_ms", "corroboration",
-                 "grace_ms", "lead_ms", "max_gap_ms", "restate_horizon_ms", "watermark_ms")
+    __slots__ = ("_agg", "_ahead", "_closed", "_closed_to", "_kept", "_open", "_restated", "bucket_ms",
+                 "corroboration", "grace_ms", "lead_ms", "max_gap_ms", "restate_horizon_ms", "watermark_ms")
 
     def __init__(
         self,
@@ -164,11 +165,15 @@ class TumblingBuckets:
         self.lead_ms = max(bucket_ms, grace_ms) if lead_ms is None else lead_ms
         self.corroboration = corroboration
         self._open: dict[int, Any] = {}
-        # Buckets handed out and still restatable: start -> [revision handed out last, state or None (empty)],
-        # the state as its JSON bytes (`operators.frozen`): it is read again only when a late event restates the
-        # bucket or the state is saved, and as Python lists and dicts a day of them (96 at 15 minutes) took
-        # 43 KB of a store's memory, against about 15 KB as bytes (`footfall.scripts.statesize`).
-        self._closed: dict[int, list[Any]] = {}
+        # Buckets handed out and still restatable: {"<start>": [revision handed out last, state or None (empty)]},
+        # kept as one JSON object's bytes (`operators.frozen`) while no late event restates one, and as that
+        # dict from the first restating event to the next `pop_restated` or `pop_closed`. It is read again only
+        # then and when the state is saved: as Python lists and dicts a day of them (96 at 15 minutes) took
+        # 43 KB of a store's memory, as one bytes object per bucket 21 KB, as one object 7-12 KB
+        # (tracemalloc, `footfall.scripts.statesize`). `pop_closed` parses and writes it again at each close.
+        self._closed: bytes | dict[str, list[Any]] = b"{}"
+        # Starts of the kept closed buckets, ascending: which are kept, without reading `_closed`.
+        self._kept = array("q")
         # Closed buckets counted into since the last `pop_restated`.
         self._restated: set[int] = set()
         # Times of events further than lead_ms ahead, not yet corroborated (ascending, fewer than corroboration).
@@ -203,8 +208,22 @@ class TumblingBuckets:
 
     def restatable(self, bucket_start_ms: int) -> bool:
         """Whether a bucket handed out still takes events (kept, closed less than the horizon ago)."""
-        return (bucket_start_ms in self._closed
-                and self.late_by_ms(bucket_start_ms) < self.restate_horizon_ms)
+        return self.kept(bucket_start_ms) and self.late_by_ms(bucket_start_ms) < self.restate_horizon_ms
+
+    def kept(self, bucket_start_ms: int) -> bool:
+        """Whether a bucket handed out is still kept for restating."""
+        i = bisect.bisect_left(self._kept, bucket_start_ms)
+        return i < len(self._kept) and self._kept[i] == bucket_start_ms
+
+    def _entries(self) -> dict[str, list[Any]]:
+        """The kept closed buckets as a dict, parsed once until `_freeze`."""
+        if isinstance(self._closed, bytes):
+            self._closed = thaw(self._closed)
+        return self._closed  # type: ignore[return-value]
+
+    def _freeze(self) -> None:
+        if not isinstance(self._closed, bytes):
+            self._closed = freeze(self._closed)
 
     def too_old(self, bucket_start_ms: int) -> bool:
         """Whether a bucket never opened nor handed out closed the horizon or more ago (before the
@@ -222,9 +241,8 @@ class TumblingBuckets:
         if self.handed_out(start):
             if not self.restatable(start):
                 return None
-            entry = self._closed[start]
-            entry[1] = freeze(self._agg.agg(thaw(entry[1]) if entry[1] is not None else self._agg.initialize(),
-                                             event))
+            entry = self._entries()[str(start)]
+            entry[1] = self._agg.agg(entry[1] if entry[1] is not None else self._agg.initialize(), event)
             self._restated.add(start)
             return start
         if self.too_old(start):
@@ -281,8 +299,11 @@ class TumblingBuckets:
 
     def revision(self, bucket_start_ms: int) -> int:
         """The latest revision handed out of a bucket still kept (0: not handed out, or no longer kept)."""
-        entry = self._closed.get(bucket_start_ms)
-        return 0 if entry is None else entry[0]
+        if not self.kept(bucket_start_ms):
+            return 0
+        revision: int = self._entries()[str(bucket_start_ms)][0]
+        self._freeze()
+        return revision
 
     def open_buckets(self) -> list[int]:
         """Starts of the open buckets, oldest first."""
@@ -290,7 +311,7 @@ class TumblingBuckets:
 
     def closed_kept(self) -> int:
         """How many closed buckets are kept for restating."""
-        return len(self._closed)
+        return len(self._kept)
 
     def pop_closed(self) -> list[tuple[int, dict[str, Any]]]:
         """Remove and return `(start, result)` of every bucket the watermark has closed, oldest first (revision 1).
@@ -314,6 +335,7 @@ class TumblingBuckets:
         oldest_empty = last - self.max_gap_ms + self.bucket_ms
         keep = self.restate_horizon_ms > 0
         out = []
+        kept: dict[str, list[Any]] = {}
         for start in range(first, last + self.bucket_ms, self.bucket_ms):
             state = self._open.pop(start, None)
             if state is None:
@@ -323,8 +345,12 @@ class TumblingBuckets:
             else:
                 out.append((start, self._agg.result(state)))
             if keep and self.late_by_ms(start) < self.restate_horizon_ms:
-                self._closed[start] = [1, None if state is None else freeze(state)]
+                kept[str(start)] = [1, state]
         self._closed_to = last + self.bucket_ms
+        if kept:  # newer than every bucket kept: they go at the end, in order
+            self._entries().update(kept)
+            self._kept.extend(int(k) for k in kept)
+            self._freeze()
         return out
 
     def pop_restated(self) -> list[tuple[int, dict[str, Any], int]]:
@@ -333,32 +359,42 @@ class TumblingBuckets:
         Each call hands out a bucket's next revision (2, 3, ...) with all it holds now.
         """
         out = []
-        for start in sorted(self._restated):
-            entry = self._closed.get(start)
-            if entry is None:
-                continue
-            entry[0] += 1
-            state = self._agg.initialize() if entry[1] is None else thaw(entry[1])
-            out.append((start, self._agg.result(state), entry[0]))
+        if self._restated:
+            entries = self._entries()
+            for start in sorted(self._restated):
+                entry = entries.get(str(start))
+                if entry is None:
+                    continue
+                entry[0] += 1
+                # A copy: `result` may keep parts of the state it is given (a restated bucket takes more events).
+                state = self._agg.initialize() if entry[1] is None else thaw(freeze(entry[1]))
+                out.append((start, self._agg.result(state), entry[0]))
+            self._freeze()
         self._restated.clear()
         return out
 
     def _prune(self) -> None:
         """Forget the closed buckets that left the horizon (their events are late from now on)."""
-        if not self._closed or self.watermark_ms is None:
+        if not self._kept or self.watermark_ms is None:
             return
         # late_by_ms(start) >= horizon  <=>  start <= watermark - bucket - grace - horizon
         edge = self.watermark_ms - self.bucket_ms - self.grace_ms - self.restate_horizon_ms
-        # `_closed` holds its buckets oldest first (closed in order; `from_state` sorts), so the scan stops at
-        # the first one inside the horizon instead of reading all ~98 kept at every call.
+        if self._kept[0] > edge:
+            return
+        # `_kept` is ascending, so the scan stops at the first one inside the horizon.
         gone = []
-        for start in self._closed:
+        for start in self._kept:
             if start > edge:
                 break
             if start not in self._restated:
                 gone.append(start)
-        for start in gone:
-            del self._closed[start]
+        if gone:
+            entries = self._entries()
+            for start in gone:
+                del entries[str(start)]
+            dropped = set(gone)
+            self._kept = array("q", [s for s in self._kept if s not in dropped])
+            self._freeze()
 
     # -- plain-data state, for Faust tables ------------------------------------------------------
 
@@ -374,8 +410,9 @@ class TumblingBuckets:
             "closed_to": self._closed_to,
             "open": {str(k): list(v) for k, v in self._open.items()},
         }
-        if self._closed:
-            state["closed"] = {str(k): [rev, None if s is None else thaw(s)] for k, (rev, s) in self._closed.items()}
+        if self._kept:
+            self._freeze()
+            state["closed"] = thaw(self._closed)  # type: ignore[arg-type]
         if self._ahead:
             state["ahead"] = list(self._ahead)
         if self._restated:
@@ -401,9 +438,10 @@ class TumblingBuckets:
             buckets.watermark_ms = state.get("wm")
             buckets._closed_to = state.get("closed_to")
             buckets._open = {int(k): list(v) for k, v in state.get("open", {}).items()}
-            buckets._closed = {start: [int(rev), None if s is None else freeze(s)]
-                               for start, (rev, s) in sorted((int(k), v) for k, v in state.get("closed", {}).items())}
+            closed = sorted((int(k), v) for k, v in state.get("closed", {}).items())
+            buckets._kept = array("q", [start for start, _ in closed])
+            buckets._closed = freeze({str(start): [int(rev), s] for start, (rev, s) in closed})
             ahead = sorted(int(t) for t in state.get("ahead", ()))
             buckets._ahead = ahead[-(corroboration - 1):] if corroboration > 1 else []
-            buckets._restated = {int(s) for s in state.get("restated", ()) if int(s) in buckets._closed}
+            buckets._restated = {int(s) for s in state.get("restated", ()) if buckets.kept(int(s))}
         return buckets
