@@ -2,6 +2,7 @@
 
 from footfall.operators.kpis import (
     durations,
+    ended_tickets,
     flow,
     occupancy,
     quantiles,
@@ -12,6 +13,7 @@ from footfall.operators.kpis import (
 
 __all__ = [
     "durations",
+    "ended_tickets",
     "flow",
     "occupancy",
     "quantiles",

@@ -81,6 +81,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from footfall.operators.kpis.ended_tickets import EndedTickets
 from footfall.operators.kpis.occupancy import DailyReset
 from footfall.operators.kpis.quantiles import QuantileSketch
 from footfall.schemas.events import QueueEvent
@@ -90,8 +91,6 @@ __all__ = ["KPI_NAMES", "QueueKpis"]
 # Steps a ticket went through, as bits.
 _ISSUED, _CALLED, _SERVED, _ABANDONED, _NO_SHOW = 1, 2, 4, 8, 16
 _WAIT = 32  # its wait has been recorded
-_STEP_BITS = 8  # a remembered ended ticket keeps its steps in the low bits of one int
-_STEP_MASK = (1 << _STEP_BITS) - 1
 _ENDED = _SERVED | _ABANDONED | _NO_SHOW
 _STEP = {"issued": _ISSUED, "called": _CALLED, "served": _SERVED, "abandoned": _ABANDONED, "no_show": _NO_SHOW}
 _COUNTER_STEPS = _CALLED | _SERVED | _NO_SHOW
@@ -215,10 +214,7 @@ class QueueKpis:
         self.reset_at = reset_at
         self._daily_reset = DailyReset(tz, reset_at) if tz is not None else None
         self._open: dict[str, list[Any]] = {}
-        # Ticket -> its steps and end time packed in one int (`ended_ts_ms << 8 | steps`), oldest first: a
-        # list of two ints took about 70 bytes more an entry (a bank store's live state 9 KB more, tracemalloc
-        # after 28 simulated days: `footfall bench --state-only --state-days 28`).
-        self._closed: dict[str, int] = {}
+        self._closed = EndedTickets(max_closed)
         self._services: dict[str, _Service] = {}
         self._check = _WaitCheck()  # all services together
         self._counters: dict[str, dict[str, int]] = {}  # service -> counter -> last active ts_ms
@@ -252,8 +248,7 @@ class QueueKpis:
             rec = self._open.pop(ticket)
             self._service(rec[_SVC]).counts[_C["expired"]] += 1
             self._remember(ticket, rec[_STEPS], ts_ms)  # remembered from now: its late steps are ignored
-        for ticket in [t for t, packed in self._closed.items() if packed >> _STEP_BITS <= stale_before]:
-            del self._closed[ticket]
+        self._closed.forget_ended_at_or_before(stale_before)
         idle_before = ts_ms - self.active_window_ms
         for service, counters in list(self._counters.items()):
             for counter in [c for c, last in counters.items() if last <= idle_before]:
@@ -281,10 +276,7 @@ class QueueKpis:
         return service
 
     def _remember(self, ticket: str, steps: int, ts_ms: int) -> None:
-        self._closed.pop(ticket, None)
-        self._closed[ticket] = ts_ms << _STEP_BITS | steps
-        while len(self._closed) > self.max_closed:
-            del self._closed[next(iter(self._closed))]
+        self._closed.remember(ticket, steps, ts_ms)
 
     def update(self, event: QueueEvent) -> None:
         """Fold one ticket step in. Duplicates, steps after the end and unknown tickets are safe."""
@@ -299,10 +291,10 @@ class QueueKpis:
         ticket = event.ticket_id
         rec = self._open.get(ticket)
         if rec is None:
-            closed = self._closed.get(ticket)
+            closed = self._closed.steps_of(ticket)
             if closed is not None:
                 if bit == _ISSUED and not closed & _ISSUED:  # its issue arrived after its end
-                    self._closed[ticket] = closed | _ISSUED
+                    self._closed.add_steps(ticket, _ISSUED)
                     self._service(event.service).counts[_C["issued"]] += 1
                 else:
                     self.ignored += 1
@@ -422,7 +414,7 @@ class QueueKpis:
         return {
             "as_of_ms": self.as_of_ms, "next_reset_ms": self.next_reset_ms, "last_reset_ms": self.last_reset_ms,
             "open": {t: list(rec) for t, rec in self._open.items()},
-            "closed": {t: [v & _STEP_MASK, v >> _STEP_BITS] for t, v in self._closed.items()},
+            "ended": self._closed.to_state(),
             "services": {name: s.to_state() for name, s in self._services.items()},
             "check": self._check.to_state(),
             "counters": {name: dict(c) for name, c in self._counters.items()},
@@ -440,7 +432,9 @@ class QueueKpis:
             # Tickets saved before the estimates were checked have five fields: none was shown to them.
             kpis._open = {t: [*rec, None, None][:_OPEN_LEN] for t, rec in state["open"].items()}
             kpis._check = _WaitCheck(*state.get("check", ()))
-            kpis._closed = {t: ended_ts << _STEP_BITS | steps for t, (steps, ended_ts) in state["closed"].items()}
+            # Saved before ended tickets were kept as digests: `closed`, by ticket id.
+            kpis._closed = (EndedTickets.from_state(state["ended"], kpis.max_closed) if "ended" in state
+                            else EndedTickets.from_tickets(state.get("closed", {}), kpis.max_closed))
             kpis._services = {name: _Service.from_state(s) for name, s in state["services"].items()}
             kpis._counters = {name: dict(c) for name, c in state["counters"].items()}
             kpis.ignored = state["ignored"]

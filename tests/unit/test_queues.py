@@ -204,7 +204,7 @@ def test_open_tickets_are_bounded() -> None:
     kpis = run([step(i, "issued", f"T{i}") for i in range(5)], max_open=3, max_closed=2)
     got = kpis.get()
     assert (got["total"]["waiting_now"], got["evicted"], got["total"]["issued"]) == (3, 2, 5)
-    assert len(kpis.to_state()["open"]) == 3 and len(kpis.to_state()["closed"]) == 2
+    assert len(kpis.to_state()["open"]) == 3 and len(kpis.to_state()["ended"]) == 2
     kpis.update(step(9, "called", "T0"))  # remembered as ended: ignored, not a new ticket
     kpis.update(step(9, "called", "T4"))
     assert (kpis.waiting_now(), kpis.get()["total"]["called"]) == (2, 1)
