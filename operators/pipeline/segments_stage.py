@@ -174,8 +174,10 @@ class StoreSegments:
             if event.customer_id and "visit" in self.models:  # a store without visits has no spend to link
                 self.customers.pop(event.customer_id, None)  # re-inserted last: the dict stays oldest first
                 self.customers[event.customer_id] = [event.ts_ms, event.amount]
-                while len(self.customers) > MAX_CUSTOMERS or (
-                        self.customers[oldest := next(iter(self.customers))][0] < event.ts_ms - MAX_VISIT_MS):
+                while True:  # the oldest go: past the bound, or paid longer than a visit ago
+                    oldest = next(iter(self.customers))
+                    if len(self.customers) <= MAX_CUSTOMERS and self.customers[oldest][0] >= event.ts_ms - MAX_VISIT_MS:
+                        break
                     del self.customers[oldest]
             self._learn("till", till_features(event.items, event.amount, event.ts_ms, context.tz), event.ts_ms,
                         context)

@@ -317,3 +317,29 @@ def test_pipeline_publishes_valid_segments_records_and_restores_its_stage() -> N
     for record in records:
         assert list(validator.iter_errors(orjson.loads(orjson.dumps(record)))) == []
         assert record["type"] == "segments" and record["kinds"][0]["kind"] == "till"
+
+
+def test_remembered_payers_stay_within_the_bound_and_the_visit_length() -> None:
+    from footfall.operators.pipeline.segments_stage import MAX_CUSTOMERS, MAX_VISIT_MS
+
+    ctx = StoreContext("s1", HOUR_MS, TZ, vertical="retail")
+    stage = CustomerSegments(min_events=10, min_days=0).build(ctx, None)
+    t = int((MONDAY + dt.timedelta(hours=10)).timestamp() * 1000)
+    stage.on_event(VisitEvent(event_id="v0", store_id="s1", ts_ms=t - 1000, region=None, zone=None, vertical="retail",
+                              action="leave", visit_id="v0", visitor_id="dev-0", dwell_s=60.0), ctx)
+    paid: dict[str, int] = {}  # brute force: customer -> when they paid, oldest first
+    for i in range(MAX_CUSTOMERS + 50):  # one payer a second: past the bound, within a visit's length
+        customer, ts = f"dev-{i % (MAX_CUSTOMERS + 30)}", t + i * 1000
+        stage.on_event(PosEvent(event_id=f"p{i}", store_id="s1", ts_ms=ts, region=None, zone=None, vertical="retail",
+                                transaction_id=f"t{i}", amount=5.0, items=1, currency=None, till_id=None,
+                                customer_id=customer), ctx)
+        paid.pop(customer, None)
+        paid[customer] = ts
+        while len(paid) > MAX_CUSTOMERS:
+            del paid[next(iter(paid))]
+        assert {c: v[0] for c, v in stage.customers.items()} == paid
+    late = t + MAX_CUSTOMERS * 1000 + MAX_VISIT_MS + 60_000  # every earlier payer paid longer than a visit ago
+    stage.on_event(PosEvent(event_id="pz", store_id="s1", ts_ms=late, region=None, zone=None, vertical="retail",
+                            transaction_id="tz", amount=5.0, items=1, currency=None, till_id=None,
+                            customer_id="dev-new"), ctx)
+    assert list(stage.customers) == ["dev-new"]
