@@ -154,8 +154,13 @@ def test_committed_offsets_never_pass_the_saved_markers(services, worker_factory
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        # Paced over about 10 s, so that several checkpoints commit while input still comes.
-        send_all(services.bootstrap, events, traffic.messages, pause_every=100, pause_s=0.1)
+        # The first messages, then, once the worker counts, the rest paced over about 12 s: several checkpoints
+        # (every 2 s) commit while input still comes. Sent before the worker was up, most of the input was a
+        # backlog it took in one go, with one checkpoint or two before the end.
+        first = len(traffic.messages) // 20
+        send_all(services.bootstrap, events, traffic.messages[:first])
+        wait_until(lambda: counted_events(client, unique_prefix) > 0, 120, "the worker counting")
+        send_all(services.bootstrap, events, traffic.messages[first:], pause_every=50, pause_s=0.1)
         want = len(traffic.valid_events)
         wait_until(lambda: counted_events(client, unique_prefix) >= want, 120, f"{want} events counted")
         assert_totals_match(redis_buckets(client, unique_prefix), traffic.expected_buckets())
