@@ -36,6 +36,7 @@ import orjson
 from footfall.operators.pipeline.forecast_stage import ForecastsAndAlerts
 from footfall.operators.pipeline.persistence import stage_value, store_value
 from footfall.operators.pipeline.store import StoreParams
+from footfall.operators.pipeline.store_models import StoreModels
 from footfall.operators.pipeline.store_pipeline import StorePipeline
 from footfall.schemas.events import Limits
 from footfall.schemas.messages import decode_message
@@ -237,13 +238,11 @@ def measure_models(days: int = 28, bucket_ms: int = 900_000, horizon: int | None
     """One store's `StoreModelsStage` fed `days` of closed buckets (the simulator's rates, Poisson counts).
 
     `horizon` defaults to 24 hours of buckets. RAM is measured with `tracemalloc` as what
-    unpickling the saved models allocates and keeps (the steady state the worker holds); `top`
+    loading the saved models (`StoreModels.from_bytes`) allocates and keeps (the steady state the worker holds); `top`
     lists the biggest allocation sites of that. Times are `on_bucket_closed` over the last day.
     """
     import gc
-    import pickle
     import tracemalloc
-    import zlib
 
     from footfall.operators.pipeline.stage import ClosedBucket, StoreContext
     from footfall.scripts.simulation import make_stores
@@ -270,12 +269,11 @@ def measure_models(days: int = 28, bucket_ms: int = 900_000, horizon: int | None
         saving.append((time.perf_counter() - t1) * 1000)
     blob = stage.to_state()
     assert blob is not None
-    raw = zlib.decompress(blob)
     gc.collect()
     tracemalloc.start(1)
     base = tracemalloc.take_snapshot()
     before = tracemalloc.get_traced_memory()[0]
-    models = pickle.loads(raw)
+    models = StoreModels.from_bytes(blob)
     gc.collect()
     ram = tracemalloc.get_traced_memory()[0] - before
     sites: tuple[tuple[str, int], ...] = ()

@@ -45,6 +45,10 @@ __all__ = ["ModelsOutcome", "StoreModels"]
 
 HOUR_MS = 3_600_000
 
+#: The first bytes of a saved `StoreModels` whose forecasters are kept apart (`StoreModels.to_bytes`). A
+#: zlib stream, as the one pickle of an older save is, starts with 0x78: never these.
+_SAVED_MAGIC = b"FFm2"
+
 #: The residual detector of a store's series. Store counts per 15 minutes are small and noisy next
 #: to the series its defaults were set on (nyc_taxi's half hours of thousands): a bound of 4 robust
 #: units beyond the 95 % band, a CUSUM that sums smaller shifts (a drop to a quarter at a branch of
@@ -256,10 +260,37 @@ class StoreModels:
         return out
 
     def to_bytes(self) -> bytes:
-        """Everything, compressed (`operators.pickled`)."""
-        return pickled.dump(self)
+        """Everything, compressed: the forecasters' resting bytes as they are, after the rest compressed.
+
+        The forecasters rest already compressed (`rest`); compressing them a second time inside
+        one pickle of everything took 0.4 of the 0.6 ms a save cost, for nothing (compressed bytes
+        do not compress). So the saved value is `_SAVED_MAGIC`, the length of the compressed
+        pickle of the rest (4 bytes, big-endian), that pickle, then the forecasters' bytes.
+
+        >>> models = StoreModels("s1", bucket_ms=3_600_000, horizon=2, vertical="retail")
+        >>> _ = models.learn_bucket(1_763_974_800_000, {"arrivals": 4})
+        >>> saved = models.to_bytes()
+        >>> again = StoreModels.from_bytes(saved)
+        >>> saved[:4] == _SAVED_MAGIC, again.forecasts.last_ms == models.forecasts.last_ms, sorted(again.watches)
+        (True, True, ['arrivals', 'transactions'])
+
+        """
+        self.rest()
+        assert self._forecasts_at_rest is not None
+        resting = self._forecasts_at_rest
+        self._forecasts_at_rest = None
+        try:
+            head = pickled.dump(self, level=1)
+        finally:
+            self._forecasts_at_rest = resting
+        return b"".join((_SAVED_MAGIC, len(head).to_bytes(4, "big"), head, resting))
 
     @staticmethod
     def from_bytes(blob: bytes) -> StoreModels:
-        """Models saved by `to_bytes`, to continue exactly where they were."""
-        return pickled.load(blob, StoreModels)
+        """Models saved by `to_bytes` (or, before it kept the forecasters apart, one pickle), to continue exactly."""
+        if not blob.startswith(_SAVED_MAGIC):
+            return pickled.load(blob, StoreModels)
+        size = int.from_bytes(blob[4:8], "big")
+        models = pickled.load(blob[8:8 + size], StoreModels)
+        models._forecasts, models._forecasts_at_rest = None, blob[8 + size:]
+        return models

@@ -62,8 +62,27 @@ def test_a_model_saved_before_resting_continues_exactly() -> None:
     old.__dict__.update({k: v for k, v in vars(awake).items() if not k.startswith("_forecasts")},
                         forecasts=awake._forecasts)
     restored = StoreModels.from_bytes(pickled.dump(old))
-    reference = AlwaysAwake.from_bytes(pickled.dump(awake))
-    for i in range(3 * 96, 4 * 96):
+    assert_continue_alike(restored, AlwaysAwake.from_bytes(pickled.dump(awake)), rng, 3 * 96)
+
+
+def assert_continue_alike(restored: StoreModels, reference: StoreModels, rng: random.Random, first: int) -> None:
+    """A day of buckets from bucket `first` on gives both the same forecasts and alerts."""
+    for i in range(first, first + 96):
         start, kpis = MONDAY + i * QUARTER, counts(i, rng)
         assert outcome(restored.learn_bucket(start, kpis, occupancy=1.0)) == \
             outcome(reference.learn_bucket(start, kpis, occupancy=1.0)), i
+
+
+def test_models_saved_as_one_pickle_with_forecasters_at_rest_continue_exactly() -> None:
+    """The save before the forecasters' bytes were kept apart: one compressed pickle of everything."""
+    rng = random.Random(5)
+    awake = AlwaysAwake("s", QUARTER, horizon=8, vertical="retail")
+    resting = StoreModels("s", QUARTER, horizon=8, vertical="retail")
+    for i in range(3 * 96):
+        start, kpis = MONDAY + i * QUARTER, counts(i, rng)
+        awake.learn_bucket(start, kpis, occupancy=1.0)
+        resting.learn_bucket(start, kpis, occupancy=1.0)
+    assert resting._forecasts_at_rest is not None
+    old_format = pickled.dump(resting)
+    assert not old_format.startswith(b"FFm2")
+    assert_continue_alike(StoreModels.from_bytes(old_format), awake, rng, 3 * 96)
