@@ -37,7 +37,7 @@ from typing import Any
 
 from footfall.operators import pickled
 from footfall.operators.alerting.alerts import Alert
-from footfall.operators.alerting.watch import StoreWatch
+from footfall.operators.alerting.watch import EarlyWarningView, StoreWatch
 from footfall.operators.forecasting.store_forecast import PublishedForecast, StoreForecasts, series_for
 from footfall.operators.quality.grade import INCOMPLETE
 
@@ -47,7 +47,12 @@ HOUR_MS = 3_600_000
 
 #: The first bytes of a saved `StoreModels` whose forecasters are kept apart (`StoreModels.to_bytes`). A
 #: zlib stream, as the one pickle of an older save is, starts with 0x78: never these.
-_SAVED_MAGIC = b"FFm2"
+_SAVED_MAGIC = b"FFm3"
+#: The same for a save whose forecasters alone rested apart (the watches inside the pickle): still read.
+_FORECASTERS_APART_MAGIC = b"FFm2"
+#: What rests between closes (`StoreModels.rest`), and the buckets each watch's early-warning view covers.
+_AWAKE = ("_forecasts", "_watches", "primary", "folded")
+_VIEWED = 3
 
 #: The residual detector of a store's series. Store counts per 15 minutes are small and noisy next
 #: to the series its defaults were set on (nyc_taxi's half hours of thousands): a bound of 4 robust
@@ -119,35 +124,70 @@ class StoreModels:
         self.capacity = capacity
         self.queue_target_s = queue_target_s
         self.lead_ms = max(bucket_ms, min(lead_ms, horizon * bucket_ms))
-        # The forecasters work only when a bucket closes. Between closes they rest as compressed bytes
-        # (`rest`): in memory they were about 80 KB of a retail store's 125 KB of models, at rest about
-        # 22 KB (after 8 simulated days, `python -m footfall.scripts.statesize`). The watches stay: open
-        # buckets are checked against them every second.
+        # The models work only when a bucket closes. Between closes they rest as one compressed pickle
+        # (`rest`); an open bucket, checked every second for an early warning, is answered from each
+        # watch's `EarlyWarningView` of the next buckets (a few hundred bytes), and wakes the models
+        # only when a warning is due. Resting the forecasters alone took a retail store's models from
+        # 128 to 52 KB at 15-minute buckets and 247 to 87-94 KB at 5-minute ones (the watches, 35-47 KB,
+        # stayed awake); resting the watches too, see the README's "Models per store".
         self._forecasts: StoreForecasts | None = StoreForecasts(bucket_ms, horizon, tz, vertical, holidays)
-        self._forecasts_at_rest: bytes | None = None
-        self.watches: dict[str, StoreWatch] = {}
-        self.primary: dict[str, str] = {}  # incident family -> id of the open alert that speaks for it
-        self.folded: set[str] = set()  # ids of alerts folded into their family's open one
+        self._watches: dict[str, StoreWatch] | None = {}
+        self.primary: dict[str, str] | None = {}  # incident family -> id of the open alert that speaks for it
+        self.folded: set[str] | None = set()  # ids of alerts folded into their family's open one
+        self._asleep: bytes | None = None  # the four above, compressed, while they rest
+        self._views: dict[str, EarlyWarningView] | None = None  # per series, while they rest
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "forecasts" in state:  # saved before the forecasters rested between closes
-            state["_forecasts"], state["_forecasts_at_rest"] = state.pop("forecasts"), None
+        # Saved before the models rested whole: the forecasters under `forecasts` (before any rest),
+        # or resting alone as `_forecasts_at_rest`; the watches under `watches`.
+        if "forecasts" in state:
+            state["_forecasts"] = state.pop("forecasts")
+        resting = state.pop("_forecasts_at_rest", None)
+        if resting is not None:
+            state["_forecasts"] = pickled.load(resting, StoreForecasts)
+        if "watches" in state:
+            state["_watches"] = state.pop("watches")
+        state.setdefault("_asleep", None)
+        state.setdefault("_views", None)
         self.__dict__.update(state)
+
+    def _wake(self) -> None:
+        """The models back in memory, from their bytes, if they rest (`rest`)."""
+        if self._asleep is not None:
+            awake = pickled.load(self._asleep, dict)
+            for name in _AWAKE:
+                setattr(self, name, awake[name])
+            self._asleep = self._views = None
 
     @property
     def forecasts(self) -> StoreForecasts:
-        """The store's forecasters, woken from their bytes if they rest (`rest`)."""
-        if self._forecasts is None:
-            assert self._forecasts_at_rest is not None
-            self._forecasts = pickled.load(self._forecasts_at_rest, StoreForecasts)
-            self._forecasts_at_rest = None
+        """The store's forecasters (woken if the models rest)."""
+        self._wake()
+        assert self._forecasts is not None
         return self._forecasts
 
+    @property
+    def watches(self) -> dict[str, StoreWatch]:
+        """The store's watches by series (woken if the models rest)."""
+        self._wake()
+        assert self._watches is not None
+        return self._watches
+
     def rest(self) -> None:
-        """Keep the forecasters as compressed bytes until the next close (see `__init__`)."""
-        if self._forecasts is not None:
-            self._forecasts_at_rest = pickled.dump(self._forecasts, level=1)
-            self._forecasts = None
+        """Keep the models as compressed bytes until the next close, and each watch's view of the next buckets.
+
+        The views cover `_VIEWED` buckets after the last one learned: the open ones (the next, and
+        the one after it while the next waits out its grace).
+        """
+        if self._asleep is not None:
+            return
+        assert self._watches is not None and self._forecasts is not None
+        last = self._forecasts.last_ms
+        self._views = {} if last is None else {
+            series: watch.partial_view(last + self.bucket_ms, _VIEWED) for series, watch in self._watches.items()}
+        self._asleep = pickled.dump({name: getattr(self, name) for name in _AWAKE}, level=1)
+        for name in _AWAKE:
+            setattr(self, name, None)
 
     @property
     def vertical(self) -> str | None:
@@ -221,6 +261,11 @@ class StoreModels:
 
     def check_partial(self, now_ms: int, start_ms: int, kpis: Mapping[str, Any]) -> list[Alert]:
         """Early warnings for the open bucket starting at `start_ms`, with its counts so far."""
+        if self._asleep is not None and self._views is not None:
+            due = [view.may_warn(now_ms, start_ms, float(kpis.get(series) or 0))
+                   for series, view in self._views.items()]
+            if all(d is False for d in due):
+                return []  # what the watches would say, without waking them
         changes: list[Alert] = []
         for series, watch in self.watches.items():
             changes += self._fold(watch.check_partial(now_ms, start_ms, start_ms + self.bucket_ms,
@@ -234,38 +279,41 @@ class StoreModels:
         is both `arrivals_low` and `sensor_silent`. The first alert of the family speaks for
         the incident; the others, folded into it, stay silent until they resolve.
         """
+        self._wake()
+        primary_of, folded = self.primary, self.folded
+        assert primary_of is not None and folded is not None
         out = []
         for alert in changes:
             family = _family(alert.kind)
             if family is None:
                 out.append(alert)
                 continue
-            if alert.alert_id in self.folded:
+            if alert.alert_id in folded:
                 if alert.state == "resolved":
-                    self.folded.discard(alert.alert_id)
+                    folded.discard(alert.alert_id)
                 continue
-            primary = self.primary.get(family)
+            primary = primary_of.get(family)
             if alert.state == "opened" and primary is not None:
                 if primary != alert.alert_id:
-                    self.folded.add(alert.alert_id)
+                    folded.add(alert.alert_id)
                 # else the same alert from a second series (both counters silent in the same
                 # bucket: one kind, one bucket, one id), already published
                 continue
             if alert.state == "resolved":
                 if primary == alert.alert_id:
-                    del self.primary[family]
+                    del primary_of[family]
             else:
-                self.primary[family] = alert.alert_id
+                primary_of[family] = alert.alert_id
             out.append(alert)
         return out
 
     def to_bytes(self) -> bytes:
-        """Everything, compressed: the forecasters' resting bytes as they are, after the rest compressed.
+        """Everything, compressed: the resting models' bytes as they are, after the rest compressed.
 
-        The forecasters rest already compressed (`rest`); compressing them a second time inside
-        one pickle of everything took 0.4 of the 0.6 ms a save cost, for nothing (compressed bytes
-        do not compress). So the saved value is `_SAVED_MAGIC`, the length of the compressed
-        pickle of the rest (4 bytes, big-endian), that pickle, then the forecasters' bytes.
+        The models rest already compressed (`rest`); compressing them a second time inside one
+        pickle of everything took 0.4 of the 0.6 ms a save cost, for nothing (compressed bytes do
+        not compress). So the saved value is `_SAVED_MAGIC`, the length of the compressed pickle of
+        the rest (4 bytes, big-endian; the views and a few settings), that pickle, then the models' bytes.
 
         >>> models = StoreModels("s1", bucket_ms=3_600_000, horizon=2, vertical="retail")
         >>> _ = models.learn_bucket(1_763_974_800_000, {"arrivals": 4})
@@ -276,21 +324,27 @@ class StoreModels:
 
         """
         self.rest()
-        assert self._forecasts_at_rest is not None
-        resting = self._forecasts_at_rest
-        self._forecasts_at_rest = None
+        asleep = self._asleep
+        assert asleep is not None
+        self._asleep = None
         try:
             head = pickled.dump(self, level=1)
         finally:
-            self._forecasts_at_rest = resting
-        return b"".join((_SAVED_MAGIC, len(head).to_bytes(4, "big"), head, resting))
+            self._asleep = asleep
+        return b"".join((_SAVED_MAGIC, len(head).to_bytes(4, "big"), head, asleep))
 
     @staticmethod
     def from_bytes(blob: bytes) -> StoreModels:
-        """Models saved by `to_bytes` (or, before it kept the forecasters apart, one pickle), to continue exactly."""
-        if not blob.startswith(_SAVED_MAGIC):
-            return pickled.load(blob, StoreModels)
-        size = int.from_bytes(blob[4:8], "big")
-        models = pickled.load(blob[8:8 + size], StoreModels)
-        models._forecasts, models._forecasts_at_rest = None, blob[8 + size:]
+        """Models saved by `to_bytes` (or by a version before it: one pickle, or the forecasters apart), resting."""
+        if blob.startswith(_SAVED_MAGIC):
+            size = int.from_bytes(blob[4:8], "big")
+            models = pickled.load(blob[8:8 + size], StoreModels)
+            models._asleep = blob[8 + size:]
+        elif blob.startswith(_FORECASTERS_APART_MAGIC):  # the forecasters' resting bytes after the rest
+            size = int.from_bytes(blob[4:8], "big")
+            models = pickled.load(blob[8:8 + size], StoreModels)
+            models._forecasts = pickled.load(blob[8 + size:], StoreForecasts)
+        else:
+            models = pickled.load(blob, StoreModels)
+        models.rest()
         return models
