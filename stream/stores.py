@@ -170,7 +170,7 @@ class HeldStore:
     def serialise(self) -> tuple[dict[str, Any], bytes]:
         """The value that saves the store's state and its JSON bytes, whose size is noted (`state_value_bytes`)."""
         p = self.pipeline
-        value = store_value(p.store_id, p.to_state(), self.partition, self.offset, self.rerouted.to_state())
+        value = store_value(p.store_id, p.to_state(embed=True), self.partition, self.offset, self.rerouted.to_state())
         raw = orjson.dumps(value)
         self.state_value_bytes, self.state_measured_at = len(raw), time.monotonic()
         return value, raw

@@ -75,7 +75,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from footfall.operators.frozen import freeze, thaw
+from footfall.operators.frozen import embedded, freeze, thaw
 from footfall.operators.kpis.flow import FlowCounts
 from footfall.operators.kpis.occupancy import Occupancy
 from footfall.operators.kpis.queues import QueueKpis
@@ -408,9 +408,14 @@ class StoreFlow:
 
     # -- plain-data state, for Faust tables ------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
-        """Plain JSON-able state (the parameters are configuration, not state)."""
-        buckets = self.buckets.to_state()
+    def to_state(self, embed: bool = False) -> dict[str, Any]:
+        """Plain JSON-able state (the parameters are configuration, not state).
+
+        `embed`: the parts kept as JSON bytes stay bytes for `orjson.dumps` to write as they are
+        (`operators.frozen.embedded`): for a caller that serialises the state at once.
+        """
+        buckets = self.buckets.to_state(embed)
+        keep = embedded if embed else thaw
         # TumblingBuckets copies one level of an open bucket; a BucketKpis state nests two. (Its closed
         # buckets' states come out new: they are kept as bytes.)
         buckets["open"] = {k: [list(v[0]), _retail_copy(v[1])] for k, v in buckets["open"].items()}
@@ -421,12 +426,12 @@ class StoreFlow:
             "occupancy": self.occupancy.to_state(),
             "queues": self.queues.to_state() if self.queues is not None else None,
             "baseline": self.baseline.to_state(),
-            "days": {day: thaw(s) if isinstance(s, bytes) else [list(s[0]), _retail_copy(s[1])]
+            "days": {day: keep(s) if isinstance(s, bytes) else [list(s[0]), _retail_copy(s[1])]
                      for day, s in self.days.items()},
             "duplicates": self.duplicates,
             "late": self.late,
             "restated": self.restated,
-            "refs": thaw(self._refs),
+            "refs": keep(self._refs),
         }
 
     @classmethod

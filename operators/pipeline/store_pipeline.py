@@ -286,9 +286,12 @@ class StorePipeline:
 
     # -- state ------------------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
-        """The flow's plain-data state with the store's region and vertical (stages are apart)."""
-        return {"region": self.region, "vertical": self.vertical, "flow": self.flow.to_state()}
+    def to_state(self, embed: bool = False) -> dict[str, Any]:
+        """The flow's plain-data state with the store's region and vertical (stages are apart).
+
+        `embed`: for `orjson.dumps` at once (`StoreFlow.to_state`).
+        """
+        return {"region": self.region, "vertical": self.vertical, "flow": self.flow.to_state(embed)}
 
     def stage_states(self, changed_only: bool = False) -> dict[str, Any]:
         """Each stage's state by name; with `changed_only`, those changed since `mark_stages_saved`.

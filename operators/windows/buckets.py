@@ -93,7 +93,7 @@ import bisect
 from array import array
 from typing import Any
 
-from footfall.operators.frozen import freeze, thaw
+from footfall.operators.frozen import embedded, freeze, thaw
 from footfall.operators.kpis.flow import FlowCounts
 from footfall.operators.protocols import WindowAggregation
 from footfall.schemas.events import Event
@@ -398,11 +398,13 @@ class TumblingBuckets:
 
     # -- plain-data state, for Faust tables ------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, embed: bool = False) -> dict[str, Any]:
         """Plain JSON-able state (bucket starts as string keys, as JSON objects need).
 
         `closed` maps a kept closed bucket to `[revision, state]` (`state` null: empty); `ahead`
         lists the uncorroborated times; `restated` the closed buckets not yet handed out again.
+        With `embed`, `closed` is its JSON bytes for `orjson.dumps` to write as they are
+        (`operators.frozen.embedded`).
         """
         # Copies: a saved state must not change with later updates.
         state: dict[str, Any] = {
@@ -412,7 +414,7 @@ class TumblingBuckets:
         }
         if self._kept:
             self._freeze()
-            state["closed"] = thaw(self._closed)  # type: ignore[arg-type]
+            state["closed"] = embedded(self._closed) if embed else thaw(self._closed)  # type: ignore[arg-type]
         if self._ahead:
             state["ahead"] = list(self._ahead)
         if self._restated:
