@@ -217,11 +217,13 @@ class RedisSink:
         self.fenced_records = 0
 
     async def publish(self, records: Iterable[dict[str, Any]], stats: Counter[str] | None = None,
-                      partitions: Mapping[str, int] | None = None) -> bool:
+                      partitions: Mapping[str, int] | None = None,
+                      bodies: Mapping[int, bytes] | None = None) -> bool:
         """Write `records` and their roll-ups, then add `stats` to `<p>:stats`. False when Redis failed.
 
         `partitions` (store id -> input partition) fences the writes (`stream.ownership`): records of a
         partition another worker claimed since are dropped (counted in `fenced_records`), never written.
+        `bodies`: records already serialised (for Kafka), by `id(record)`, written as they are.
 
         Records go in pipelines of at most `CHUNK` (a replay can hand over tens of thousands at
         once; one pipeline of them measured over the 10 s bound), each bounded in time. The
@@ -236,7 +238,7 @@ class RedisSink:
             for i in range(0, len(records), CHUNK):
                 chunk = records[i:i + CHUNK]
                 async with asyncio.timeout(_CALL_TIMEOUT_S):
-                    chunk = await self._write_records(chunk, partitions or {})
+                    chunk = await self._write_records(chunk, partitions or {}, bodies or {})
                     await self._publish_rollups([r for r in chunk if r.get("type") in ("bucket", "live")])
                 done += len(chunk)
             if stats:
@@ -252,8 +254,8 @@ class RedisSink:
                          done, len(records), self.failures, exc)
             return False
 
-    async def _write_records(self, records: list[dict[str, Any]],
-                             partitions: Mapping[str, int]) -> list[dict[str, Any]]:
+    async def _write_records(self, records: list[dict[str, Any]], partitions: Mapping[str, int],
+                             bodies: Mapping[int, bytes]) -> list[dict[str, Any]]:
         """Write the records of partitions this worker still owns, atomically with that check; return them."""
         owners = self.owners
         for _ in range(FENCE_TRIES):
@@ -261,7 +263,7 @@ class RedisSink:
             fenced = owners.fenced({partitions[r["store_id"]] for r in records if r["store_id"] in partitions})
             if not fenced:
                 pipe = self.client.pipeline(transaction=False)
-                await self._queue_records(pipe, records)
+                await self._queue_records(pipe, records, bodies)
                 await pipe.execute()
                 return records
             order = sorted(fenced)
@@ -276,7 +278,7 @@ class RedisSink:
                         await owners.check(self.client, order)  # Redis lost the keys: claim them again
                         continue
                     pipe.multi()
-                    await self._queue_records(pipe, records)
+                    await self._queue_records(pipe, records, bodies)
                     await pipe.execute()
                     return records
                 except WatchError:
@@ -291,10 +293,13 @@ class RedisSink:
         self.fenced_records += len(records) - len(kept)
         return kept
 
-    async def _queue_records(self, pipe: Any, records: list[dict[str, Any]]) -> None:
+    async def _queue_records(self, pipe: Any, records: list[dict[str, Any]],
+                             bodies: Mapping[int, bytes] | None = None) -> None:
         for record in records:
             write = self._writers.get(record.get("type"), self._write_other)
-            body = orjson.dumps(record)
+            body = bodies.get(id(record)) if bodies else None
+            if body is None:
+                body = orjson.dumps(record)
             await write(pipe, record, body)
             if record.get("type") == "bucket" and record.get("restated"):
                 flat = [x for kv in _flat(record).items() for x in kv]
