@@ -417,8 +417,11 @@ class StoreFlow:
         buckets = self.buckets.to_state(embed)
         keep = embedded if embed else thaw
         # TumblingBuckets copies one level of an open bucket; a BucketKpis state nests two. (Its closed
-        # buckets' states come out new: they are kept as bytes.)
-        buckets["open"] = {k: [list(v[0]), _retail_copy(v[1])] for k, v in buckets["open"].items()}
+        # buckets' states come out new: they are kept as bytes.) Serialised at once (`embed`), nothing can
+        # change it before it is written: no copies (they were a tenth of a save's time).
+        current = _as_is if embed else _bucket_copy
+        if not embed:
+            buckets["open"] = {k: _bucket_copy(v) for k, v in buckets["open"].items()}
         return {
             "buckets": buckets,
             "recent_event_ids": self.dedupe.to_state(),
@@ -426,8 +429,7 @@ class StoreFlow:
             "occupancy": self.occupancy.to_state(),
             "queues": self.queues.to_state() if self.queues is not None else None,
             "baseline": self.baseline.to_state(),
-            "days": {day: keep(s) if isinstance(s, bytes) else [list(s[0]), _retail_copy(s[1])]
-                     for day, s in self.days.items()},
+            "days": {day: keep(s) if isinstance(s, bytes) else current(s) for day, s in self.days.items()},
             "duplicates": self.duplicates,
             "late": self.late,
             "restated": self.restated,
@@ -471,6 +473,15 @@ def _compared(value: Any, refs: list[Any]) -> dict[str, Any]:
     last_week, mean, ewm = refs
     return {"value": value, "last_week": last_week, "vs_last_week": _versus(value, last_week), "baseline": mean,
             "vs_baseline": _versus(value, mean), "ewm": ewm, "vs_ewm": _versus(value, ewm)}
+
+
+def _bucket_copy(state: list[Any]) -> list[Any]:
+    """A copy of a `BucketKpis` state (flow counts, retail KPIs) deep enough that later updates do not change it."""
+    return [list(state[0]), _retail_copy(state[1])]
+
+
+def _as_is(state: list[Any]) -> list[Any]:
+    return state
 
 
 def _retail_copy(state: list[Any]) -> list[Any]:
