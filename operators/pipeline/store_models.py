@@ -50,8 +50,9 @@ HOUR_MS = 3_600_000
 _SAVED_MAGIC = b"FFm3"
 #: The same for a save whose forecasters alone rested apart (the watches inside the pickle): still read.
 _FORECASTERS_APART_MAGIC = b"FFm2"
-#: What rests between closes (`StoreModels.rest`), and the buckets each watch's early-warning view covers.
-_AWAKE = ("_forecasts", "_watches", "primary", "folded")
+#: What rests between closes (`StoreModels.rest`): all, or the forecasters; the buckets a resting watch's view covers.
+_WHOLE = ("_forecasts", "_watches", "primary", "folded")
+_FORECASTERS = ("_forecasts",)
 _VIEWED = 3
 
 #: The residual detector of a store's series. Store counts per 15 minutes are small and noisy next
@@ -112,29 +113,36 @@ class StoreModels:
         Queue service-level target, for the queue-wait rule (banks and telecom shops); None: no rule.
     lead_ms
         Judge a bucket against the forecast made this long before it (at most the horizon).
+    rest_watches
+        Whether the watches rest with the forecasters between closes (`rest`); None: when buckets
+        are shorter than 15 minutes.
 
     """
 
     def __init__(self, store_id: str, bucket_ms: int, horizon: int, tz: str = "UTC", vertical: str | None = None,
                  holidays: Iterable[dt.date] = (), capacity: float | None = None,
-                 queue_target_s: float | None = None, lead_ms: int = 6 * HOUR_MS) -> None:
+                 queue_target_s: float | None = None, lead_ms: int = 6 * HOUR_MS,
+                 rest_watches: bool | None = None) -> None:
         self.store_id = store_id
         self.bucket_ms = bucket_ms
         self.tz = tz
         self.capacity = capacity
         self.queue_target_s = queue_target_s
         self.lead_ms = max(bucket_ms, min(lead_ms, horizon * bucket_ms))
-        # The models work only when a bucket closes. Between closes they rest as one compressed pickle
-        # (`rest`); an open bucket, checked every second for an early warning, is answered from each
-        # watch's `EarlyWarningView` of the next buckets (a few hundred bytes), and wakes the models
-        # only when a warning is due. Resting the forecasters alone took a retail store's models from
-        # 128 to 52 KB at 15-minute buckets and 247 to 87-94 KB at 5-minute ones (the watches, 35-47 KB,
-        # stayed awake); resting the watches too, see the README's "Models per store".
+        # The models work only when a bucket closes. Between closes the forecasters rest as a compressed
+        # pickle (`rest`): a retail store's models took 52 KB instead of 128 at 15-minute buckets, 87-94
+        # instead of 247 at 5-minute ones (after 28 simulated days). With buckets shorter than 15 minutes
+        # the watches rest with them (18 and 40-46 KB): an open bucket, checked every second for an early
+        # warning, is then answered from each watch's `EarlyWarningView` of the next buckets, and wakes
+        # the models only when a warning is due. Waking and putting back the watches too costs about
+        # 0.4 ms a close, 11 % more CPU an event of simulated traffic at 15 minutes: there, with the
+        # 64 KB target met without it, they stay awake (README, "Models per store").
+        self.rest_watches = bucket_ms < 900_000 if rest_watches is None else rest_watches
         self._forecasts: StoreForecasts | None = StoreForecasts(bucket_ms, horizon, tz, vertical, holidays)
         self._watches: dict[str, StoreWatch] | None = {}
         self.primary: dict[str, str] | None = {}  # incident family -> id of the open alert that speaks for it
         self.folded: set[str] | None = set()  # ids of alerts folded into their family's open one
-        self._asleep: bytes | None = None  # the four above, compressed, while they rest
+        self._asleep: bytes | None = None  # those of the four above that rest, compressed
         self._views: dict[str, EarlyWarningView] | None = None  # per series, while they rest
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -149,44 +157,48 @@ class StoreModels:
             state["_watches"] = state.pop("watches")
         state.setdefault("_asleep", None)
         state.setdefault("_views", None)
+        state.setdefault("rest_watches", state["bucket_ms"] < 900_000)
         self.__dict__.update(state)
 
     def _wake(self) -> None:
         """The models back in memory, from their bytes, if they rest (`rest`)."""
         if self._asleep is not None:
-            awake = pickled.load(self._asleep, dict)
-            for name in _AWAKE:
-                setattr(self, name, awake[name])
+            for name, value in pickled.load(self._asleep, dict).items():
+                setattr(self, name, value)
             self._asleep = self._views = None
 
     @property
     def forecasts(self) -> StoreForecasts:
-        """The store's forecasters (woken if the models rest)."""
-        self._wake()
+        """The store's forecasters (woken if they rest)."""
+        if self._forecasts is None:
+            self._wake()
         assert self._forecasts is not None
         return self._forecasts
 
     @property
     def watches(self) -> dict[str, StoreWatch]:
-        """The store's watches by series (woken if the models rest)."""
-        self._wake()
+        """The store's watches by series (woken if they rest)."""
+        if self._watches is None:
+            self._wake()
         assert self._watches is not None
         return self._watches
 
     def rest(self) -> None:
-        """Keep the models as compressed bytes until the next close, and each watch's view of the next buckets.
+        """Keep the forecasters (and the watches, see `__init__`) as compressed bytes until the next close.
 
-        The views cover `_VIEWED` buckets after the last one learned: the open ones (the next, and
-        the one after it while the next waits out its grace).
+        Resting watches leave each a view of the next `_VIEWED` buckets after the last one learned:
+        the open ones (the next, and the one after it while the next waits out its grace).
         """
         if self._asleep is not None:
             return
         assert self._watches is not None and self._forecasts is not None
-        last = self._forecasts.last_ms
-        self._views = {} if last is None else {
-            series: watch.partial_view(last + self.bucket_ms, _VIEWED) for series, watch in self._watches.items()}
-        self._asleep = pickled.dump({name: getattr(self, name) for name in _AWAKE}, level=1)
-        for name in _AWAKE:
+        resting = _WHOLE if self.rest_watches else _FORECASTERS
+        if self.rest_watches:
+            last = self._forecasts.last_ms
+            self._views = {} if last is None else {
+                series: watch.partial_view(last + self.bucket_ms, _VIEWED) for series, watch in self._watches.items()}
+        self._asleep = pickled.dump({name: getattr(self, name) for name in resting}, level=1)
+        for name in resting:
             setattr(self, name, None)
 
     @property
@@ -279,7 +291,8 @@ class StoreModels:
         is both `arrivals_low` and `sensor_silent`. The first alert of the family speaks for
         the incident; the others, folded into it, stay silent until they resolve.
         """
-        self._wake()
+        if self.primary is None:
+            self._wake()
         primary_of, folded = self.primary, self.folded
         assert primary_of is not None and folded is not None
         out = []

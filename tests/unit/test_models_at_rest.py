@@ -38,9 +38,10 @@ def outcome(result) -> tuple:
              for p in result.forecasts], result.alerts)
 
 
-def test_resting_models_match_models_always_awake() -> None:
+@pytest.mark.parametrize("rest_watches", [True, False])
+def test_resting_models_match_models_always_awake(rest_watches: bool) -> None:
     rng = random.Random(11)
-    resting = StoreModels("s", QUARTER, horizon=12, vertical="retail")
+    resting = StoreModels("s", QUARTER, horizon=12, vertical="retail", rest_watches=rest_watches)
     awake = AlwaysAwake("s", QUARTER, horizon=12, vertical="retail")
     for i in range(6 * 96):
         start, kpis = MONDAY + i * QUARTER, counts(i, rng)
@@ -49,12 +50,14 @@ def test_resting_models_match_models_always_awake() -> None:
             awake.check_partial(start + QUARTER // 2, start, partial)
         assert outcome(resting.learn_bucket(start, kpis, occupancy=2.0)) == \
             outcome(awake.learn_bucket(start, kpis, occupancy=2.0)), i
-        assert resting._forecasts is None and resting._watches is None and resting._asleep is not None
+        assert resting._forecasts is None and resting._asleep is not None
+        assert (resting._watches is None) is rest_watches
         if i % 97 == 40:
             resting = StoreModels.from_bytes(resting.to_bytes())
 
 
-def test_resting_models_warn_early_as_models_always_awake() -> None:
+@pytest.mark.parametrize("rest_watches", [True, False])
+def test_resting_models_warn_early_as_models_always_awake(rest_watches: bool) -> None:
     """Past the watches' two weeks of warm-up, early-warning checks of the next buckets agree.
 
     The resting models answer the first three buckets after the last closed one from their views
@@ -63,7 +66,7 @@ def test_resting_models_warn_early_as_models_always_awake() -> None:
     """
     rng = random.Random(7)
     hour = 4 * QUARTER
-    resting = StoreModels("s", hour, horizon=8, vertical="retail")
+    resting = StoreModels("s", hour, horizon=8, vertical="retail", rest_watches=rest_watches)
     awake = AlwaysAwake("s", hour, horizon=8, vertical="retail")
     warnings = 0
     for i in range(18 * 24):
@@ -110,9 +113,14 @@ def test_models_saved_by_an_older_version_continue_exactly(version: str) -> None
     for i in range(3 * 96):
         awake.learn_bucket(MONDAY + i * QUARTER, counts(i, rng), occupancy=1.0)
     restored = StoreModels.from_bytes(saved_by_an_older_version(awake, version))
-    assert restored._asleep is not None and restored._watches is None
+    assert restored._asleep is not None and restored._forecasts is None
     reference = AlwaysAwake.from_bytes(pickled.dump(awake))
     for i in range(3 * 96, 4 * 96):
         start, kpis = MONDAY + i * QUARTER, counts(i, rng)
         assert outcome(restored.learn_bucket(start, kpis, occupancy=1.0)) == \
             outcome(reference.learn_bucket(start, kpis, occupancy=1.0)), i
+
+
+def test_the_watches_rest_by_default_only_with_buckets_shorter_than_15_minutes() -> None:
+    assert [StoreModels("s", minutes * 60_000, horizon=4).rest_watches for minutes in (1, 5, 14, 15, 30, 60)] == \
+        [True, True, True, False, False, False]
