@@ -45,7 +45,7 @@ __all__ = ["ModelsOutcome", "StoreModels"]
 
 HOUR_MS = 3_600_000
 
-#: The first bytes of a saved `StoreModels` whose forecasters are kept apart (`StoreModels.to_bytes`). A
+#: The first bytes of a saved `StoreModels` whose resting bytes are kept apart (`StoreModels.to_bytes`). A
 #: zlib stream, as the one pickle of an older save is, starts with 0x78: never these.
 _SAVED_MAGIC = b"FFm3"
 #: The same for a save whose forecasters alone rested apart (the watches inside the pickle): still read.
@@ -132,7 +132,7 @@ class StoreModels:
         # The models work only when a bucket closes. Between closes the forecasters rest as a compressed
         # pickle (`rest`): a retail store's models took 52 KB instead of 128 at 15-minute buckets, 87-94
         # instead of 247 at 5-minute ones (after 28 simulated days). With buckets shorter than 15 minutes
-        # the watches rest with them (18 and 40-46 KB): an open bucket, checked every second for an early
+        # the watches rest with them (40-46 KB at 5 minutes): an open bucket, checked every second for an early
         # warning, is then answered from each watch's `EarlyWarningView` of the next buckets, and wakes
         # the models only when a warning is due. Waking and putting back the watches too costs about
         # 0.4 ms a close, 11 % more CPU an event of simulated traffic at 15 minutes: there, with the
