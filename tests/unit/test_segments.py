@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from footfall.operators.pipeline.segments_stage import CustomerSegments
+from footfall.operators.pipeline.segments_stage import CustomerSegments, StoreSegments
 from footfall.operators.pipeline.stage import ClosedBucket, StoreContext
 from footfall.operators.segments import (
     TILL_FEATURES,
@@ -241,13 +241,21 @@ def test_state_round_trip_gives_the_same_assignments() -> None:
     assert restored.to_state() == stage.to_state()
 
 
-def test_a_visit_is_linked_to_a_spend_by_its_visitor_id() -> None:
+def stage_with_a_visit() -> tuple[StoreContext, StoreSegments, int]:
+    """A retail store's segments stage at 10:00 on a Monday, one visit (by `dev-0`) just ended.
+
+    Customers are remembered once the store has visits (a store without them has no spend to link).
+    """
     ctx = StoreContext("s1", HOUR_MS, TZ, vertical="retail")
     stage = CustomerSegments(min_events=10, min_days=0).build(ctx, None)
     t = int((MONDAY + dt.timedelta(hours=10)).timestamp() * 1000)
-    # Customers are remembered once the store has visits (a store without them has no spend to link).
     stage.on_event(VisitEvent(event_id="v0", store_id="s1", ts_ms=t - 1000, region=None, zone=None, vertical="retail",
                               action="leave", visit_id="v0", visitor_id="dev-0", dwell_s=60.0), ctx)
+    return ctx, stage, t
+
+
+def test_a_visit_is_linked_to_a_spend_by_its_visitor_id() -> None:
+    ctx, stage, t = stage_with_a_visit()
     pay = PosEvent(event_id="p", store_id="s1", ts_ms=t, region=None, zone=None, vertical="retail",
                    transaction_id="t", amount=24.0, items=2, currency=None, till_id=None, customer_id="dev-1")
     stage.on_event(pay, ctx)
@@ -322,11 +330,7 @@ def test_pipeline_publishes_valid_segments_records_and_restores_its_stage() -> N
 def test_remembered_payers_stay_within_the_bound_and_the_visit_length() -> None:
     from footfall.operators.pipeline.segments_stage import MAX_CUSTOMERS, MAX_VISIT_MS
 
-    ctx = StoreContext("s1", HOUR_MS, TZ, vertical="retail")
-    stage = CustomerSegments(min_events=10, min_days=0).build(ctx, None)
-    t = int((MONDAY + dt.timedelta(hours=10)).timestamp() * 1000)
-    stage.on_event(VisitEvent(event_id="v0", store_id="s1", ts_ms=t - 1000, region=None, zone=None, vertical="retail",
-                              action="leave", visit_id="v0", visitor_id="dev-0", dwell_s=60.0), ctx)
+    ctx, stage, t = stage_with_a_visit()
     paid: dict[str, int] = {}  # brute force: customer -> when they paid, oldest first
     for i in range(MAX_CUSTOMERS + 50):  # one payer a second: past the bound, within a visit's length
         customer, ts = f"dev-{i % (MAX_CUSTOMERS + 30)}", t + i * 1000
